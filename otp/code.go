@@ -1,0 +1,68 @@
+package otp
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// Code is an OTP code. Its String and LogValue hide it, so passing one to a
+// logger or a format verb cannot leak it; Reveal gives the digits.
+type Code string
+
+// String hides the code.
+func (Code) String() string { return "[REDACTED]" }
+
+// LogValue hides the code from slog.
+func (Code) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
+
+// Reveal returns the digits, for the SMS text and the hash only.
+func (c Code) Reveal() string { return string(c) }
+
+// NewCode returns n decimal digits read from r (crypto/rand in production).
+// Each digit comes from one byte below 250 (bytes 250-255 are discarded), so
+// every digit is uniform: there is no modulo bias.
+func NewCode(r io.Reader, n int) (Code, error) {
+	if n < 1 || n > 16 {
+		return "", fmt.Errorf("otp: code length %d out of range", n)
+	}
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+n/2+2)
+	for len(out) < n {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", fmt.Errorf("otp: read random: %w", err)
+		}
+		for _, b := range buf {
+			if b < 250 && len(out) < n {
+				out = append(out, '0'+b%10)
+			}
+		}
+	}
+	return Code(out), nil
+}
+
+// hashCode returns HMAC-SHA256(secret, key || 0 || code): binding the hash to
+// the record key means a stored hash says nothing about another number's code.
+func hashCode(secret []byte, key string, code string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(key))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+// newRequestID returns 12 random bytes in hex.
+func newRequestID(r io.Reader) (string, error) {
+	var b [12]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("otp: request id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// defaultRand is the source of codes and ids in production.
+var defaultRand io.Reader = rand.Reader

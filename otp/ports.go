@@ -1,0 +1,64 @@
+package otp
+
+import "context"
+
+// Store persists OTP records and messages. Implementations must be safe for
+// concurrent use and durable: a nil error means the write is on disk.
+type Store interface {
+	// GetOTP returns the record stored under key, or ErrNotFound when there is
+	// none or it has expired.
+	GetOTP(ctx context.Context, key string) (Record, error)
+	// SaveSend, in one transaction, loads the record under key, lets fn
+	// update it (found reports whether a live record exists) and writes it,
+	// and writes msg, applying any receipt that arrived for msg's parts
+	// before this call. It returns msg as stored. The transaction is retried
+	// on conflict, so fn may run more than once.
+	SaveSend(ctx context.Context, key string, msg Message, fn func(rec *Record, found bool)) (Message, error)
+	// UpdateOTP loads the record under key inside one transaction and calls
+	// fn with it (found reports whether a live record exists). What fn
+	// returns decides what is written: Keep writes nothing, Put writes *rec,
+	// Delete removes the key. The transaction is retried on conflict, so fn
+	// may run more than once and must not have side effects. UpdateOTP
+	// returns fn's error once the change is committed.
+	UpdateOTP(ctx context.Context, key string, fn func(rec *Record, found bool) (Change, error)) error
+}
+
+// ReceiptStore records delivery receipts against messages.
+type ReceiptStore interface {
+	// ApplyReceipt records r against the message part whose id matches
+	// r.MessageID (see IDForms) and returns the updated message. When no
+	// message matches yet it keeps the receipt so that a later SaveSend
+	// applies it, and reports matched false. A receipt that repeats one
+	// already applied, or a non-final state after a final one, changes
+	// nothing (changed false).
+	ApplyReceipt(ctx context.Context, r Receipt) (msg Message, matched, changed bool, err error)
+	// Message returns the message of requestID, or ErrRequestNotFound.
+	Message(ctx context.Context, requestID string) (Message, error)
+	// MarkVerified sets Verified on the message of requestID.
+	MarkVerified(ctx context.Context, requestID string) error
+}
+
+// Change says what UpdateOTP writes back.
+type Change int
+
+// The changes UpdateOTP can make.
+const (
+	Keep Change = iota
+	Put
+	Delete
+)
+
+// Sender hands an SMS to a carrier. It returns once a carrier acknowledged
+// every part (submit_sm_resp OK), or ErrUpstreamDown when no carrier of the
+// route could take it before ctx's deadline, or ErrInvalidNumber when a
+// carrier rejected the destination permanently.
+type Sender interface {
+	Send(ctx context.Context, sms SMS) (Sent, error)
+}
+
+// Limiter is a keyed token bucket.
+type Limiter interface {
+	// Allow takes one token from the bucket of key, refilled at perSecond up
+	// to burst, and reports whether there was one.
+	Allow(key string, perSecond float64, burst int) bool
+}

@@ -1,0 +1,372 @@
+package otp
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/otpgate/otpgate/phone"
+)
+
+// Channel is the only delivery channel the API knows.
+const Channel = "smsotp"
+
+// Service carries out send-otp, verify-otp and status requests. It is safe
+// for concurrent use; Swap replaces its settings while requests run.
+type Service struct {
+	settings atomic.Pointer[Settings]
+	store    Store
+	receipts ReceiptStore
+	sender   Sender
+	limiter  Limiter
+	secret   []byte
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+
+	mu       sync.Mutex
+	inflight map[string]struct{} // record keys with a send in progress
+}
+
+// Deps are what a Service needs. Now and Rand default to time.Now and
+// crypto/rand; Logger to a discarding logger.
+type Deps struct {
+	Store    Store
+	Receipts ReceiptStore
+	Sender   Sender
+	Limiter  Limiter
+	Secret   []byte // HMAC key for code hashes, at least 32 bytes
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
+}
+
+// NewService returns a Service with the given settings.
+func NewService(s *Settings, d Deps) (*Service, error) {
+	if s == nil || d.Store == nil || d.Receipts == nil || d.Sender == nil || d.Limiter == nil {
+		return nil, errors.New("otp: new service: missing dependency")
+	}
+	if len(d.Secret) < 32 {
+		return nil, errors.New("otp: new service: secret shorter than 32 bytes")
+	}
+	svc := &Service{store: d.Store, receipts: d.Receipts, sender: d.Sender, limiter: d.Limiter,
+		secret: d.Secret, log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{}}
+	if svc.log == nil {
+		svc.log = slog.New(slog.DiscardHandler)
+	}
+	if svc.now == nil {
+		svc.now = time.Now
+	}
+	if svc.rand == nil {
+		svc.rand = defaultRand
+	}
+	svc.settings.Store(s)
+	return svc, nil
+}
+
+// Swap installs new settings for the requests that start after it.
+func (s *Service) Swap(st *Settings) { s.settings.Store(st) }
+
+// Settings returns the settings in force.
+func (s *Service) Settings() *Settings { return s.settings.Load() }
+
+// Authenticate returns the id of the client whose API key is key:
+// ErrNoAPIKey when key is empty, ErrInvalidAPIKey when no client has it.
+func (s *Service) Authenticate(key string) (string, error) {
+	if key == "" {
+		return "", ErrNoAPIKey
+	}
+	id, ok := s.settings.Load().authenticate(key)
+	if !ok {
+		return "", ErrInvalidAPIKey
+	}
+	return id, nil
+}
+
+// SendRequest is a send-otp call. AuthClientID is the client of the API key.
+type SendRequest struct {
+	AuthClientID string
+	ClientID     string
+	PhoneNumber  string
+	Channel      string
+	CustomTextID string
+}
+
+// SendResult is what a successful send returns.
+type SendResult struct {
+	RequestID string
+	Carrier   string
+	Masked    string // masked number, for logs
+}
+
+// Send generates a code, hands the SMS to a carrier and, once the carrier
+// acknowledged it, stores the code's HMAC durably. Errors: ErrCustomerNotFound,
+// ErrUnprocessable (channel), ErrTooManyRequests, ErrInvalidNumber,
+// ErrCustomTextNotFound, ErrBlocked, ErrUpstreamDown; anything else is an
+// internal failure.
+func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
+	st := s.settings.Load()
+	c, err := st.client(req.AuthClientID, req.ClientID)
+	if err != nil {
+		return SendResult{}, err
+	}
+	if req.Channel != Channel {
+		return SendResult{}, ErrUnprocessable
+	}
+	if !s.limiter.Allow("client/"+c.ID, c.RatePerSecond, c.RateBurst) {
+		return SendResult{}, fmt.Errorf("%w: client rate", ErrTooManyRequests)
+	}
+	num, err := st.number(c, req.PhoneNumber)
+	if err != nil {
+		return SendResult{}, err
+	}
+	res := SendResult{Masked: num.Masked()}
+	tpl, ok := c.template(req.CustomTextID)
+	if !ok {
+		return res, ErrCustomTextNotFound
+	}
+	key := RecordKey(c.ID, num.E164())
+	if !s.acquire(key) {
+		return res, fmt.Errorf("%w: send in progress", ErrTooManyRequests)
+	}
+	defer s.release(key)
+
+	now := s.now()
+	rec, err := s.store.GetOTP(ctx, key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return res, err
+	}
+	if err := st.Policy.checkResend(rec.Sends, now); err != nil {
+		return res, err
+	}
+	code, err := NewCode(s.rand, tpl.Length())
+	if err != nil {
+		return res, err
+	}
+	reqID, err := newRequestID(s.rand)
+	if err != nil {
+		return res, err
+	}
+	res.RequestID = reqID
+
+	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
+	sent, err := s.sender.Send(sctx, SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
+		Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()})
+	cancel()
+	if err != nil {
+		if errors.Is(err, ErrInvalidNumber) {
+			return res, err
+		}
+		return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
+	}
+	res.Carrier = sent.Carrier
+
+	hash := hashCode(s.secret, key, code.Reveal())
+	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(),
+		Carrier: sent.Carrier, SubmittedAt: now}
+	for _, id := range sent.MessageIDs {
+		msg.Parts = append(msg.Parts, Part{MessageID: id, State: StateAccepted})
+	}
+	// The carrier has the message: store it even if the caller went away.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer wcancel()
+	_, err = s.store.SaveSend(wctx, key, msg, func(r *Record, found bool) {
+		if !found {
+			*r = Record{Key: key}
+		}
+		st.Policy.expireAttempts(r, now)
+		r.CodeHash = hash
+		r.ExpiresAt = now.Add(st.Policy.TTL)
+		r.RequestID = reqID
+		r.Sends = append(pruneSends(r.Sends, now), now)
+		r.KeepUntil = st.Policy.keepUntil(r)
+	})
+	if err != nil {
+		return res, fmt.Errorf("otp: save send: %w", err)
+	}
+	return res, nil
+}
+
+// VerifyRequest is a verify-otp call.
+type VerifyRequest struct {
+	AuthClientID string
+	ClientID     string
+	PhoneNumber  string
+	OTP          string
+}
+
+// VerifyResult describes a verification.
+type VerifyResult struct {
+	RequestID string // the send whose code matched
+	Masked    string
+}
+
+// Verify checks a code in one store transaction. Errors: ErrCustomerNotFound,
+// ErrTooManyRequests (client rate), ErrInvalidNumber, ErrBlocked,
+// ErrNotFound, ErrMaxAttempts, ErrInvalidOTP.
+func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
+	st := s.settings.Load()
+	c, err := st.client(req.AuthClientID, req.ClientID)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if !s.limiter.Allow("client/"+c.ID, c.RatePerSecond, c.RateBurst) {
+		return VerifyResult{}, fmt.Errorf("%w: client rate", ErrTooManyRequests)
+	}
+	num, err := st.number(c, req.PhoneNumber)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	res := VerifyResult{Masked: num.Masked()}
+	key := RecordKey(c.ID, num.E164())
+	p := st.Policy
+	err = s.store.UpdateOTP(ctx, key, func(r *Record, found bool) (Change, error) {
+		if !found {
+			return Keep, ErrNotFound
+		}
+		now := s.now()
+		if r.Attempts >= p.MaxAttempts && now.Before(r.LastFailAt.Add(p.TTL)) {
+			return Keep, ErrMaxAttempts
+		}
+		p.expireAttempts(r, now)
+		if r.CodeHash == nil || !now.Before(r.ExpiresAt) {
+			return p.settle(r), ErrNotFound
+		}
+		if !hmac.Equal(hashCode(s.secret, key, req.OTP), r.CodeHash) {
+			r.Attempts++
+			r.LastFailAt = now
+			r.KeepUntil = p.keepUntil(r)
+			return Put, ErrInvalidOTP
+		}
+		res.RequestID = r.RequestID
+		r.CodeHash, r.ExpiresAt, r.RequestID = nil, time.Time{}, ""
+		r.Attempts, r.LastFailAt = 0, time.Time{}
+		return p.settle(r), nil
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := s.receipts.MarkVerified(ctx, res.RequestID); err != nil && !errors.Is(err, ErrRequestNotFound) {
+		s.log.Warn("mark verified failed", "request_id", res.RequestID, "error", err)
+	}
+	return res, nil
+}
+
+// Status returns the message of requestID if it belongs to the client of
+// the key: ErrRequestNotFound otherwise.
+func (s *Service) Status(ctx context.Context, authClientID, requestID string) (Message, error) {
+	if requestID == "" || len(requestID) > 64 {
+		return Message{}, ErrRequestNotFound
+	}
+	m, err := s.receipts.Message(ctx, requestID)
+	if err != nil {
+		return Message{}, err
+	}
+	if m.ClientID != authClientID {
+		return Message{}, ErrRequestNotFound
+	}
+	return m, nil
+}
+
+func (st *Settings) client(authID, bodyID string) (*client, error) {
+	c, ok := st.clients[bodyID]
+	if !ok || authID != bodyID {
+		return nil, ErrCustomerNotFound
+	}
+	return c, nil
+}
+
+func (st *Settings) number(c *client, raw string) (phone.Number, error) {
+	num, err := phone.Parse(raw)
+	if err != nil {
+		return phone.Number{}, ErrInvalidNumber
+	}
+	if _, blocked := st.blocked[num.E164()]; blocked {
+		return num, ErrBlocked
+	}
+	if !c.allows(num.Country) {
+		return num, ErrInvalidNumber
+	}
+	return num, nil
+}
+
+func (s *Service) acquire(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.inflight[key]; busy {
+		return false
+	}
+	s.inflight[key] = struct{}{}
+	return true
+}
+
+func (s *Service) release(key string) {
+	s.mu.Lock()
+	delete(s.inflight, key)
+	s.mu.Unlock()
+}
+
+// checkResend applies resend_interval and max_per_number_per_hour to the
+// send history.
+func (p Policy) checkResend(sends []time.Time, now time.Time) error {
+	sends = pruneSends(sends, now)
+	if n := len(sends); n > 0 && now.Sub(sends[n-1]) < p.ResendInterval {
+		return fmt.Errorf("%w: resend interval", ErrTooManyRequests)
+	}
+	if p.MaxPerNumberPerHour > 0 && len(sends) >= p.MaxPerNumberPerHour {
+		return fmt.Errorf("%w: hourly cap", ErrTooManyRequests)
+	}
+	return nil
+}
+
+// pruneSends drops sends older than an hour.
+func pruneSends(sends []time.Time, now time.Time) []time.Time {
+	i := 0
+	for i < len(sends) && !sends[i].After(now.Add(-time.Hour)) {
+		i++
+	}
+	return append([]time.Time(nil), sends[i:]...)
+}
+
+// expireAttempts forgets wrong guesses once ttl has passed since the last.
+func (p Policy) expireAttempts(r *Record, now time.Time) {
+	if r.Attempts > 0 && !now.Before(r.LastFailAt.Add(p.TTL)) {
+		r.Attempts, r.LastFailAt = 0, time.Time{}
+	}
+}
+
+// keepUntil is when the record stops mattering: the code expired, the
+// wrong-guess count lapsed and the last send left the hourly window.
+func (p Policy) keepUntil(r *Record) time.Time {
+	var t time.Time
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	if r.CodeHash != nil {
+		later(r.ExpiresAt)
+	}
+	if r.Attempts > 0 {
+		later(r.LastFailAt.Add(p.TTL))
+	}
+	if n := len(r.Sends); n > 0 {
+		later(r.Sends[n-1].Add(time.Hour))
+	}
+	return t
+}
+
+// settle recomputes KeepUntil and says whether to put or delete the record.
+func (p Policy) settle(r *Record) Change {
+	r.KeepUntil = p.keepUntil(r)
+	if r.KeepUntil.IsZero() {
+		return Delete
+	}
+	return Put
+}
