@@ -1,0 +1,327 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// MaxBodyBytes caps a request body; a larger one is answered 413.
+const MaxBodyBytes = 64 << 10
+
+// Options are what the HTTP layer needs besides the service.
+type Options struct {
+	Logger *slog.Logger
+	// Ready reports whether the gateway can serve (store open, a carrier
+	// bound); nil means always ready.
+	Ready func() error
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
+	// Observe, when set, is called once per request with the route
+	// template, the HTTP status and the duration (for metrics).
+	Observe func(route string, status int, d time.Duration)
+}
+
+type handler struct {
+	svc  *otp.Service
+	log  *slog.Logger
+	opts Options
+}
+
+// Context keys that handlers fill for the request log line.
+const (
+	keyClient  = "otpgate.client"
+	keyNumber  = "otpgate.number"
+	keyCarrier = "otpgate.carrier"
+	keyOutcome = "otpgate.outcome"
+	keyReqID   = "otpgate.request_id"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New returns the HTTP handler of the API.
+func New(svc *otp.Service, opts Options) http.Handler {
+	h := &handler{svc: svc, log: opts.Logger, opts: opts}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(h.logRequests, h.recover)
+	r.NoRoute(func(c *gin.Context) { h.writeError(c, errRouteNotFound) })
+	r.NoMethod(func(c *gin.Context) { h.writeError(c, errMethodNotAllowed) })
+
+	v3 := r.Group("/api/v3/otp-verification", h.authenticate)
+	v3.POST("/send-otp", h.sendOTP)
+	v3.POST("/verify-otp", h.verifyOTP)
+	v3.GET("/status/:requestId", h.status)
+
+	r.GET("/healthz", func(c *gin.Context) { c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ok"}`)) })
+	r.GET("/readyz", h.ready)
+	if opts.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(opts.Metrics))
+	}
+	return r
+}
+
+// logRequests writes one line per request and feeds Observe.
+func (h *handler) logRequests(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-Id")
+	if id == "" || len(id) > 64 || !printable(id) {
+		id = newID()
+	}
+	c.Set(keyReqID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+	d := time.Since(start)
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	if h.opts.Observe != nil {
+		h.opts.Observe(route, status, d)
+	}
+	outcome := c.GetString(keyOutcome)
+	if outcome == "" {
+		outcome = "ok"
+	}
+	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+		slog.String("request_id", id),
+		slog.String("method", c.Request.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.String("client", c.GetString(keyClient)),
+		slog.String("number", c.GetString(keyNumber)),
+		slog.String("carrier", c.GetString(keyCarrier)),
+		slog.String("outcome", outcome),
+		slog.Float64("latency_ms", float64(d.Microseconds())/1000),
+	)
+}
+
+// recover turns a panic into a logged 500 with no detail.
+func (h *handler) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("panic in handler", "route", c.FullPath(), "panic", p)
+			c.Set(keyOutcome, "internal_error")
+			c.Data(internalError.status, "application/json; charset=utf-8", internalError.body)
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// authenticate resolves the API key to a client id.
+func (h *handler) authenticate(c *gin.Context) {
+	key := strings.TrimSpace(c.GetHeader("Authorization"))
+	if len(key) >= 6 && strings.EqualFold(key[:6], "bearer") && (len(key) == 6 || key[6] == ' ') {
+		key = strings.TrimSpace(key[6:])
+	}
+	id, err := h.svc.Authenticate(key)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.Set(keyClient, id)
+	c.Next()
+}
+
+type sendBody struct {
+	ClientID     *string `json:"clientId"`
+	PhoneNumber  *string `json:"phoneNumber"`
+	Channel      *string `json:"channel"`
+	CustomTextID *string `json:"customTextId"`
+}
+
+type verifyBody struct {
+	ClientID    *string `json:"clientId"`
+	PhoneNumber *string `json:"phoneNumber"`
+	OTP         *string `json:"otp"`
+}
+
+func (h *handler) sendOTP(c *gin.Context) {
+	var b sendBody
+	if err := h.decode(c, &b); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if !present(b.ClientID, b.PhoneNumber, b.Channel, b.CustomTextID) {
+		h.writeError(c, otp.ErrUnprocessable)
+		return
+	}
+	res, err := h.svc.Send(c.Request.Context(), otp.SendRequest{
+		AuthClientID: c.GetString(keyClient), ClientID: *b.ClientID, PhoneNumber: *b.PhoneNumber,
+		Channel: *b.Channel, CustomTextID: *b.CustomTextID,
+	})
+	c.Set(keyNumber, res.Masked)
+	c.Set(keyCarrier, res.Carrier)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	h.writeJSON(c, struct {
+		Result struct {
+			Status            int    `json:"status"`
+			StatusDescription string `json:"statusDescription"`
+			RequestID         string `json:"requestId"`
+		} `json:"result"`
+	}{Result: struct {
+		Status            int    `json:"status"`
+		StatusDescription string `json:"statusDescription"`
+		RequestID         string `json:"requestId"`
+	}{200, "Success OTP sent", res.RequestID}})
+}
+
+var verifiedBody = []byte(`{"result":{"status":200,"statusDescription":"OTP verified"}}`)
+
+func (h *handler) verifyOTP(c *gin.Context) {
+	var b verifyBody
+	if err := h.decode(c, &b); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if !present(b.ClientID, b.PhoneNumber, b.OTP) {
+		h.writeError(c, otp.ErrUnprocessable)
+		return
+	}
+	res, err := h.svc.Verify(c.Request.Context(), otp.VerifyRequest{
+		AuthClientID: c.GetString(keyClient), ClientID: *b.ClientID, PhoneNumber: *b.PhoneNumber, OTP: *b.OTP,
+	})
+	c.Set(keyNumber, res.Masked)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.Data(200, "application/json; charset=utf-8", verifiedBody)
+}
+
+type statusResult struct {
+	Status      int    `json:"status"`
+	RequestID   string `json:"requestId"`
+	ClientID    string `json:"clientId"`
+	PhoneNumber string `json:"phoneNumber"`
+	Carrier     string `json:"carrier"`
+	State       string `json:"state"`
+	Error       string `json:"error"`
+	SubmittedAt string `json:"submittedAt"`
+	DoneAt      string `json:"doneAt"`
+	Verified    bool   `json:"verified"`
+}
+
+func (h *handler) status(c *gin.Context) {
+	m, err := h.svc.Status(c.Request.Context(), c.GetString(keyClient), c.Param("requestId"))
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.Set(keyNumber, m.Display)
+	c.Set(keyCarrier, m.Carrier)
+	state, code, done := m.Summary()
+	r := statusResult{Status: 200, RequestID: m.RequestID, ClientID: m.ClientID, PhoneNumber: m.Display,
+		Carrier: m.Carrier, State: string(state), Error: code, SubmittedAt: m.SubmittedAt.UTC().Format(time.RFC3339),
+		Verified: m.Verified}
+	if !done.IsZero() {
+		r.DoneAt = done.UTC().Format(time.RFC3339)
+	}
+	h.writeJSON(c, struct {
+		Result statusResult `json:"result"`
+	}{r})
+}
+
+func (h *handler) ready(c *gin.Context) {
+	if h.opts.Ready != nil {
+		if err := h.opts.Ready(); err != nil {
+			b, _ := jsonMarshal(struct {
+				Status string `json:"status"`
+				Reason string `json:"reason"`
+			}{"unavailable", err.Error()})
+			c.Data(503, "application/json; charset=utf-8", b)
+			return
+		}
+	}
+	c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ready"}`))
+}
+
+// decode reads at most MaxBodyBytes and decodes one JSON object into dst.
+// Anything else (not JSON, not an object, a field of the wrong type,
+// trailing data) is ErrUnprocessable; a larger body is errBodyTooLarge.
+func (h *handler) decode(c *gin.Context, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errBodyTooLarge
+		}
+		return otp.ErrUnprocessable
+	}
+	return DecodeBody(body, dst)
+}
+
+// DecodeBody decodes one JSON object into dst (a pointer to a struct of
+// *string fields), with the errors of decode.
+func DecodeBody(body []byte, dst any) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return otp.ErrUnprocessable
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(dst); err != nil {
+		return otp.ErrUnprocessable
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return otp.ErrUnprocessable
+	}
+	return nil
+}
+
+// present reports whether every field was given as a non-empty string.
+func present(fields ...*string) bool {
+	for _, f := range fields {
+		if f == nil || *f == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *handler) writeJSON(c *gin.Context, v any) {
+	b, err := jsonMarshal(v)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.Data(200, "application/json; charset=utf-8", b)
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,444 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/phone"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the YAML configuration file (DESIGN.md, "Configuration").
+type Config struct {
+	Listen         string          `yaml:"listen"`
+	DataDir        string          `yaml:"data_dir"`
+	SecretFile     string          `yaml:"secret_file"`
+	SubmitTimeout  Duration        `yaml:"submit_timeout"`
+	Log            LogConfig       `yaml:"log"`
+	OTP            OTPConfig       `yaml:"otp"`
+	Clients        []ClientConfig  `yaml:"clients"`
+	Carriers       []CarrierConfig `yaml:"carriers"`
+	Routes         []RouteConfig   `yaml:"routes"`
+	BlockedNumbers []string        `yaml:"blocked_numbers"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// OTPConfig is the `otp:` section.
+type OTPConfig struct {
+	TTL                 Duration `yaml:"ttl"`
+	MaxAttempts         int      `yaml:"max_attempts"`
+	ResendInterval      Duration `yaml:"resend_interval"`
+	MaxPerNumberPerHour int      `yaml:"max_per_number_per_hour"`
+}
+
+// ClientConfig is one entry of `clients:`.
+type ClientConfig struct {
+	ID             string            `yaml:"id"`
+	APIKeys        []string          `yaml:"api_keys"`
+	Sender         string            `yaml:"sender"`
+	Countries      []string          `yaml:"countries"`
+	Rate           RateConfig        `yaml:"rate"`
+	CustomTexts    map[string]string `yaml:"custom_texts"`
+	CallbackURL    string            `yaml:"callback_url"`
+	CallbackSecret Secret            `yaml:"callback_secret"`
+}
+
+// RateConfig is a token bucket.
+type RateConfig struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+// CarrierConfig is one entry of `carriers:`.
+type CarrierConfig struct {
+	Name       string  `yaml:"name"`
+	Address    string  `yaml:"address"`
+	SystemID   string  `yaml:"system_id"`
+	Password   Secret  `yaml:"password"`
+	SystemType string  `yaml:"system_type"`
+	Mode       string  `yaml:"mode"`
+	Binds      int     `yaml:"binds"`
+	TPS        float64 `yaml:"tps"`
+	Burst      int     `yaml:"burst"`
+	Window     int     `yaml:"window"`
+	TLS        bool    `yaml:"tls"`
+	Simulate   bool    `yaml:"simulate"`
+}
+
+// RouteConfig is one entry of `routes:`.
+type RouteConfig struct {
+	Countries []string `yaml:"countries"`
+	Prefixes  []string `yaml:"prefixes"`
+	Carriers  []string `yaml:"carriers"`
+}
+
+// Duration is a time.Duration written as "30s", "5m".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like \"30s\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Secret is a password or key from the config: it prints as [REDACTED].
+type Secret string
+
+// String hides the secret.
+func (Secret) String() string { return "[REDACTED]" }
+
+// GoString hides the secret from %#v.
+func (Secret) GoString() string { return "[REDACTED]" }
+
+// Defaults of keys left out.
+const (
+	defaultListen        = "127.0.0.1:8080"
+	defaultDataDir       = "./data"
+	defaultSubmitTimeout = 10 * time.Second
+	defaultTTL           = 5 * time.Minute
+	defaultMaxAttempts   = 5
+	defaultResend        = 30 * time.Second
+	defaultPerHour       = 5
+)
+
+// Problem is one thing wrong with a config file, and where.
+type Problem struct {
+	Path string // e.g. "clients[1].custom_texts.41"
+	Msg  string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Msg }
+
+// Problems is every problem found in a config file.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return "config: " + strings.Join(s, "; ")
+}
+
+// LoadConfig reads and checks the file at path. The error is a Problems
+// listing everything wrong, or a read/parse error.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return cfg, ps
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes YAML and fills defaults; unknown keys are errors.
+func ParseConfig(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg := defaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.setDefaults()
+	return &cfg, nil
+}
+
+// defaultConfig holds the value of every key a file leaves out; decoding
+// onto it keeps an explicit 0 (resend_interval: 0s means no interval).
+func defaultConfig() Config {
+	return Config{
+		Listen:        defaultListen,
+		DataDir:       defaultDataDir,
+		SubmitTimeout: Duration(defaultSubmitTimeout),
+		Log:           LogConfig{Level: "info", Format: "json"},
+		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
+			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour},
+	}
+}
+
+func (c *Config) setDefaults() {
+	if c.SecretFile == "" {
+		c.SecretFile = strings.TrimSuffix(c.DataDir, "/") + "/otp.secret"
+	}
+	for i := range c.Carriers {
+		k := &c.Carriers[i]
+		if k.Mode == "" {
+			k.Mode = "transceiver"
+		}
+		if k.Binds == 0 {
+			k.Binds = 1
+		}
+		if k.Burst == 0 {
+			k.Burst = 1
+		}
+		if k.Window == 0 {
+			k.Window = 10
+		}
+	}
+}
+
+// Validate lists every problem of the configuration with its place.
+func (c *Config) Validate() Problems {
+	var ps Problems
+	add := func(path, format string, a ...any) { ps = append(ps, Problem{path, fmt.Sprintf(format, a...)}) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen", "want host:port, got %q", c.Listen)
+	}
+	if c.SubmitTimeout <= 0 {
+		add("submit_timeout", "must be positive")
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "json", "text") {
+		add("log.format", "want json or text, got %q", c.Log.Format)
+	}
+	if c.OTP.TTL <= 0 {
+		add("otp.ttl", "must be positive")
+	}
+	if c.OTP.MaxAttempts < 1 {
+		add("otp.max_attempts", "must be at least 1")
+	}
+	if c.OTP.ResendInterval < 0 {
+		add("otp.resend_interval", "must not be negative")
+	}
+	if c.OTP.MaxPerNumberPerHour < 0 {
+		add("otp.max_per_number_per_hour", "must not be negative")
+	}
+
+	ids := map[string]int{}
+	keys := map[string]string{}
+	for i, cl := range c.Clients {
+		p := fmt.Sprintf("clients[%d]", i)
+		if cl.ID == "" {
+			add(p+".id", "missing")
+		} else if j, dup := ids[cl.ID]; dup {
+			add(p+".id", "duplicate of clients[%d].id %q", j, cl.ID)
+		} else {
+			ids[cl.ID] = i
+		}
+		if len(cl.APIKeys) == 0 {
+			add(p+".api_keys", "no key: the client could never authenticate")
+		}
+		for k, key := range cl.APIKeys {
+			kp := fmt.Sprintf("%s.api_keys[%d]", p, k)
+			if _, err := parseKeyHash(key); err != nil {
+				add(kp, "%v", err)
+			} else if other, dup := keys[key]; dup {
+				add(kp, "same key as %s", other)
+			} else {
+				keys[key] = kp
+			}
+		}
+		if cl.Sender == "" {
+			add(p+".sender", "missing")
+		} else if err := checkSender(cl.Sender); err != nil {
+			add(p+".sender", "%v", err)
+		}
+		if len(cl.Countries) == 0 {
+			add(p+".countries", "empty: list ISO codes or \"*\"")
+		}
+		for k, iso := range cl.Countries {
+			if iso == "*" {
+				continue
+			}
+			if _, ok := phone.CountryByISO(strings.ToUpper(iso)); !ok {
+				add(fmt.Sprintf("%s.countries[%d]", p, k), "unknown country %q", iso)
+			}
+		}
+		if cl.Rate.PerSecond < 0 || cl.Rate.Burst < 0 {
+			add(p+".rate", "must not be negative")
+		}
+		if cl.Rate.PerSecond > 0 && cl.Rate.Burst == 0 {
+			add(p+".rate.burst", "must be at least 1 when per_second is set")
+		}
+		for id, text := range cl.CustomTexts {
+			tp := p + ".custom_texts." + id
+			if _, clash := otp.DefaultTemplates[id]; clash {
+				add(tp, "id %q clashes with the default templates \"4\"..\"8\"", id)
+			}
+			if _, err := otp.ParseTemplate(text); err != nil {
+				add(tp, "%v", strings.TrimPrefix(err.Error(), "otp: "))
+			}
+		}
+		if (cl.CallbackURL == "") != (cl.CallbackSecret == "") {
+			add(p+".callback_secret", "callback_url and callback_secret go together")
+		}
+	}
+
+	names := map[string]int{}
+	for i, k := range c.Carriers {
+		p := fmt.Sprintf("carriers[%d]", i)
+		if k.Name == "" {
+			add(p+".name", "missing")
+		} else if j, dup := names[k.Name]; dup {
+			add(p+".name", "duplicate of carriers[%d].name %q", j, k.Name)
+		} else {
+			names[k.Name] = i
+		}
+		if !k.Simulate {
+			if _, _, err := net.SplitHostPort(k.Address); err != nil {
+				add(p+".address", "want host:port, got %q", k.Address)
+			}
+		}
+		if k.SystemID == "" {
+			add(p+".system_id", "missing")
+		}
+		if len(k.SystemID) > 15 {
+			add(p+".system_id", "longer than 15 characters (SMPP 3.4)")
+		}
+		if len(k.Password) > 8 {
+			add(p+".password", "longer than 8 characters (SMPP 3.4)")
+		}
+		if !oneOf(k.Mode, "transceiver", "transmitter+receiver") {
+			add(p+".mode", "want transceiver or transmitter+receiver, got %q", k.Mode)
+		}
+		if k.Binds < 1 {
+			add(p+".binds", "must be at least 1")
+		}
+		if k.TPS < 0 {
+			add(p+".tps", "must not be negative")
+		}
+		if k.Burst < 1 {
+			add(p+".burst", "must be at least 1")
+		}
+		if k.Window < 1 {
+			add(p+".window", "must be at least 1")
+		}
+	}
+	if len(c.Carriers) == 0 {
+		add("carriers", "none configured: no SMS could be sent")
+	}
+	if len(c.Routes) == 0 {
+		add("routes", "none configured: add one with countries: [\"*\"]")
+	}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if len(r.Countries) == 0 && len(r.Prefixes) == 0 {
+			add(p, "needs countries or prefixes")
+		}
+		for k, iso := range r.Countries {
+			if iso == "*" {
+				continue
+			}
+			if _, ok := phone.CountryByISO(strings.ToUpper(iso)); !ok {
+				add(fmt.Sprintf("%s.countries[%d]", p, k), "unknown country %q", iso)
+			}
+		}
+		for k, pre := range r.Prefixes {
+			if !validPrefix(pre) {
+				add(fmt.Sprintf("%s.prefixes[%d]", p, k), "want \"+\" and digits, got %q", pre)
+			}
+		}
+		if len(r.Carriers) == 0 {
+			add(p+".carriers", "empty")
+		}
+		for k, name := range r.Carriers {
+			if _, ok := names[name]; !ok {
+				add(fmt.Sprintf("%s.carriers[%d]", p, k), "unknown carrier %q", name)
+			}
+		}
+	}
+	for i, n := range c.BlockedNumbers {
+		if _, err := phone.Parse(n); err != nil {
+			add(fmt.Sprintf("blocked_numbers[%d]", i), "not a valid number %q", n)
+		}
+	}
+	return ps
+}
+
+// parseKeyHash reads "sha256:<64 hex>".
+func parseKeyHash(s string) ([sha256.Size]byte, error) {
+	var h [sha256.Size]byte
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return h, errors.New("want sha256:<hex> from `otpgate hash-key`")
+	}
+	b, err := hex.DecodeString(hexPart)
+	if err != nil || len(b) != sha256.Size {
+		return h, errors.New("want sha256: and 64 hex digits")
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// HashKey returns the config form of an API key.
+func HashKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func checkSender(s string) error {
+	if len(s) > 20 {
+		return errors.New("longer than 20 characters")
+	}
+	digits := true
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r == ' ', r == '-', r == '.', r == '_':
+			digits = false
+		default:
+			return fmt.Errorf("character %q not allowed", r)
+		}
+	}
+	if !digits && len(s) > 11 {
+		return errors.New("alphanumeric sender longer than 11 characters")
+	}
+	return nil
+}
+
+func validPrefix(p string) bool {
+	if len(p) < 2 || p[0] != '+' {
+		return false
+	}
+	for _, r := range p[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}

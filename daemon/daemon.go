@@ -1,0 +1,282 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/otpgate/otpgate/api"
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/phone"
+	"github.com/otpgate/otpgate/ratelimit"
+	"github.com/otpgate/otpgate/smpp"
+	"github.com/otpgate/otpgate/smpp/smsc"
+	"github.com/otpgate/otpgate/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// DrainTimeout bounds how long shutdown waits for in-flight HTTP requests.
+const DrainTimeout = 15 * time.Second
+
+// Daemon is a configured gateway, ready to Run.
+type Daemon struct {
+	cfg *Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	addr     net.Addr // listening address once Run has bound it
+	ready    chan struct{}
+	carriers map[string]*smpp.Carrier
+	db       *store.DB
+}
+
+// New checks cfg and returns a Daemon. logger may be nil.
+func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, ps
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{})}, nil
+}
+
+// Addr returns the HTTP listener's address; it is valid after Ready is closed.
+func (d *Daemon) Addr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.addr
+}
+
+// Ready is closed once the HTTP listener is bound and serving.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Run opens the store, starts the carriers and serves HTTP until ctx is
+// done; then it stops accepting requests, finishes those in flight, unbinds
+// the carriers and closes the store. Errors binding the listener or opening
+// the store come back at once.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	cfg := d.cfg
+	secret, err := loadSecret(cfg.SecretFile)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.DataDir, store.Options{Logger: d.log.With("component", "store")})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.db = db
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("daemon: listen: %w", err)
+	}
+	defer ln.Close()
+
+	// Simulated carriers: an in-process SMSC each, closed last.
+	var sims []*smsc.Server
+	defer func() {
+		for _, s := range sims {
+			s.Close()
+		}
+	}()
+	receipts := otp.NewReceipts(db, d.log.With("component", "receipts"))
+	carriers := make(map[string]*smpp.Carrier, len(cfg.Carriers))
+	for _, kc := range cfg.Carriers {
+		addr := kc.Address
+		if kc.Simulate {
+			sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: kc.SystemID, Password: string(kc.Password),
+				Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
+			if err != nil {
+				return fmt.Errorf("daemon: simulator for %s: %w", kc.Name, err)
+			}
+			sims = append(sims, sim)
+			addr = sim.Addr()
+		}
+		carriers[kc.Name] = smpp.NewCarrier(carrierConfig(kc, addr), receipts, d.log)
+	}
+	routes := make([]smpp.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = smpp.Route{Countries: upper(r.Countries), Prefixes: r.Prefixes, Carriers: r.Carriers}
+	}
+	router, err := smpp.NewRouter(routes, carriers, d.log.With("component", "router"))
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	settings, err := buildSettings(cfg)
+	if err != nil {
+		return err
+	}
+	limiter := ratelimit.New(nil)
+	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: router, Limiter: limiter,
+		Secret: secret, Logger: d.log.With("component", "otp")})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.carriers = carriers
+	d.addr = ln.Addr()
+	d.mu.Unlock()
+
+	handler := api.New(svc, api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(d.log.With("component", "http").Handler(), slog.LevelWarn)}
+
+	// Carriers, GC and sweeps live until the HTTP side has drained.
+	bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer bgCancel()
+	var g errgroup.Group
+	for _, c := range carriers {
+		g.Go(func() error { return c.Run(bg) })
+	}
+	g.Go(func() error { return db.Run(bg) })
+	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(carriers), "data_dir", cfg.DataDir)
+	close(d.ready)
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-serveErr:
+		err = fmt.Errorf("daemon: serve: %w", err)
+	}
+	d.log.Info("otpgate stopping: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		d.log.Warn("drain incomplete", "error", serr)
+		srv.Close()
+	}
+	cancel()
+	d.log.Info("otpgate stopping: unbinding carriers")
+	bgCancel()
+	if gerr := g.Wait(); gerr != nil && err == nil {
+		err = gerr
+	}
+	d.log.Info("otpgate stopped")
+	return err
+}
+
+// readiness is /readyz: the store is open and a carrier is bound.
+func (d *Daemon) readiness() error {
+	if d.db == nil || !d.db.Healthy() {
+		return errors.New("store not open")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.carriers {
+		if c.Bound() > 0 {
+			return nil
+		}
+	}
+	return errors.New("no carrier bound")
+}
+
+func carrierConfig(k CarrierConfig, addr string) smpp.CarrierConfig {
+	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password),
+		SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst, Window: k.Window}
+	if k.TLS && !k.Simulate {
+		host, _, _ := net.SplitHostPort(addr)
+		cc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return cc
+}
+
+// buildSettings turns the config's clients, limits and block list into the
+// domain's snapshot.
+func buildSettings(cfg *Config) (*otp.Settings, error) {
+	p := otp.Policy{TTL: time.Duration(cfg.OTP.TTL), MaxAttempts: cfg.OTP.MaxAttempts,
+		ResendInterval: time.Duration(cfg.OTP.ResendInterval), MaxPerNumberPerHour: cfg.OTP.MaxPerNumberPerHour,
+		SubmitTimeout: time.Duration(cfg.SubmitTimeout)}
+	clients := make([]otp.Client, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		oc := otp.Client{ID: c.ID, Sender: c.Sender, Countries: upper(c.Countries), RatePerSecond: c.Rate.PerSecond,
+			RateBurst: c.Rate.Burst, Texts: map[string]otp.Template{}, CallbackURL: c.CallbackURL,
+			CallbackSecret: string(c.CallbackSecret)}
+		for _, k := range c.APIKeys {
+			h, err := parseKeyHash(k)
+			if err != nil {
+				return nil, fmt.Errorf("daemon: client %s: %w", c.ID, err)
+			}
+			oc.KeyHashes = append(oc.KeyHashes, h)
+		}
+		for id, text := range c.CustomTexts {
+			t, err := otp.ParseTemplate(text)
+			if err != nil {
+				return nil, fmt.Errorf("daemon: client %s text %s: %w", c.ID, id, err)
+			}
+			oc.Texts[id] = t
+		}
+		clients = append(clients, oc)
+	}
+	blocked := make([]string, 0, len(cfg.BlockedNumbers))
+	for _, n := range cfg.BlockedNumbers {
+		num, err := phone.Parse(n)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: blocked number: %w", err)
+		}
+		blocked = append(blocked, num.E164())
+	}
+	return otp.NewSettings(p, clients, blocked)
+}
+
+// loadSecret reads the HMAC key, creating a random one (0600) if the file
+// does not exist.
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		var k [32]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			return nil, fmt.Errorf("daemon: secret: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("daemon: secret: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: secret: %w", err)
+		}
+		_, werr := f.WriteString(hex.EncodeToString(k[:]) + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, fmt.Errorf("daemon: secret: %w", werr)
+		}
+		return loadSecret(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daemon: secret: %w", err)
+	}
+	key := []byte(strings.TrimSpace(string(b)))
+	if len(key) < 32 {
+		return nil, fmt.Errorf("daemon: secret %s: shorter than 32 bytes", path)
+	}
+	return key, nil
+}
+
+func upper(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToUpper(s)
+	}
+	return out
+}

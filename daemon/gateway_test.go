@@ -1,0 +1,218 @@
+package daemon_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+// logSink collects the daemon's JSON log lines; at cleanup it checks that
+// each one parses and that none holds a secret.
+type logSink struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	secrets []string
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *logSink) forbid(secret string) {
+	s.mu.Lock()
+	s.secrets = append(s.secrets, secret)
+	s.mu.Unlock()
+}
+
+var sinks sync.Map // testing.TB -> *logSink
+
+func testLogger(tb testing.TB) *slog.Logger {
+	sink := &logSink{secrets: []string{keyA, keyB, "pw-a"}}
+	sinks.Store(tb, sink)
+	tb.Cleanup(func() {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, line := range strings.Split(strings.TrimSpace(sink.buf.String()), "\n") {
+			if line == "" {
+				continue
+			}
+			if !json.Valid([]byte(line)) {
+				tb.Errorf("log line is not JSON: %s", line)
+			}
+			for _, s := range sink.secrets {
+				if strings.Contains(line, s) {
+					tb.Errorf("log line holds a secret %q: %s", s, line)
+				}
+			}
+		}
+	})
+	return slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func forbidInLogs(tb testing.TB, secret string) {
+	if s, ok := sinks.Load(tb); ok {
+		s.(*logSink).forbid(secret)
+	}
+}
+
+func TestGateway_SendVerify(t *testing.T) {
+	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+
+	code, body := send(t, g, "+91-9876543210")
+	if code != 200 {
+		t.Fatalf("send: got %d %s, want 200", code, body)
+	}
+	if !strings.HasPrefix(body, `{"result":{"status":200,"statusDescription":"Success OTP sent","requestId":"`) {
+		t.Fatalf("send body: got %s", body)
+	}
+	reqID := requestID(t, body)
+	otpCode := codeFor(t, sim, "919876543210", 1)
+	forbidInLogs(t, otpCode)
+	if len(otpCode) != 6 {
+		t.Fatalf("got code %q, want 6 digits", otpCode)
+	}
+	msgs := sim.Messages()
+	m := msgs[len(msgs)-1]
+	if m.Text != "Your OTP for verification is "+otpCode {
+		t.Fatalf("SMS text: got %q", m.Text)
+	}
+	if m.DstTON != 1 || m.DstNPI != 1 || m.Src != "OTPGATE" || m.SrcTON != 5 || m.DataCoding != 0 || m.RegisteredDelivery&1 != 1 {
+		t.Fatalf("submit fields: got %+v", m)
+	}
+
+	waitState(t, g, reqID, "DELIVERED")
+
+	code, body = verify(t, g, "+91-9876543210", otpCode)
+	if code != 200 || body != `{"result":{"status":200,"statusDescription":"OTP verified"}}` {
+		t.Fatalf("verify: got %d %s", code, body)
+	}
+	code, body = verify(t, g, "+91-9876543210", otpCode)
+	if code != 404 || !strings.Contains(body, `"message":"OTP not found or expired"`) {
+		t.Fatalf("second verify: got %d %s, want 404", code, body)
+	}
+	status := waitState(t, g, reqID, "DELIVERED")
+	for _, want := range []string{`"verified":true`, `"phoneNumber":"+91-98******10"`, `"carrier":"a"`, `"clientId":"` + clientA + `"`} {
+		if !strings.Contains(status, want) {
+			t.Fatalf("status %s lacks %s", status, want)
+		}
+	}
+	// Another client's request id is not found.
+	code, body = call(t, "GET", g.url+"/api/v3/otp-verification/status/"+reqID, keyB, "")
+	if code != 404 || !strings.Contains(body, `"message":"Request not found"`) {
+		t.Fatalf("status by other client: got %d %s", code, body)
+	}
+}
+
+func TestGateway_CustomTextAndFormats(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	for i, number := range []string{"+1-2025550123", "+44 7400123456", "+4915112345678"} {
+		code, body := call(t, "POST", g.url+"/api/v3/otp-verification/send-otp", "Bearer "+keyA, sendBody(clientA, number, "41"))
+		if i == 1 {
+			// GB routes to the dead carrier.
+			if code != 409 {
+				t.Fatalf("%s: got %d %s, want 409", number, code, body)
+			}
+			continue
+		}
+		if code != 200 {
+			t.Fatalf("%s: got %d %s", number, code, body)
+		}
+	}
+	c := codeFor(t, sim, "4915112345678", 1)
+	if len(c) != 4 {
+		t.Fatalf("custom text 41 has 4 '#', got code %q", c)
+	}
+	msgs := sim.Messages()
+	if got := msgs[len(msgs)-1].Text; got != "Acme: login code "+c+", valid 5 minutes" {
+		t.Fatalf("got text %q", got)
+	}
+	if code, body := verify(t, g, "+49-15112345678", c); code != 200 {
+		t.Fatalf("verify in another format: got %d %s", code, body)
+	}
+}
+
+func TestGateway_RestartKeepsCodesAndReceipts(t *testing.T) {
+	// Receipts come 1.5 s after the submit: after the first gateway stopped.
+	sim := startSim(t, smsc.Config{ReceiptDelay: 1500 * time.Millisecond})
+	dir := t.TempDir()
+	cfg := testConfig(t, cfgOpts{dir: dir, simAddr: sim.Addr()})
+
+	g1 := startGateway(t, cfg)
+	code, body := send(t, g1, "+91-9876500001")
+	if code != 200 {
+		t.Fatalf("send: got %d %s", code, body)
+	}
+	reqID := requestID(t, body)
+	otpCode := codeFor(t, sim, "919876500001", 1)
+	g1.stop(t)
+	if st := sim.Stats(); st.ReceiptsAcked != 0 {
+		t.Fatalf("receipt acked before the restart (%d); the test needs it after", st.ReceiptsAcked)
+	}
+
+	g2 := startGateway(t, testConfig(t, cfgOpts{dir: dir, simAddr: sim.Addr()}))
+	waitState(t, g2, reqID, "DELIVERED")
+	if code, body := verify(t, g2, "+91-9876500001", otpCode); code != 200 {
+		t.Fatalf("verify after restart: got %d %s", code, body)
+	}
+}
+
+func TestGateway_Rebind(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	if code, body := send(t, g, "+91-9000000001"); code != 200 {
+		t.Fatalf("send before drop: %d %s", code, body)
+	}
+	if n := sim.DropConnections(); n == 0 {
+		t.Fatal("no connection to drop")
+	}
+	// Sends may fail while the carrier rebinds; they must succeed again.
+	ok := false
+	for i := 2; i < 200 && !ok; i++ {
+		code, body := send(t, g, "+91-90000000"+twoDigits(i))
+		switch code {
+		case 200:
+			ok = true
+		case 409:
+			time.Sleep(50 * time.Millisecond)
+		default:
+			t.Fatalf("send after drop: got %d %s, want 200 or 409", code, body)
+		}
+	}
+	if !ok {
+		t.Fatal("sends never succeeded after the connection dropped")
+	}
+	if st := sim.Stats(); st.Binds < 3 {
+		t.Fatalf("got %d binds, want the 2 first and at least 1 rebind", st.Binds)
+	}
+}
+
+func twoDigits(i int) string { return string([]byte{byte('0' + i/10%10), byte('0' + i%10)}) }
+
+func TestGateway_CarrierDown(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "5s"}))
+	// The GB route has only the dead carrier: 409 at once, well before submit_timeout.
+	start := time.Now()
+	code, body := send(t, g, "+44-7400123456")
+	if code != 409 || body != `{"error":{"name":"Error","message":"Upstream down","status":409,"reason":"Error","type":"Conflict","statusCode":409}}` {
+		t.Fatalf("got %d %s, want 409 Upstream down", code, body)
+	}
+	t.Logf("409 after %v", time.Since(start))
+
+	// The whole carrier goes away: 409, never a hang.
+	sim.Close()
+	code, body = send(t, g, "+91-9000000099")
+	if code != 409 {
+		t.Fatalf("with the simulator closed: got %d %s, want 409", code, body)
+	}
+}

@@ -1,0 +1,190 @@
+// Command otpgate is an SMS OTP gateway: it keeps SMPP binds to carriers and
+// serves send-otp and verify-otp over HTTP. See README.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+const usage = `usage: otpgate <command> [flags]
+
+commands:
+  run -config FILE           run the gateway
+  check-config -config FILE  check a config file, list every problem
+  hash-key                   read an API key on stdin, print its sha256 for the config
+  smsc-sim -listen ADDR -system-id ID -password PW
+                             run the bundled SMSC simulator
+  version                    print build information
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(args, stderr)
+	case "check-config":
+		return cmdCheckConfig(args, stdout, stderr)
+	case "hash-key":
+		return cmdHashKey(stdin, stdout, stderr)
+	case "smsc-sim":
+		return cmdSim(args, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "otpgate: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/otpgate/otpgate.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	return *path, true
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, err := daemon.LoadConfig(path)
+	if err != nil {
+		printProblems(stderr, path, err)
+		return 1
+	}
+	var level slog.LevelVar
+	level.Set(daemon.ParseLevel(cfg.Log.Level))
+	logger := slog.New(daemon.NewLogHandler(stderr, cfg.Log.Format, &level))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal skips the drain.
+		<-ctx.Done()
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+		<-again
+		logger.Warn("second signal: exiting without drain")
+		os.Exit(1)
+	}()
+	d, err := daemon.New(cfg, logger)
+	if err != nil {
+		printProblems(stderr, path, err)
+		return 1
+	}
+	if err := d.Run(ctx); err != nil {
+		logger.Error("otpgate failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check-config", args, stderr)
+	if !ok {
+		return 2
+	}
+	if _, err := daemon.LoadConfig(path); err != nil {
+		printProblems(stderr, path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
+}
+
+func printProblems(w io.Writer, path string, err error) {
+	var ps daemon.Problems
+	if errors.As(err, &ps) {
+		fmt.Fprintf(w, "%s: %d problem(s):\n", path, len(ps))
+		for _, p := range ps {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+func cmdHashKey(stdin io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		fmt.Fprintf(stderr, "otpgate: hash-key: %v\n", err)
+		return 1
+	}
+	key := strings.TrimRight(line, "\r\n")
+	if key == "" {
+		fmt.Fprintln(stderr, "otpgate: hash-key: empty key on stdin")
+		return 1
+	}
+	fmt.Fprintln(stdout, daemon.HashKey(key))
+	return 0
+}
+
+func cmdSim(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("smsc-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:2775", "address to listen on")
+	systemID := fs.String("system-id", "carrier-a", "system_id clients bind with")
+	password := fs.String("password", "secret", "password clients bind with")
+	delay := fs.Duration("receipt-delay", 500*time.Millisecond, "delay before each delivery receipt; negative: none")
+	format := fs.String("log-format", "text", "json or text")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.LevelVar
+	logger := slog.New(daemon.NewLogHandler(stderr, *format, &level))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := smsc.Run(ctx, *listen, smsc.Config{SystemID: *systemID, Password: *password, ReceiptDelay: *delay,
+		ReceiptTLV: true, Logger: logger})
+	if err != nil {
+		logger.Error("smsc simulator failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "otpgate (no build info)"
+	}
+	v := "otpgate " + bi.Main.Version + " " + bi.GoVersion
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision", "vcs.time", "vcs.modified":
+			v += " " + s.Key + "=" + s.Value
+		}
+	}
+	return v
+}

@@ -1,0 +1,630 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/otpgate/otpgate/otp"
+)
+
+var (
+	_ otp.Store        = (*DB)(nil)
+	_ otp.ReceiptStore = (*DB)(nil)
+)
+
+// ErrClosed is returned by every method of a DB after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Default values of Options.
+const (
+	// DefaultMessageTTL is how long messages live when Options.MessageTTL is 0.
+	DefaultMessageTTL = 72 * time.Hour
+	// DefaultPendingReceiptTTL is how long an unmatched receipt is kept when
+	// Options.PendingReceiptTTL is 0.
+	DefaultPendingReceiptTTL = 24 * time.Hour
+)
+
+const (
+	// maxRetries bounds how often a transaction is retried on
+	// badger.ErrConflict. A transaction only conflicts when another one
+	// committed a key it read, so N writers racing on one key need at most
+	// N-1 retries each.
+	maxRetries = 64
+	// keyStripes is the number of in-process locks OTP records are
+	// serialized on.
+	keyStripes = 1024
+	// gcInterval is how often Run collects the value log.
+	gcInterval = 10 * time.Minute
+	// gcDiscardRatio is the share of stale data that makes a value-log file
+	// worth rewriting.
+	gcDiscardRatio = 0.5
+)
+
+// Key prefixes.
+const (
+	prefixOTP     = "o/" // o/<record key> -> Record
+	prefixMessage = "m/" // m/<request id> -> Message
+	prefixExact   = "x/" // x/<carrier>/<canonical id> -> indexEntry
+	prefixAlt     = "y/" // y/<carrier>/<alternate id> -> indexEntry
+	prefixPending = "p/" // p/<carrier>/<canonical id> -> pendingReceipt
+)
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// Logger receives badger's warnings and errors; nil discards them.
+	Logger *slog.Logger
+	// MessageTTL is how long messages and their id index live; 0 means
+	// DefaultMessageTTL.
+	MessageTTL time.Duration
+	// PendingReceiptTTL is how long a receipt that matches no message yet is
+	// kept; 0 means DefaultPendingReceiptTTL.
+	PendingReceiptTTL time.Duration
+	// Now is the clock used for record expiry and TTLs; nil means time.Now.
+	Now func() time.Time
+}
+
+// DB is a badger database holding otpgate's state. It is safe for
+// concurrent use. Every write is synced to disk before the method returns.
+type DB struct {
+	bdb        *badger.DB
+	log        *slog.Logger
+	now        func() time.Time
+	messageTTL time.Duration
+	pendingTTL time.Duration
+
+	mu     sync.RWMutex // held shared by operations, exclusively by Close
+	closed bool
+
+	// keyLocks serialize the transactions on one OTP record within this
+	// process, so that concurrent guesses on one number queue instead of
+	// conflicting in badger and retrying until one gives up.
+	keyLocks [keyStripes]sync.Mutex
+}
+
+// lockKey locks the stripe of an OTP record key and returns its unlock.
+func (db *DB) lockKey(key string) func() {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	mu := &db.keyLocks[h%keyStripes]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Open opens (creating if needed) the badger database in dir with
+// synchronous writes.
+func Open(dir string, opts Options) (*DB, error) {
+	if dir == "" {
+		return nil, errors.New("store: open: empty directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	db := &DB{
+		log:        lg,
+		now:        opts.Now,
+		messageTTL: opts.MessageTTL,
+		pendingTTL: opts.PendingReceiptTTL,
+	}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if db.messageTTL <= 0 {
+		db.messageTTL = DefaultMessageTTL
+	}
+	if db.pendingTTL <= 0 {
+		db.pendingTTL = DefaultPendingReceiptTTL
+	}
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{lg}).
+		WithLoggingLevel(badger.WARNING)
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db.bdb = bdb
+	return db, nil
+}
+
+// Close closes the database after the operations in flight finish. It is
+// idempotent; later calls return nil.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Healthy reports whether the database is open.
+func (db *DB) Healthy() bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return !db.closed && !db.bdb.IsClosed()
+}
+
+// Run collects badger's value log every ten minutes until ctx is done, then
+// returns nil. It also returns nil, at its next tick, once the DB is closed.
+func (db *DB) Run(ctx context.Context) error {
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if !db.gc(ctx) {
+				return nil
+			}
+		}
+	}
+}
+
+// gc runs value-log GC until badger has nothing to rewrite. It reports false
+// when the DB is closed.
+func (db *DB) gc(ctx context.Context) bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return false
+	}
+	for ctx.Err() == nil {
+		err := db.bdb.RunValueLogGC(gcDiscardRatio)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			db.log.Warn("value log gc failed", "error", err)
+		}
+		break
+	}
+	return true
+}
+
+// update runs fn in a read-write transaction and commits it, running fn
+// again on a fresh transaction when the commit conflicts. ctx is checked
+// between attempts only, so a write whose context ends while it runs still
+// completes.
+func (db *DB) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		txn := db.bdb.NewTransaction(true)
+		err := fn(txn)
+		if err == nil {
+			err = txn.Commit()
+		}
+		txn.Discard()
+		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
+			continue
+		}
+		return err
+	}
+}
+
+// view runs fn in a read-only transaction.
+func (db *DB) view(fn func(txn *badger.Txn) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	return db.bdb.View(fn)
+}
+
+// GetOTP returns the record stored under key, or otp.ErrNotFound when there
+// is none or its KeepUntil has passed.
+func (db *DB) GetOTP(ctx context.Context, key string) (otp.Record, error) {
+	var rec otp.Record
+	var found bool
+	err := db.view(func(txn *badger.Txn) error {
+		var err error
+		rec, found, err = db.getRecord(txn, key)
+		return err
+	})
+	if err != nil {
+		return otp.Record{}, fmt.Errorf("store: get otp: %w", err)
+	}
+	if !found {
+		return otp.Record{}, fmt.Errorf("store: get otp: %w", otp.ErrNotFound)
+	}
+	return rec, nil
+}
+
+// UpdateOTP implements otp.Store. fn gets the live record under key, or a
+// new record with only Key set and found false. Put writes *rec under key;
+// a record whose KeepUntil is zero or past is deleted instead. fn's error is
+// returned as is once its change is committed.
+func (db *DB) UpdateOTP(ctx context.Context, key string, fn func(rec *otp.Record, found bool) (otp.Change, error)) error {
+	if fn == nil {
+		return errors.New("store: update otp: nil fn")
+	}
+	defer db.lockKey(key)()
+	var fnErr error
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		rec, found, err := db.getRecord(txn, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			rec = otp.Record{}
+		}
+		rec.Key = key
+		var change otp.Change
+		change, fnErr = fn(&rec, found) // runs again on a conflict: fnErr is the last run's
+		switch change {
+		case otp.Put:
+			rec.Key = key
+			return db.putRecord(txn, rec)
+		case otp.Delete:
+			return txn.Delete([]byte(prefixOTP + key))
+		default:
+			return nil
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("store: update otp: %w", err)
+	}
+	return fnErr
+}
+
+// getRecord reads the record under key; found is false when it is missing
+// or its KeepUntil has passed.
+func (db *DB) getRecord(txn *badger.Txn, key string) (rec otp.Record, found bool, err error) {
+	item, err := txn.Get([]byte(prefixOTP + key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return otp.Record{}, false, nil
+	}
+	if err != nil {
+		return otp.Record{}, false, err
+	}
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+		return otp.Record{}, false, fmt.Errorf("record %q: %w", key, err)
+	}
+	if !rec.KeepUntil.After(db.now()) {
+		return otp.Record{}, false, nil
+	}
+	rec.Key = key
+	return rec, true, nil
+}
+
+// putRecord writes rec with badger expiry at rec.KeepUntil, or deletes it
+// when KeepUntil is zero or past.
+func (db *DB) putRecord(txn *badger.Txn, rec otp.Record) error {
+	k := []byte(prefixOTP + rec.Key)
+	if !rec.KeepUntil.After(db.now()) {
+		return txn.Delete(k)
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	e := badger.NewEntry(k, v)
+	e.ExpiresAt = unixCeil(rec.KeepUntil)
+	return txn.SetEntry(e)
+}
+
+// SaveSend implements otp.Store. In one transaction it loads the record
+// under key (a new record with only Key set and found false when there is
+// no live one), lets fn update it and writes it (deleting it when its
+// KeepUntil is zero or past), applies to msg's parts any receipt that
+// arrived before, and writes msg with its id index for MessageTTL. It
+// returns msg as stored.
+func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func(rec *otp.Record, found bool)) (otp.Message, error) {
+	if msg.RequestID == "" {
+		return otp.Message{}, errors.New("store: save send: empty request id")
+	}
+	defer db.lockKey(key)()
+	var stored otp.Message
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		rec, found, err := db.getRecord(txn, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			rec = otp.Record{}
+		}
+		rec.Key = key
+		if fn != nil {
+			fn(&rec, found)
+		}
+		rec.Key = key
+		if err := db.putRecord(txn, rec); err != nil {
+			return err
+		}
+		m := msg
+		m.Parts = append([]otp.Part(nil), msg.Parts...)
+		for i := range m.Parts {
+			if err := applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
+				return err
+			}
+		}
+		expires := unixCeil(db.now().Add(db.messageTTL))
+		if err := setJSON(txn, prefixMessage+m.RequestID, m, expires); err != nil {
+			return err
+		}
+		stored = m
+		return indexMessage(txn, m, expires)
+	})
+	if err != nil {
+		return otp.Message{}, fmt.Errorf("store: save send: %w", err)
+	}
+	return stored, nil
+}
+
+// indexEntry locates a message part.
+type indexEntry struct {
+	RequestID string `json:"r"`
+	Part      int    `json:"i"`
+}
+
+// indexMessage writes the x/ and y/ entries of m's parts. An x/ entry that
+// belongs to another message is kept: exact ids are first come, first
+// served.
+func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
+	for i, p := range m.Parts {
+		canonical, alts := otp.IDForms(p.MessageID)
+		if canonical == "" {
+			continue
+		}
+		ie := indexEntry{RequestID: m.RequestID, Part: i}
+		xk := prefixExact + m.Carrier + "/" + canonical
+		var old indexEntry
+		ok, err := getJSON(txn, xk, &old)
+		if err != nil {
+			return err
+		}
+		if !ok || old.RequestID == m.RequestID {
+			if err := setJSON(txn, xk, ie, expires); err != nil {
+				return err
+			}
+		}
+		for _, a := range alts {
+			if err := setJSON(txn, prefixAlt+m.Carrier+"/"+a, ie, expires); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pendingReceipt is a receipt kept until its message is saved.
+type pendingReceipt struct {
+	MessageID string    `json:"m"`
+	State     otp.State `json:"s"`
+	Error     string    `json:"e,omitempty"`
+	DoneAt    time.Time `json:"t,omitzero"`
+}
+
+// applyPending applies to p the receipts waiting under its id's canonical
+// and alternate forms, and deletes them.
+func applyPending(txn *badger.Txn, carrier string, p *otp.Part) error {
+	canonical, alts := otp.IDForms(p.MessageID)
+	if canonical == "" {
+		return nil
+	}
+	for _, id := range append([]string{canonical}, alts...) {
+		k := prefixPending + carrier + "/" + id
+		var pr pendingReceipt
+		ok, err := getJSON(txn, k, &pr)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		applyToPart(p, otp.Receipt{Carrier: carrier, MessageID: pr.MessageID, State: pr.State, Error: pr.Error, DoneAt: pr.DoneAt})
+		if err := txn.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyToPart records r on p unless p already has a final state or r's
+// state, and reports whether p changed.
+func applyToPart(p *otp.Part, r otp.Receipt) bool {
+	if p.State.Final() || p.State == r.State {
+		return false
+	}
+	p.State = r.State
+	p.Error = r.Error
+	p.DoneAt = r.DoneAt
+	return true
+}
+
+// ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up
+// by its canonical form (otp.IDForms) among the exact ids of r.Carrier's
+// messages, then among their alternate forms. A receipt that matches
+// nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
+// receipt with an empty id matches nothing and is not kept.
+func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
+	canonical, _ := otp.IDForms(r.MessageID)
+	if canonical == "" {
+		return otp.Message{}, false, false, nil
+	}
+	err = db.update(ctx, func(txn *badger.Txn) error {
+		msg, matched, changed = otp.Message{}, false, false
+		for _, prefix := range []string{prefixExact, prefixAlt} {
+			var ie indexEntry
+			ok, err := getJSON(txn, prefix+r.Carrier+"/"+canonical, &ie)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			mk := prefixMessage + ie.RequestID
+			var m otp.Message
+			item, err := txn.Get([]byte(mk))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return fmt.Errorf("message %q: %w", ie.RequestID, err)
+			}
+			if ie.Part < 0 || ie.Part >= len(m.Parts) {
+				continue
+			}
+			msg, matched = m, true
+			if changed = applyToPart(&msg.Parts[ie.Part], r); changed {
+				return setJSON(txn, mk, msg, item.ExpiresAt())
+			}
+			return nil
+		}
+		return db.keepPending(txn, r, canonical)
+	})
+	if err != nil {
+		return otp.Message{}, false, false, fmt.Errorf("store: apply receipt: %w", err)
+	}
+	return msg, matched, changed, nil
+}
+
+// keepPending stores r until its message is saved. A final state already
+// waiting is not replaced by a non-final one.
+func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
+	k := prefixPending + r.Carrier + "/" + canonical
+	var old pendingReceipt
+	ok, err := getJSON(txn, k, &old)
+	if err != nil {
+		return err
+	}
+	if ok && (old.State.Final() && !r.State.Final() || old.State == r.State) {
+		return nil
+	}
+	pr := pendingReceipt{MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt}
+	return setJSON(txn, k, pr, unixCeil(db.now().Add(db.pendingTTL)))
+}
+
+// Message implements otp.ReceiptStore: it returns the message of requestID,
+// or otp.ErrRequestNotFound.
+func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error) {
+	var m otp.Message
+	var ok bool
+	err := db.view(func(txn *badger.Txn) error {
+		var err error
+		ok, err = getJSON(txn, prefixMessage+requestID, &m)
+		return err
+	})
+	if err != nil {
+		return otp.Message{}, fmt.Errorf("store: message: %w", err)
+	}
+	if !ok {
+		return otp.Message{}, fmt.Errorf("store: message: %w", otp.ErrRequestNotFound)
+	}
+	return m, nil
+}
+
+// MarkVerified implements otp.ReceiptStore: it sets Verified on the message
+// of requestID, keeping its expiry, or returns otp.ErrRequestNotFound.
+func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		k := prefixMessage + requestID
+		item, err := txn.Get([]byte(k))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return otp.ErrRequestNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var m otp.Message
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			return fmt.Errorf("message %q: %w", requestID, err)
+		}
+		if m.Verified {
+			return nil
+		}
+		m.Verified = true
+		return setJSON(txn, k, m, item.ExpiresAt())
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark verified: %w", err)
+	}
+	return nil
+}
+
+// getJSON decodes the value under key into v and reports whether it exists.
+func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
+	item, err := txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+		return false, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// setJSON writes v under key, expiring at expires (unix seconds; 0 never).
+func setJSON(txn *badger.Txn, key string, v any, expires uint64) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	e := badger.NewEntry([]byte(key), b)
+	e.ExpiresAt = expires
+	return txn.SetEntry(e)
+}
+
+// unixCeil is t in unix seconds, rounded up so that an entry never expires
+// before t.
+func unixCeil(t time.Time) uint64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	if s < 0 {
+		return 0
+	}
+	return uint64(s)
+}
+
+// badgerLogger passes badger's warnings and errors to slog and drops the rest.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(format string, args ...any) {
+	b.l.Error("badger", "detail", strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+func (b badgerLogger) Warningf(format string, args ...any) {
+	b.l.Warn("badger", "detail", strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
