@@ -1,0 +1,151 @@
+package daemon_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+// latencies collects request durations from many goroutines.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B, start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	q := func(p float64) float64 { return float64(l.d[int(p*float64(len(l.d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(float64(len(l.d))/time.Since(start).Seconds(), "req/s")
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+var benchSeq atomic.Int64
+
+func benchGateway(b *testing.B) (*gateway, *smsc.Server) {
+	sim := startSim(b, smsc.Config{ReceiptDelay: 10 * time.Millisecond})
+	cfg := testConfig(b, cfgOpts{simAddr: sim.Addr(), perHour: 1000000})
+	cfg.Carriers[0].Binds = 2
+	cfg.Carriers[0].Window = 64
+	cfg.Log.Level = "warn"
+	return startGateway(b, cfg), sim
+}
+
+// post is call without testing.TB overhead on the hot path.
+func post(client *http.Client, url, key, body string) (int, error) {
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+}
+
+// BenchmarkGateway_SendOTP drives send-otp over HTTP at 64 concurrent
+// requests with distinct numbers, through a real SMPP session to the
+// simulator (which acks and sends receipts), with badger SyncWrites on.
+func BenchmarkGateway_SendOTP(b *testing.B) {
+	g, _ := benchGateway(b)
+	client := benchClient()
+	var lat latencies
+	var failed atomic.Int64
+	b.SetParallelism(32) // 2 cores x 32 = 64 concurrent requests
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := benchSeq.Add(1)
+			body := sendBody(clientA, fmt.Sprintf("+91-9%09d", n), "6")
+			t0 := time.Now()
+			code, err := post(client, g.url+sendPath, keyA, body)
+			lat.add(time.Since(t0))
+			if err != nil || code != 200 {
+				failed.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	lat.report(b, start)
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d sends failed", f, b.N)
+	}
+}
+
+// BenchmarkGateway_VerifyOTP sends b.N codes first (not timed), then
+// verifies each with its right code at 64 concurrent requests.
+func BenchmarkGateway_VerifyOTP(b *testing.B) {
+	g, sim := benchGateway(b)
+	client := benchClient()
+	numbers := make([]string, b.N)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range numbers {
+		numbers[i] = fmt.Sprintf("9%09d", benchSeq.Add(1))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(n string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if code, err := post(client, g.url+sendPath, keyA, sendBody(clientA, "+91-"+n, "6")); err != nil || code != 200 {
+				b.Errorf("send: %d %v", code, err)
+			}
+		}(numbers[i])
+	}
+	wg.Wait()
+	codes := map[string]string{}
+	for _, m := range sim.Messages() {
+		codes[m.Dst] = codeRE.FindString(m.Text)
+	}
+	var next atomic.Int64
+	var lat latencies
+	var failed atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := numbers[next.Add(1)-1]
+			t0 := time.Now()
+			code, err := post(client, g.url+verifyPath, keyA, verifyBody(clientA, "+91-"+n, codes["91"+n]))
+			lat.add(time.Since(t0))
+			if err != nil || code != 200 {
+				failed.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	lat.report(b, start)
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d verifies failed", f, b.N)
+	}
+}

@@ -1,0 +1,14 @@
+// Package smsc is the bundled SMSC simulator: an SMPP 3.4 server that stands
+// in for a carrier's SMSC in trials (`otpgate smsc-sim`, `simulate: true`) and
+// in tests, in the shape of net/http/httptest.
+//
+// It accepts binds, acknowledges submit_sm with unique message ids, logs every
+// accepted SMS with its full text (deliberately: it plays the handset), and
+// sends delivery receipts as deliver_sm. Its behaviour can be scripted while it
+// serves: reject binds, reject or throttle submits, delay or swallow acks, drop
+// connections, and inject raw bytes.
+//
+// Client PDUs are decoded with go-smpp's codec; the PDUs the simulator
+// originates are encoded by hand, because go-smpp's deliver_sm encoder emits a
+// stray byte (see GOSMPP.md).
+package smsc
