@@ -1,0 +1,109 @@
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector of the gateway on its own registry.
+type Metrics struct {
+	reg           *prometheus.Registry
+	httpRequests  *prometheus.CounterVec
+	httpDuration  *prometheus.HistogramVec
+	submits       *prometheus.CounterVec
+	submitLatency *prometheus.HistogramVec
+	bindUp        *prometheus.GaugeVec
+	receipts      *prometheus.CounterVec
+	ratelimited   *prometheus.CounterVec
+	verifications *prometheus.CounterVec
+	callbacks     *prometheus.CounterVec
+	reloads       *prometheus.CounterVec
+}
+
+// New registers the collectors (and the Go and process collectors).
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_http_requests_total",
+		Help: "HTTP requests by route template and status code."}, []string{"route", "code"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "otpgate_http_request_duration_seconds",
+		Help: "HTTP request latency by route template.", Buckets: latencyBuckets}, []string{"route"})
+	m.submits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_sms_submits_total",
+		Help: "submit_sm outcomes by carrier: ok, throttled, rejected, lost, timeout, error."}, []string{"carrier", "result"})
+	m.submitLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "otpgate_submit_duration_seconds",
+		Help: "Time from submit_sm to its response, by carrier.", Buckets: latencyBuckets}, []string{"carrier"})
+	m.bindUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "otpgate_bind_up",
+		Help: "1 when the carrier session is bound, else 0."}, []string{"carrier", "bind"})
+	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_receipts_total",
+		Help: "Delivery receipts received, by carrier and state (unmatched: no message yet)."}, []string{"carrier", "state"})
+	m.ratelimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_ratelimited_total",
+		Help: "Requests refused by a limit: client, resend, hourly, inflight."}, []string{"scope"})
+	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_verifications_total",
+		Help: "verify-otp outcomes: ok, invalid, not_found, locked."}, []string{"result"})
+	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_callbacks_total",
+		Help: "Receipt callbacks by outcome: delivered, retry, dropped."}, []string{"outcome"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_config_reloads_total",
+		Help: "SIGHUP reloads by result: ok, rejected."}, []string{"result"})
+	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.submits, m.submitLatency, m.bindUp,
+		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}
+
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Handler serves the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Request counts one HTTP request (route is gin's template, never the raw path).
+func (m *Metrics) Request(route string, status int, d time.Duration) {
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// Verification counts one verify-otp outcome.
+func (m *Metrics) Verification(result string) { m.verifications.WithLabelValues(result).Inc() }
+
+// RateLimited counts one refusal by a limit.
+func (m *Metrics) RateLimited(scope string) { m.ratelimited.WithLabelValues(scope).Inc() }
+
+// Submit counts one submit_sm and its latency.
+func (m *Metrics) Submit(carrier, result string, d time.Duration) {
+	m.submits.WithLabelValues(carrier, result).Inc()
+	if d > 0 {
+		m.submitLatency.WithLabelValues(carrier).Observe(d.Seconds())
+	}
+}
+
+// BindState sets the bind gauge of one session.
+func (m *Metrics) BindState(carrier, bind string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.bindUp.WithLabelValues(carrier, bind).Set(v)
+}
+
+// Receipt counts one delivery receipt.
+func (m *Metrics) Receipt(carrier, state string) { m.receipts.WithLabelValues(carrier, state).Inc() }
+
+// Callback counts one callback attempt's outcome.
+func (m *Metrics) Callback(outcome string) { m.callbacks.WithLabelValues(outcome).Inc() }
+
+// Reload counts one reload.
+func (m *Metrics) Reload(ok bool) {
+	r := "ok"
+	if !ok {
+		r = "rejected"
+	}
+	m.reloads.WithLabelValues(r).Inc()
+}

@@ -1,0 +1,453 @@
+package smpp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fiorix/go-smpp/smpp/pdu"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+
+	"github.com/otpgate/otpgate/otp"
+)
+
+// Carrier modes.
+const (
+	ModeTransceiver         = "transceiver"
+	ModeTransmitterReceiver = "transmitter+receiver"
+)
+
+// Reconnect and shutdown timings.
+const (
+	backoffMin     = 200 * time.Millisecond
+	backoffMax     = 30 * time.Second
+	bindLogEvery   = time.Minute // repeated bind failures are logged at most this often
+	drainTimeout   = 10 * time.Second
+	defaultWindow  = 10
+	defaultBurst   = 1
+	defaultBinds   = 1
+	maxSourceShort = 8 // digits of a short code
+)
+
+// ErrPartial means some parts of a long message were accepted before a
+// later part failed: sending the message again elsewhere would duplicate
+// them, so the router does not fail over.
+var ErrPartial = errors.New("smpp: message partially submitted")
+
+// CarrierConfig configures a Carrier. Zero fields take the documented
+// defaults.
+type CarrierConfig struct {
+	Name, Address, SystemID, Password, SystemType string
+	// Mode is "transceiver" (default) or "transmitter+receiver".
+	Mode string
+	// Binds is the number of sessions (of each kind with
+	// transmitter+receiver); default 1.
+	Binds int
+	// TPS is the submits per second across all binds (token bucket taken
+	// before each submit_sm); <=0 is unlimited.
+	TPS float64
+	// Burst is the bucket depth; default 1.
+	Burst int
+	// Window is the number of unacknowledged submits per bind; default 10.
+	Window int
+	// TLS, when set, wraps each connection in TLS.
+	TLS *tls.Config
+	// EnquireLink is the interval of our enquire_link; default 30s. A
+	// session whose enquire_link is not answered within min(EnquireLink,
+	// 10s) is dropped and rebound.
+	EnquireLink time.Duration
+	// Dial opens connections; nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Carrier keeps the binds of one SMSC account up and submits SMS through
+// them. Run owns the sessions; Submit, Bound and Name are safe for
+// concurrent use, before, during and after Run.
+type Carrier struct {
+	cfg     CarrierConfig
+	h       ReceiptHandler
+	log     *slog.Logger
+	pace    *adaptive // token bucket and throttle back-off
+	slots   []*slot
+	ref     atomic.Uint32 // concatenation reference
+	rr      atomic.Uint32 // round-robin start for session choice
+	started atomic.Bool
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup // Add only under mu while !closing
+}
+
+// slot is one bind the carrier keeps up.
+type slot struct {
+	kind  bindKind
+	index int
+	sess  atomic.Pointer[session]
+}
+
+func (sl *slot) live() *session {
+	if s := sl.sess.Load(); s != nil && s.alive() {
+		return s
+	}
+	return nil
+}
+
+// NewCarrier returns a carrier for cfg whose receipts go to h (nil acks
+// receipts without handling them). It does not dial: Run does.
+func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carrier {
+	if logger == nil {
+		logger = discardLogger()
+	}
+	if cfg.Binds < 1 {
+		cfg.Binds = defaultBinds
+	}
+	if cfg.Window < 1 {
+		cfg.Window = defaultWindow
+	}
+	if cfg.Burst < 1 {
+		cfg.Burst = defaultBurst
+	}
+	if cfg.EnquireLink <= 0 {
+		cfg.EnquireLink = defaultEnquire
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeTransceiver
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: defaultBindWait, KeepAlive: 30 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	c := &Carrier{
+		cfg: cfg,
+		h:   h,
+		log: logger.With(keyComponent, "smpp", keyCarrier, cfg.Name),
+	}
+	c.pace = newAdaptive(cfg.TPS, cfg.Burst)
+	kinds := []bindKind{bindTransceiver}
+	if cfg.Mode == ModeTransmitterReceiver {
+		kinds = []bindKind{bindTransmitter, bindReceiver}
+	}
+	for _, k := range kinds {
+		for i := 0; i < cfg.Binds; i++ {
+			c.slots = append(c.slots, &slot{kind: k, index: i})
+		}
+	}
+	return c
+}
+
+// Name returns the carrier's configured name.
+func (c *Carrier) Name() string { return c.cfg.Name }
+
+// Bound returns the number of sessions currently bound that can transmit.
+func (c *Carrier) Bound() int {
+	n := 0
+	for _, sl := range c.slots {
+		if sl.kind.canTransmit() && sl.live() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Run keeps the binds up until ctx is done, reconnecting with jittered
+// exponential back-off (200ms doubling to 30s, reset after a good bind).
+// Then it stops taking submits (they get ErrNotBound), waits up to 10s for
+// those in flight, unbinds every session and returns nil. Run may be
+// called once; a second call returns an error.
+func (c *Carrier) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("smpp: carrier %s: run called twice", c.cfg.Name)
+	}
+	if c.cfg.Mode != ModeTransceiver && c.cfg.Mode != ModeTransmitterReceiver {
+		return fmt.Errorf("smpp: carrier %s: unknown mode %q", c.cfg.Name, c.cfg.Mode)
+	}
+	keepCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	for _, sl := range c.slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.keep(keepCtx, sl)
+		}()
+	}
+	<-ctx.Done()
+
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		c.inflight.Wait()
+		close(drained)
+	}()
+	t := time.NewTimer(drainTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+		c.log.Warn("submits still in flight at shutdown")
+	}
+	t.Stop()
+	stop()
+	wg.Wait()
+	<-drained // sessions are closed, so the stragglers have failed
+	return nil
+}
+
+// keep binds one slot again and again until ctx ends, then unbinds it.
+func (c *Carrier) keep(ctx context.Context, sl *slot) {
+	log := c.log.With(keyBind, sl.kind.String(), keySlot, sl.index)
+	cfg := sessionConfig{
+		Kind:        sl.kind,
+		SystemID:    c.cfg.SystemID,
+		Password:    c.cfg.Password,
+		SystemType:  c.cfg.SystemType,
+		Window:      c.cfg.Window,
+		EnquireLink: c.cfg.EnquireLink,
+		Handler:     c.h,
+		Carrier:     c.cfg.Name,
+		Logger:      log,
+	}
+	b := backoff{min: backoffMin, max: backoffMax}
+	var (
+		failures int
+		lastLog  time.Time
+	)
+	for {
+		s, err := dialSession(ctx, c.cfg.Dial, c.cfg.Address, c.cfg.TLS, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait := b.next()
+			// One line when binds start failing, then one a minute.
+			if failures == 1 || time.Since(lastLog) >= bindLogEvery {
+				log.Warn("bind failed", keyError, err, keyRetries, failures, keyBackoff, wait, keyAddress, c.cfg.Address)
+				lastLog = time.Now()
+			} else {
+				log.Debug("bind failed", keyError, err, keyRetries, failures, keyBackoff, wait)
+			}
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		log.Info("bound", keyAddress, c.cfg.Address, keyRetries, failures)
+		failures = 0
+		sl.sess.Store(s)
+		select {
+		case <-s.dead:
+		case <-ctx.Done():
+		}
+		sl.sess.Store(nil)
+		s.close()
+		if ctx.Err() != nil {
+			log.Info("unbound")
+			return
+		}
+		log.Warn("bind lost", keyError, s.Err())
+		if !sleep(ctx, b.next()) {
+			return
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff is exponential with "equal jitter": a wait is between half and
+// all of the current step. Not safe for concurrent use.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	}
+	d := b.cur/2 + rand.N(b.cur/2+1)
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// Submit sends sms through one bound session, one submit_sm per part (all
+// on that session), each after a token of the carrier's bucket, and
+// returns the message ids in part order once every part is acknowledged.
+//
+// Errors: ErrNotBound at once when no session can transmit (or the carrier
+// is stopping); ErrThrottled (a *StatusError with 0x58/0x14, or no token
+// before ctx's deadline); *StatusError for another non-zero status;
+// *SessionLostError (ErrSessionLost) when the session died with a part in
+// flight; ErrPartial together with the cause when an earlier part was
+// accepted; ctx's error. Each is wrapped with the carrier's name.
+func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil, c.errorf("%w", ErrNotBound)
+	}
+	c.inflight.Add(1)
+	c.mu.Unlock()
+	defer c.inflight.Done()
+
+	if c.Bound() == 0 {
+		return nil, c.errorf("%w", ErrNotBound)
+	}
+	enc, err := Encode(sms.Text, byte(c.ref.Add(1)))
+	if err != nil {
+		return nil, c.errorf("%w", err)
+	}
+	var (
+		s       *session
+		retried bool
+		dup     = duplicateAllowed(ctx)
+		ids     = make([]string, 0, len(enc.Parts))
+	)
+	for i := 0; i < len(enc.Parts); {
+		if err := c.pace.wait(ctx); err != nil {
+			return nil, c.partErr(i, len(enc.Parts), err)
+		}
+		if s == nil || !s.alive() {
+			if s = c.pick(); s == nil {
+				return nil, c.partErr(i, len(enc.Parts), ErrNotBound)
+			}
+		}
+		id, err := submitPart(ctx, s, sms, enc, enc.Parts[i])
+		if err != nil {
+			// One retry on another session when the lost submit certainly
+			// did not reach the SMSC, or the caller accepts a duplicate.
+			var lost *SessionLostError
+			if errors.As(err, &lost) && !retried && (!lost.Written || dup) {
+				if next := c.pick(); next != nil {
+					retried = true
+					c.log.Info("session lost mid-submit, retrying on another session",
+						keyRequestID, sms.RequestID, "written", lost.Written)
+					s = next
+					continue
+				}
+			}
+			if errors.Is(err, ErrThrottled) {
+				c.pace.throttled(time.Now())
+			}
+			return nil, c.partErr(i, len(enc.Parts), err)
+		}
+		c.pace.accepted()
+		ids = append(ids, id)
+		i++
+	}
+	c.log.Debug("submitted", keyRequestID, sms.RequestID, keyTo, maskNumber(sms.To),
+		keyParts, len(ids), keyMessageID, ids, keyText, sms.Masked)
+	return ids, nil
+}
+
+func (c *Carrier) errorf(format string, args ...any) error {
+	return fmt.Errorf("smpp: carrier %s: "+format, append([]any{c.cfg.Name}, args...)...)
+}
+
+func (c *Carrier) partErr(i, n int, err error) error {
+	if i == 0 {
+		return c.errorf("submit: %w", err)
+	}
+	return c.errorf("submit part %d/%d: %w: %w", i+1, n, ErrPartial, err)
+}
+
+// pick returns the least loaded live session that can transmit, starting
+// the scan at a rotating index so that ties are spread round robin.
+func (c *Carrier) pick() *session {
+	n := len(c.slots)
+	start := int(c.rr.Add(1))
+	var best *session
+	var bestLoad int32
+	for i := 0; i < n; i++ {
+		sl := c.slots[(start+i)%n]
+		if !sl.kind.canTransmit() {
+			continue
+		}
+		s := sl.live()
+		if s == nil {
+			continue
+		}
+		if l := s.inflight.Load(); best == nil || l < bestLoad {
+			best, bestLoad = s, l
+		}
+	}
+	return best
+}
+
+// submitPart sends one submit_sm and waits for its response.
+func submitPart(ctx context.Context, s *session, sms otp.SMS, enc Encoded, part []byte) (string, error) {
+	p := pdu.NewSubmitSM(nil)
+	f := p.Fields()
+	ton, npi, src := sourceAddr(sms.Source)
+	f.Set(pdufield.SourceAddrTON, ton)
+	f.Set(pdufield.SourceAddrNPI, npi)
+	f.Set(pdufield.SourceAddr, src)
+	f.Set(pdufield.DestAddrTON, uint8(1))
+	f.Set(pdufield.DestAddrNPI, uint8(1))
+	f.Set(pdufield.DestinationAddr, digitsOnly(sms.To))
+	f.Set(pdufield.ESMClass, enc.ESMClass)
+	f.Set(pdufield.RegisteredDelivery, uint8(pdufield.FinalDeliveryReceipt))
+	f.Set(pdufield.DataCoding, enc.DataCoding)
+	f.Set(pdufield.ShortMessage, part)
+	frame, err := s.request(ctx, p, pdu.SubmitSMRespID, true)
+	if err != nil {
+		return "", err
+	}
+	id, status, _ := header(frame)
+	if status != StatusOK {
+		return "", &StatusError{Status: status}
+	}
+	if id != pdu.SubmitSMRespID {
+		return "", fmt.Errorf("smpp: %w: %#08x with status 0", errUnexpectedReply, uint32(id))
+	}
+	return strings.TrimSpace(cString(frame[pdu.HeaderLen:])), nil
+}
+
+// sourceAddr returns the TON, NPI and address of a sender id: an
+// alphanumeric one is 5/0, up to 8 digits a short code 3/0, longer digits
+// (or a leading '+') international 1/1.
+func sourceAddr(src string) (ton, npi uint8, addr string) {
+	src = strings.TrimSpace(src)
+	digits := strings.TrimPrefix(src, "+")
+	switch {
+	case src == "":
+		return 0, 0, ""
+	case digits == "" || digitsOnly(digits) != digits:
+		return 5, 0, src
+	case len(digits) <= maxSourceShort && !strings.HasPrefix(src, "+"):
+		return 3, 0, digits
+	default:
+		return 1, 1, digits
+	}
+}
+
+func digitsOnly(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,101 @@
+package smpp
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fiorix/go-smpp/smpp/pdu"
+)
+
+// SMPP command_status values this package acts on.
+const (
+	StatusOK         uint32 = 0x00000000 // ESME_ROK
+	StatusInvCmdID   uint32 = 0x00000003 // ESME_RINVCMDID
+	StatusSysErr     uint32 = 0x00000008 // ESME_RSYSERR
+	StatusInvSrcAdr  uint32 = 0x0000000A // ESME_RINVSRCADR
+	StatusInvDstAdr  uint32 = 0x0000000B // ESME_RINVDSTADR
+	StatusBindFail   uint32 = 0x0000000D // ESME_RBINDFAIL
+	StatusInvPaswd   uint32 = 0x0000000E // ESME_RINVPASWD
+	StatusMsgQFul    uint32 = 0x00000014 // ESME_RMSGQFUL
+	StatusInvDstTON  uint32 = 0x00000050 // ESME_RINVDSTTON
+	StatusInvDstNPI  uint32 = 0x00000051 // ESME_RINVDSTNPI
+	StatusThrottled  uint32 = 0x00000058 // ESME_RTHROTTLED
+	StatusSubmitFail uint32 = 0x00000045 // ESME_RSUBMITFAIL
+	StatusUnknownErr uint32 = 0x000000FF // ESME_RUNKNOWNERR
+)
+
+var (
+	// ErrNotBound means the carrier has no bound session that can transmit
+	// (or it is shutting down). Submit returns it at once, never waiting for
+	// a bind.
+	ErrNotBound = errors.New("smpp: not bound")
+	// ErrThrottled means the SMSC answered ESME_RTHROTTLED or ESME_RMSGQFUL,
+	// or the carrier's token bucket could not give a token before the
+	// caller's deadline. The message was not accepted; another carrier (or a
+	// later try) may take it. A *StatusError with a throttling status also
+	// matches it with errors.Is.
+	ErrThrottled = errors.New("smpp: throttled")
+	// ErrSessionLost means the session died while a submit was in flight.
+	// Use errors.As with *SessionLostError to learn whether the submit was
+	// written to the wire (and so may have reached the SMSC).
+	ErrSessionLost = errors.New("smpp: session lost")
+	// ErrNotReceipt means a deliver_sm is not a delivery receipt
+	// (esm_class & 0x3C != 0x04).
+	ErrNotReceipt = errors.New("smpp: not a delivery receipt")
+)
+
+// StatusError is a non-zero command_status the SMSC answered (in the
+// response or in a generic_nack).
+type StatusError struct {
+	Status uint32
+}
+
+// Error implements error.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("smpp: command status %#02x (%s)", e.Status, pdu.Status(e.Status).Error())
+}
+
+// Permanent reports whether the status says the destination itself is
+// wrong, so no carrier will take it: ESME_RINVDSTADR, ESME_RINVDSTTON,
+// ESME_RINVDSTNPI. An invalid source address (0x0A) is not permanent: it is
+// a matter of the sender id and this carrier, and another carrier may
+// accept it.
+func (e *StatusError) Permanent() bool {
+	switch e.Status {
+	case StatusInvDstAdr, StatusInvDstTON, StatusInvDstNPI:
+		return true
+	}
+	return false
+}
+
+// Is makes a throttling status match ErrThrottled.
+func (e *StatusError) Is(target error) bool {
+	return target == ErrThrottled && (e.Status == StatusThrottled || e.Status == StatusMsgQFul)
+}
+
+// SessionLostError is the error of a request whose session died before
+// the response came. Written reports whether any byte of the request was
+// handed to the connection: true means the SMSC may have accepted it
+// (ambiguous), false means it certainly did not reach the SMSC.
+type SessionLostError struct {
+	Written bool
+	Cause   error
+}
+
+// Error implements error.
+func (e *SessionLostError) Error() string {
+	w := "not written"
+	if e.Written {
+		w = "written, outcome unknown"
+	}
+	if e.Cause != nil {
+		return fmt.Sprintf("smpp: session lost (%s): %v", w, e.Cause)
+	}
+	return fmt.Sprintf("smpp: session lost (%s)", w)
+}
+
+// Is makes it match ErrSessionLost.
+func (e *SessionLostError) Is(target error) bool { return target == ErrSessionLost }
+
+// Unwrap returns the cause of the session's end.
+func (e *SessionLostError) Unwrap() error { return e.Cause }

@@ -1,0 +1,144 @@
+package smpp_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/smpp"
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+const (
+	testSystemID = "carrier-a"
+	testPassword = "s3cret-pw"
+)
+
+// newSMSC starts a simulator on 127.0.0.1:0 that wants testSystemID and
+// testPassword, closed at the end of the test.
+func newSMSC(tb testing.TB, cfg smsc.Config) *smsc.Server {
+	tb.Helper()
+	if cfg.SystemID == "" {
+		cfg.SystemID, cfg.Password = testSystemID, testPassword
+	}
+	s, err := smsc.Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		tb.Fatalf("smsc.Listen: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// carrierConfig returns a config for the simulator at addr.
+func carrierConfig(name, addr string) smpp.CarrierConfig {
+	return smpp.CarrierConfig{Name: name, Address: addr, SystemID: testSystemID, Password: testPassword}
+}
+
+// runCarrier starts a carrier's Run; cleanup cancels it and checks that
+// Run returns nil.
+func runCarrier(tb testing.TB, cfg smpp.CarrierConfig, h smpp.ReceiptHandler) *smpp.Carrier {
+	tb.Helper()
+	c := smpp.NewCarrier(cfg, h, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Run: got %v, want nil", err)
+		}
+	})
+	return c
+}
+
+// eventually polls cond until it holds; it fails the test after 10s.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitBound(tb testing.TB, c *smpp.Carrier, n int) {
+	tb.Helper()
+	eventually(tb, "carrier bound", func() bool { return c.Bound() == n })
+}
+
+// deadAddr returns an address where nothing listens.
+func deadAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func testSMS(text string) otp.SMS {
+	return otp.SMS{RequestID: "req-1", ClientID: "client-1", Source: "OTPGATE", To: "447700900123",
+		Country: "GB", Text: text, Masked: "masked"}
+}
+
+func ctxTimeout(tb testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// handler records receipts; fail makes the first n calls fail.
+type handler struct {
+	mu   sync.Mutex
+	got  []otp.Receipt
+	fail int
+	wake chan struct{}
+}
+
+func newHandler() *handler { return &handler{wake: make(chan struct{}, 1000)} }
+
+func (h *handler) HandleReceipt(_ context.Context, r otp.Receipt) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fail > 0 {
+		h.fail--
+		return errors.New("store unavailable")
+	}
+	h.got = append(h.got, r)
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (h *handler) wait(tb testing.TB, n int) []otp.Receipt {
+	tb.Helper()
+	var out []otp.Receipt
+	eventually(tb, "receipts", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		out = append([]otp.Receipt(nil), h.got...)
+		return len(out) >= n
+	})
+	return out
+}
+
+// rawPDU encodes a PDU header and body.
+func rawPDU(id, status, seq uint32, body []byte) []byte {
+	b := make([]byte, 16, 16+len(body))
+	binary.BigEndian.PutUint32(b[0:], uint32(16+len(body)))
+	binary.BigEndian.PutUint32(b[4:], id)
+	binary.BigEndian.PutUint32(b[8:], status)
+	binary.BigEndian.PutUint32(b[12:], seq)
+	return append(b, body...)
+}

@@ -1,0 +1,189 @@
+package smpp_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/smpp"
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+// routerEnv has two simulators, "up1" and "up2", one carrier each, and a
+// carrier "down" that never binds.
+type routerEnv struct {
+	sim1, sim2 *smsc.Server
+	carriers   map[string]*smpp.Carrier
+}
+
+func newRouterEnv(tb testing.TB) *routerEnv {
+	tb.Helper()
+	e := &routerEnv{
+		sim1: newSMSC(tb, smsc.Config{ReceiptDelay: -1}),
+		sim2: newSMSC(tb, smsc.Config{ReceiptDelay: -1}),
+	}
+	e.carriers = map[string]*smpp.Carrier{
+		"up1":  runCarrier(tb, carrierConfig("up1", e.sim1.Addr()), nil),
+		"up2":  runCarrier(tb, carrierConfig("up2", e.sim2.Addr()), nil),
+		"down": runCarrier(tb, carrierConfig("down", deadAddr(tb)), nil),
+	}
+	waitBound(tb, e.carriers["up1"], 1)
+	waitBound(tb, e.carriers["up2"], 1)
+	return e
+}
+
+func (e *routerEnv) router(tb testing.TB, routes ...smpp.Route) *smpp.Router {
+	tb.Helper()
+	r, err := smpp.NewRouter(routes, e.carriers, nil)
+	if err != nil {
+		tb.Fatalf("NewRouter: %v", err)
+	}
+	return r
+}
+
+func TestRouter_Send(t *testing.T) {
+	e := newRouterEnv(t)
+	r := e.router(t,
+		smpp.Route{Countries: []string{"IN"}, Carriers: []string{"down", "up2"}},
+		smpp.Route{Prefixes: []string{"+4477"}, Carriers: []string{"up1", "up2"}},
+		smpp.Route{Countries: []string{"DE"}, Carriers: []string{"down"}},
+		smpp.Route{Countries: []string{"FR"}, Carriers: []string{"up1", "up2"}},
+	)
+	send := func(t *testing.T, country, to string, d time.Duration) (otp.Sent, error, context.Context) {
+		sms := testSMS("code 1234")
+		sms.Country, sms.To = country, to
+		ctx := ctxTimeout(t, d)
+		sent, err := r.Send(ctx, sms)
+		return sent, err, ctx
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		sent, err, _ := send(t, "GB", "447700900123", 5*time.Second)
+		if err != nil || sent.Carrier != "up1" || len(sent.MessageIDs) != 1 {
+			t.Fatalf("got %+v, %v; want up1 with one id", sent, err)
+		}
+	})
+	t.Run("FirstCarrierDown", func(t *testing.T) {
+		sent, err, _ := send(t, "IN", "919876543210", 5*time.Second)
+		if err != nil || sent.Carrier != "up2" {
+			t.Fatalf("got %+v, %v; want up2", sent, err)
+		}
+	})
+	t.Run("RouteDownAtOnce", func(t *testing.T) {
+		_, err, ctx := send(t, "DE", "4915112345678", 10*time.Second)
+		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil {
+			t.Fatalf("got %v (ctx %v), want ErrUpstreamDown before the deadline", err, ctx.Err())
+		}
+	})
+	t.Run("ErrNoRoute", func(t *testing.T) {
+		_, err, ctx := send(t, "US", "12025550123", 10*time.Second)
+		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil {
+			t.Fatalf("got %v, want ErrUpstreamDown at once", err)
+		}
+	})
+	t.Run("ThrottledCarrierFailsOver", func(t *testing.T) {
+		e.sim1.SetSubmitStatus(smpp.StatusThrottled)
+		defer e.sim1.SetSubmitStatus(0)
+		sent, err, _ := send(t, "FR", "33612345678", 5*time.Second)
+		if err != nil || sent.Carrier != "up2" {
+			t.Fatalf("got %+v, %v; want up2", sent, err)
+		}
+	})
+	t.Run("TemporaryErrorFailsOver", func(t *testing.T) {
+		e.sim1.SetSubmitStatus(smpp.StatusSysErr)
+		defer e.sim1.SetSubmitStatus(0)
+		sent, err, _ := send(t, "FR", "33612345678", 5*time.Second)
+		if err != nil || sent.Carrier != "up2" {
+			t.Fatalf("got %+v, %v; want up2", sent, err)
+		}
+	})
+	t.Run("ErrInvalidNumber", func(t *testing.T) {
+		e.sim1.SetSubmitStatus(smpp.StatusInvDstAdr)
+		defer e.sim1.SetSubmitStatus(0)
+		before := e.sim2.Stats().Submits
+		_, err, _ := send(t, "FR", "33612345678", 5*time.Second)
+		if !errors.Is(err, otp.ErrInvalidNumber) {
+			t.Fatalf("got %v, want ErrInvalidNumber", err)
+		}
+		if got := e.sim2.Stats().Submits; got != before {
+			t.Fatalf("second carrier got %d submits, want none after a permanent error", got-before)
+		}
+	})
+	t.Run("AllThrottled", func(t *testing.T) {
+		e.sim1.SetSubmitStatus(smpp.StatusThrottled)
+		e.sim2.SetSubmitStatus(smpp.StatusMsgQFul)
+		defer e.sim1.SetSubmitStatus(0)
+		defer e.sim2.SetSubmitStatus(0)
+		_, err, _ := send(t, "FR", "33612345678", 300*time.Millisecond)
+		if !errors.Is(err, otp.ErrUpstreamDown) {
+			t.Fatalf("got %v, want ErrUpstreamDown", err)
+		}
+	})
+	t.Run("UnansweredNotRetried", func(t *testing.T) {
+		e.sim1.SetNoAck(true)
+		defer e.sim1.SetNoAck(false)
+		before := e.sim2.Stats().Submits
+		_, err, _ := send(t, "FR", "33612345678", 200*time.Millisecond)
+		if !errors.Is(err, otp.ErrUpstreamDown) {
+			t.Fatalf("got %v, want ErrUpstreamDown", err)
+		}
+		if got := e.sim2.Stats().Submits; got != before {
+			t.Fatal("an unanswered submit was sent again to the next carrier (duplicate OTP)")
+		}
+	})
+}
+
+func TestNewRouter_Errors(t *testing.T) {
+	carriers := map[string]*smpp.Carrier{"a": smpp.NewCarrier(smpp.CarrierConfig{Name: "a"}, nil, nil)}
+	tests := []struct {
+		name  string
+		route smpp.Route
+	}{
+		{"UnknownCarrier", smpp.Route{Countries: []string{"IN"}, Carriers: []string{"b"}}},
+		{"NoCarriers", smpp.Route{Countries: []string{"IN"}}},
+		{"MatchesNothing", smpp.Route{Carriers: []string{"a"}}},
+		{"BadPrefix", smpp.Route{Prefixes: []string{"+44x"}, Carriers: []string{"a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := smpp.NewRouter([]smpp.Route{tt.route}, carriers, nil); err == nil {
+				t.Fatal("got nil, want an error")
+			}
+		})
+	}
+	if _, err := smpp.NewRouter([]smpp.Route{{Countries: []string{"*"}, Carriers: []string{"a"}}}, carriers, nil); err != nil {
+		t.Fatalf("valid route: %v", err)
+	}
+}
+
+func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
+	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim.SetThrottle(10, 1)
+	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil) // unlimited on our side
+	waitBound(t, c, 1)
+	r, err := smpp.NewRouter([]smpp.Route{{Countries: []string{"*"}, Carriers: []string{"a"}}},
+		map[string]*smpp.Carrier{"a": c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := r.Send(ctxTimeout(t, 10*time.Second), testSMS("code"))
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+	}
+	st := sim.Stats()
+	if st.Accepted != n {
+		t.Fatalf("accepted: got %d, want %d", st.Accepted, n)
+	}
+	t.Logf("throttled %d times on the way", st.Throttled)
+}

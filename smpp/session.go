@@ -1,0 +1,678 @@
+package smpp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fiorix/go-smpp/smpp/pdu"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+
+	"github.com/otpgate/otpgate/otp"
+)
+
+// Session limits and timings.
+const (
+	maxPDULen         = 64 << 10 // a longer command_length is a broken stream
+	maxSeq            = 0x7FFFFFFF
+	receiptQueueLen   = 256
+	writeTimeout      = 10 * time.Second
+	unbindWait        = time.Second
+	handlerTimeout    = 30 * time.Second
+	defaultBindWait   = 10 * time.Second
+	defaultRespWait   = 60 * time.Second
+	defaultEnquire    = 30 * time.Second
+	maxEnquireTimeout = 10 * time.Second
+)
+
+var (
+	errBadLength       = errors.New("smpp: broken command_length")
+	errClosed          = errors.New("smpp: session closed")
+	errUnbound         = errors.New("smpp: unbound by the smsc")
+	errEnquireTimeout  = errors.New("smpp: no enquire_link_resp in time")
+	errNoResponse      = errors.New("smpp: no response in time")
+	errUnexpectedReply = errors.New("smpp: unexpected reply to bind")
+)
+
+// bindKind is the kind of bind a session makes.
+type bindKind int
+
+const (
+	bindTransceiver bindKind = iota
+	bindTransmitter
+	bindReceiver
+)
+
+func (k bindKind) String() string {
+	switch k {
+	case bindTransmitter:
+		return "transmitter"
+	case bindReceiver:
+		return "receiver"
+	}
+	return "transceiver"
+}
+
+func (k bindKind) canTransmit() bool { return k != bindReceiver }
+func (k bindKind) canReceive() bool  { return k != bindTransmitter }
+
+func (k bindKind) ids() (req, resp pdu.ID) {
+	switch k {
+	case bindTransmitter:
+		return pdu.BindTransmitterID, pdu.BindTransmitterRespID
+	case bindReceiver:
+		return pdu.BindReceiverID, pdu.BindReceiverRespID
+	}
+	return pdu.BindTransceiverID, pdu.BindTransceiverRespID
+}
+
+// sessionConfig is what one session needs; zero durations take defaults.
+type sessionConfig struct {
+	Kind                           bindKind
+	SystemID, Password, SystemType string
+	Window                         int           // unacknowledged submits; <1 means 1
+	EnquireLink                    time.Duration // interval of our enquire_link
+	EnquireTimeout                 time.Duration // wait for its response; default min(EnquireLink, 10s)
+	BindTimeout                    time.Duration // wait for bind_resp
+	RespTimeout                    time.Duration // an unanswered submit frees its window slot after this
+	Handler                        ReceiptHandler
+	Carrier                        string
+	Logger                         *slog.Logger
+}
+
+func (c *sessionConfig) defaults() {
+	if c.Window < 1 {
+		c.Window = 1
+	}
+	if c.EnquireLink <= 0 {
+		c.EnquireLink = defaultEnquire
+	}
+	if c.EnquireTimeout <= 0 {
+		c.EnquireTimeout = min(c.EnquireLink, maxEnquireTimeout)
+	}
+	if c.BindTimeout <= 0 {
+		c.BindTimeout = defaultBindWait
+	}
+	if c.RespTimeout <= 0 {
+		c.RespTimeout = defaultRespWait
+	}
+	if c.Logger == nil {
+		c.Logger = discardLogger()
+	}
+}
+
+// callKey matches a response to its request: the response's command id and
+// the sequence number. A deliver_sm that happens to carry a pending
+// submit's sequence number has another command id and cannot be mistaken
+// for its submit_sm_resp.
+type callKey struct {
+	id  pdu.ID
+	seq uint32
+}
+
+// call is a request waiting for its response.
+type call struct {
+	key     callKey
+	submit  bool      // holds a window slot
+	written bool      // guarded by session.mu: bytes were handed to the conn
+	at      time.Time // registration time
+	done    chan result
+}
+
+type result struct {
+	frame []byte
+	err   error
+}
+
+type receiptJob struct {
+	seq uint32
+	r   otp.Receipt
+}
+
+// session is one bound SMPP session over a net.Conn. It owns three
+// goroutines (reader, keeper, receipt worker) that end when the session
+// dies; close waits for them. All methods are safe for concurrent use.
+type session struct {
+	cfg  sessionConfig
+	conn net.Conn
+	br   *bufio.Reader
+	log  *slog.Logger
+
+	seq      atomic.Uint32
+	window   chan struct{}
+	inflight atomic.Int32
+
+	writeMu sync.Mutex
+
+	mu      sync.Mutex
+	pending map[callKey]*call
+	closed  bool
+	err     error
+	dead    chan struct{}
+
+	receipts chan receiptJob
+	hctx     context.Context // handler context, cancelled when the session dies
+	hcancel  context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// dialSession dials addr, wraps the connection in TLS when tlsConf is set,
+// binds, and starts the session's goroutines.
+func dialSession(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	addr string, tlsConf *tls.Config, cfg sessionConfig) (*session, error) {
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("smpp: dial: %w", err)
+	}
+	if tlsConf != nil {
+		tc := tlsConf.Clone()
+		if tc.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				tc.ServerName = host
+			}
+		}
+		tconn := tls.Client(conn, tc)
+		hctx, cancel := context.WithTimeout(ctx, defaultBindWait)
+		err := tconn.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("smpp: tls handshake: %w", err)
+		}
+		conn = tconn
+	}
+	s := newSession(conn, cfg)
+	if err := s.bind(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s.start()
+	return s, nil
+}
+
+func newSession(conn net.Conn, cfg sessionConfig) *session {
+	cfg.defaults()
+	s := &session{
+		cfg:     cfg,
+		conn:    conn,
+		br:      bufio.NewReaderSize(conn, 8192),
+		log:     cfg.Logger,
+		window:  make(chan struct{}, cfg.Window),
+		pending: make(map[callKey]*call),
+		dead:    make(chan struct{}),
+	}
+	s.hctx, s.hcancel = context.WithCancel(context.Background())
+	if cfg.Kind.canReceive() {
+		s.receipts = make(chan receiptJob, receiptQueueLen)
+	}
+	return s
+}
+
+// nextSeq returns the next sequence number in 1..0x7FFFFFFF, wrapping.
+func (s *session) nextSeq() uint32 {
+	for {
+		old := s.seq.Load()
+		next := old + 1
+		if next > maxSeq {
+			next = 1
+		}
+		if s.seq.CompareAndSwap(old, next) {
+			return next
+		}
+	}
+}
+
+// bind sends the bind request and reads until its response, before the
+// reader goroutine starts. An enquire_link from the SMSC meanwhile is
+// answered; anything else is ignored.
+func (s *session) bind(ctx context.Context) error {
+	reqID, respID := s.cfg.Kind.ids()
+	var p pdu.Body
+	switch reqID {
+	case pdu.BindTransmitterID:
+		p = pdu.NewBindTransmitter()
+	case pdu.BindReceiverID:
+		p = pdu.NewBindReceiver()
+	default:
+		p = pdu.NewBindTransceiver()
+	}
+	f := p.Fields()
+	f.Set(pdufield.SystemID, s.cfg.SystemID)
+	f.Set(pdufield.Password, s.cfg.Password)
+	f.Set(pdufield.SystemType, s.cfg.SystemType)
+	f.Set(pdufield.InterfaceVersion, uint8(0x34))
+	f.Set(pdufield.AddrTON, uint8(0))
+	f.Set(pdufield.AddrNPI, uint8(0))
+	f.Set(pdufield.AddressRange, "")
+	seq := s.nextSeq()
+	p.Header().Seq = seq
+	b, err := encodePDU(p)
+	if err != nil {
+		return fmt.Errorf("smpp: bind: %w", err)
+	}
+	deadline := time.Now().Add(s.cfg.BindTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	s.conn.SetDeadline(deadline)
+	defer s.conn.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := s.conn.Write(b); err != nil {
+		return fmt.Errorf("smpp: bind: write: %w", err)
+	}
+	for {
+		frame, err := readFrame(s.br)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("smpp: bind: %w", ctx.Err())
+			}
+			return fmt.Errorf("smpp: bind: read: %w", err)
+		}
+		id, status, rseq := header(frame)
+		switch {
+		case (id == respID || id == pdu.GenericNACKID) && rseq == seq:
+			if status != StatusOK {
+				return fmt.Errorf("smpp: bind: %w", &StatusError{Status: status})
+			}
+			if id == pdu.GenericNACKID {
+				return fmt.Errorf("smpp: bind: %w", errUnexpectedReply)
+			}
+			return nil
+		case id == pdu.EnquireLinkID:
+			r, _ := encodePDU(withSeq(pdu.NewEnquireLinkResp(), rseq, 0))
+			if _, err := s.conn.Write(r); err != nil {
+				return fmt.Errorf("smpp: bind: write: %w", err)
+			}
+		}
+	}
+}
+
+func (s *session) start() {
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.keepLoop()
+	if s.receipts != nil {
+		s.wg.Add(1)
+		go s.receiptLoop()
+	}
+}
+
+// alive reports whether the session has not died.
+func (s *session) alive() bool {
+	select {
+	case <-s.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// Err returns why the session died, or nil.
+func (s *session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// kill ends the session once: it closes the connection and fails every
+// pending request with a *SessionLostError saying whether it was written.
+func (s *session) kill(cause error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.err = cause
+	calls := s.pending
+	s.pending = nil
+	close(s.dead)
+	s.mu.Unlock()
+	s.hcancel()
+	s.conn.Close()
+	for _, c := range calls {
+		s.finish(c, result{err: &SessionLostError{Written: c.written, Cause: cause}})
+	}
+}
+
+// finish completes a call removed from pending by its caller.
+func (s *session) finish(c *call, r result) {
+	if c.submit {
+		s.inflight.Add(-1)
+		<-s.window
+	}
+	c.done <- r
+}
+
+// close unbinds (waiting at most unbindWait for unbind_resp), closes the
+// connection and waits for the session's goroutines.
+func (s *session) close() {
+	if s.alive() {
+		ctx, cancel := context.WithTimeout(context.Background(), unbindWait)
+		s.request(ctx, pdu.NewUnbind(), pdu.UnbindRespID, false)
+		cancel()
+	}
+	s.kill(errClosed)
+	s.wg.Wait()
+}
+
+// request sends p with a fresh sequence number and waits for the response
+// with command id respID (or a generic_nack with the same sequence). A
+// submit first takes a window slot, waiting for one while ctx allows. When
+// ctx ends first, the request stays pending (its window slot too) until
+// its response, the session's end or RespTimeout.
+func (s *session) request(ctx context.Context, p pdu.Body, respID pdu.ID, submit bool) ([]byte, error) {
+	if submit {
+		select {
+		case s.window <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.dead:
+			return nil, &SessionLostError{Written: false, Cause: s.Err()}
+		}
+		s.inflight.Add(1)
+	}
+	seq := s.nextSeq()
+	p.Header().Seq = seq
+	b, err := encodePDU(p)
+	c := &call{key: callKey{respID, seq}, submit: submit, at: time.Now(), done: make(chan result, 1)}
+	s.mu.Lock()
+	if err != nil || s.closed {
+		s.mu.Unlock()
+		if submit {
+			s.inflight.Add(-1)
+			<-s.window
+		}
+		if err != nil {
+			return nil, err
+		}
+		return nil, &SessionLostError{Written: false, Cause: s.Err()}
+	}
+	s.pending[c.key] = c
+	s.mu.Unlock()
+
+	s.writeCall(c, b)
+	select {
+	case r := <-c.done:
+		return r.frame, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// writeCall writes a registered call's bytes. The written flag is set under
+// mu before the write starts, so kill reports a call cut off mid-write as
+// written (ambiguous) and one that never reached the write as not written.
+func (s *session) writeCall(c *call, b []byte) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return // kill already failed c as not written
+	}
+	c.written = true
+	s.mu.Unlock()
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := s.conn.Write(b); err != nil {
+		s.kill(fmt.Errorf("smpp: write: %w", err))
+	}
+}
+
+// send writes a PDU that expects no response (a response of ours).
+func (s *session) send(p pdu.Body) {
+	b, err := encodePDU(p)
+	if err != nil {
+		s.log.Error("encode pdu", keyError, err)
+		return
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if !s.alive() {
+		return
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := s.conn.Write(b); err != nil {
+		s.kill(fmt.Errorf("smpp: write: %w", err))
+	}
+}
+
+func (s *session) nack(seq, status uint32) {
+	s.send(withSeq(pdu.NewGenericNACK(), seq, status))
+}
+
+// readLoop is the one reader. Only a broken command_length or an I/O error
+// ends the session; PDUs it cannot decode or does not know are answered
+// with generic_nack and the bind stays.
+func (s *session) readLoop() {
+	defer s.wg.Done()
+	for {
+		frame, err := readFrame(s.br)
+		if err != nil {
+			s.kill(fmt.Errorf("smpp: read: %w", err))
+			return
+		}
+		s.dispatch(frame)
+	}
+}
+
+func (s *session) dispatch(frame []byte) {
+	id, _, seq := header(frame)
+	if id&0x80000000 != 0 {
+		s.response(id, seq, frame)
+		return
+	}
+	switch id {
+	case pdu.EnquireLinkID:
+		s.send(withSeq(pdu.NewEnquireLinkResp(), seq, 0))
+	case pdu.UnbindID:
+		s.send(withSeq(pdu.NewUnbindResp(), seq, 0))
+		s.log.Info("smsc unbound")
+		s.kill(errUnbound)
+	case pdu.DeliverSMID:
+		s.deliver(seq, frame)
+	case pdu.AlertNotificationID:
+		// SMPP 3.4 defines no response to alert_notification.
+		s.log.Debug("alert_notification ignored")
+	default:
+		// data_sm, outbind, a request meant for an SMSC, or an unknown id.
+		s.log.Debug("unsupported command", keyCommandID, fmt.Sprintf("%#08x", uint32(id)))
+		s.nack(seq, StatusInvCmdID)
+	}
+}
+
+// response hands a response to the request waiting for it.
+func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
+	s.mu.Lock()
+	c := s.pending[callKey{id, seq}]
+	if c == nil && id == pdu.GenericNACKID {
+		for _, rid := range []pdu.ID{pdu.SubmitSMRespID, pdu.EnquireLinkRespID, pdu.UnbindRespID} {
+			if c = s.pending[callKey{rid, seq}]; c != nil {
+				break
+			}
+		}
+	}
+	if c != nil {
+		delete(s.pending, c.key)
+	}
+	s.mu.Unlock()
+	if c == nil {
+		s.log.Debug("unmatched response", keyCommandID, fmt.Sprintf("%#08x", uint32(id)), keySeq, seq)
+		return
+	}
+	s.finish(c, result{frame: frame})
+}
+
+// deliver handles a deliver_sm: a receipt goes to the worker, which acks
+// after the handler; anything else (MO) is acked at once.
+func (s *session) deliver(seq uint32, frame []byte) {
+	p, err := pdu.Decode(bytes.NewReader(frame))
+	if err != nil {
+		s.log.Warn("undecodable deliver_sm", keyError, err, keySeq, seq)
+		s.nack(seq, StatusInvCmdID)
+		return
+	}
+	f := p.Fields()
+	var esm byte
+	if v := f[pdufield.ESMClass]; v != nil && len(v.Bytes()) > 0 {
+		esm = v.Bytes()[0]
+	}
+	var sm []byte
+	if v := f[pdufield.ShortMessage]; v != nil {
+		sm = v.Bytes()
+	}
+	if esm&0x3C != 0x04 {
+		s.log.Debug("mo deliver_sm acked", keySeq, seq, keyLength, len(sm))
+		s.ack(seq, StatusOK)
+		return
+	}
+	r, err := ParseReceipt(esm, sm, p.TLVFields(), time.Now())
+	if err != nil {
+		// Never log the text: it quotes the start of the message, the code.
+		s.log.Warn("unparsable receipt acked", keyError, err, keySeq, seq, keyLength, len(sm))
+		s.ack(seq, StatusOK)
+		return
+	}
+	r.Carrier = s.cfg.Carrier
+	select {
+	case s.receipts <- receiptJob{seq: seq, r: r}:
+	default:
+		s.log.Warn("receipt queue full, smsc will resend", keySeq, seq)
+		s.ack(seq, StatusSysErr)
+	}
+}
+
+func (s *session) ack(seq, status uint32) {
+	s.send(withSeq(pdu.NewDeliverSMResp(), seq, status))
+}
+
+// receiptLoop runs the handler one receipt at a time and acks afterwards.
+// Receipts still queued when the session dies are never acked, so the SMSC
+// delivers them again on another bind.
+func (s *session) receiptLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.dead:
+			return
+		case j := <-s.receipts:
+			status := StatusOK
+			if s.cfg.Handler != nil {
+				ctx, cancel := context.WithTimeout(s.hctx, handlerTimeout)
+				err := s.cfg.Handler.HandleReceipt(ctx, j.r)
+				cancel()
+				if err != nil {
+					s.log.Warn("receipt handler failed, smsc will resend", keyError, err, keyMessageID, j.r.MessageID)
+					status = StatusSysErr
+				}
+			}
+			s.ack(j.seq, status)
+		}
+	}
+}
+
+// keepLoop sends enquire_link every EnquireLink and ends the session when
+// one is not answered within EnquireTimeout; it also frees the window slots
+// of submits unanswered after RespTimeout.
+func (s *session) keepLoop() {
+	defer s.wg.Done()
+	enq := time.NewTicker(s.cfg.EnquireLink)
+	defer enq.Stop()
+	sweep := time.NewTicker(min(s.cfg.RespTimeout/4, time.Second))
+	defer sweep.Stop()
+	for {
+		select {
+		case <-s.dead:
+			return
+		case <-enq.C:
+			ctx, cancel := context.WithTimeout(s.hctx, s.cfg.EnquireTimeout)
+			_, err := s.request(ctx, pdu.NewEnquireLink(), pdu.EnquireLinkRespID, false)
+			timedOut := ctx.Err() != nil && s.alive()
+			cancel()
+			if err != nil && timedOut {
+				s.log.Warn("enquire_link unanswered", keyTimeout, s.cfg.EnquireTimeout)
+				s.kill(errEnquireTimeout)
+				return
+			}
+		case <-sweep.C:
+			s.sweep(time.Now())
+		}
+	}
+}
+
+// sweep fails requests older than RespTimeout. Their submits may have
+// been accepted, so the error says written.
+func (s *session) sweep(now time.Time) {
+	var old []*call
+	s.mu.Lock()
+	for k, c := range s.pending {
+		if now.Sub(c.at) > s.cfg.RespTimeout {
+			old = append(old, c)
+			delete(s.pending, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range old {
+		s.finish(c, result{err: fmt.Errorf("smpp: %w after %s", errNoResponse, s.cfg.RespTimeout)})
+	}
+}
+
+// readFrame reads one PDU. It fails only on I/O errors and on a
+// command_length below 16 or above 64 KiB, after which the stream cannot
+// be resynchronised.
+func readFrame(r io.Reader) ([]byte, error) {
+	var h [pdu.HeaderLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(h[0:4])
+	if n < pdu.HeaderLen || n > maxPDULen {
+		return nil, fmt.Errorf("%w: %d", errBadLength, n)
+	}
+	frame := make([]byte, n)
+	copy(frame, h[:])
+	if _, err := io.ReadFull(r, frame[pdu.HeaderLen:]); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+func header(frame []byte) (id pdu.ID, status, seq uint32) {
+	return pdu.ID(binary.BigEndian.Uint32(frame[4:8])),
+		binary.BigEndian.Uint32(frame[8:12]),
+		binary.BigEndian.Uint32(frame[12:16])
+}
+
+// cString returns the C-string at the start of b (the message_id of a
+// submit_sm_resp), without its NUL.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func withSeq(p pdu.Body, seq, status uint32) pdu.Body {
+	p.Header().Seq = seq
+	p.Header().Status = pdu.Status(status)
+	return p
+}
+
+func encodePDU(p pdu.Body) ([]byte, error) {
+	var b bytes.Buffer
+	if err := p.SerializeTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
