@@ -103,6 +103,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 		printProblems(stderr, path, err)
 		return 1
 	}
+	d.Level = &level
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = d.ReloadFile(path) // logged by the daemon either way
+			}
+		}
+	}()
 	if err := d.Run(ctx); err != nil {
 		logger.Error("otpgate failed", "error", err)
 		return 1

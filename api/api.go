@@ -27,9 +27,21 @@ type Options struct {
 	Ready func() error
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
-	// Observe, when set, is called once per request with the route
-	// template, the HTTP status and the duration (for metrics).
-	Observe func(route string, status int, d time.Duration)
+	// Observer, when set, is told the outcome of every request.
+	Observer Observer
+}
+
+// Observer receives request outcomes, for metrics. Labels it is given
+// are route templates and fixed words, never request data.
+type Observer interface {
+	// Request is called once per request with gin's route template.
+	Request(route string, status int, d time.Duration)
+	// Verification is called once per verify-otp that reached the service:
+	// ok, invalid, not_found, locked.
+	Verification(result string)
+	// RateLimited is called when a limit refused a request: client,
+	// resend, hourly, inflight.
+	RateLimited(scope string)
 }
 
 type handler struct {
@@ -91,8 +103,8 @@ func (h *handler) logRequests(c *gin.Context) {
 		route = "unmatched"
 	}
 	status := c.Writer.Status()
-	if h.opts.Observe != nil {
-		h.opts.Observe(route, status, d)
+	if h.opts.Observer != nil {
+		h.opts.Observer.Request(route, status, d)
 	}
 	outcome := c.GetString(keyOutcome)
 	if outcome == "" {
@@ -204,6 +216,11 @@ func (h *handler) verifyOTP(c *gin.Context) {
 		AuthClientID: c.GetString(keyClient), ClientID: *b.ClientID, PhoneNumber: *b.PhoneNumber, OTP: *b.OTP,
 	})
 	c.Set(keyNumber, res.Masked)
+	if o := h.opts.Observer; o != nil {
+		if r := verificationResult(err); r != "" {
+			o.Verification(r)
+		}
+	}
 	if err != nil {
 		h.writeError(c, err)
 		return

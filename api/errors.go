@@ -97,6 +97,11 @@ func (h *handler) writeError(c *gin.Context, err error) {
 		h.log.Error("unmapped error", "route", c.FullPath(), "error", err)
 	}
 	c.Set(keyOutcome, outcomeOf(err))
+	if o := h.opts.Observer; o != nil {
+		if scope := limitScope(err); scope != "" {
+			o.RateLimited(scope)
+		}
+	}
 	c.Data(b.status, "application/json; charset=utf-8", b.body)
 	c.Abort()
 }
@@ -140,4 +145,35 @@ func outcomeOf(err error) string {
 		return "method_not_allowed"
 	}
 	return "internal_error"
+}
+
+// limitScope names the limit behind a 429 "Too many requests".
+func limitScope(err error) string {
+	switch {
+	case errors.Is(err, otp.ErrClientRate):
+		return "client"
+	case errors.Is(err, otp.ErrResendTooSoon):
+		return "resend"
+	case errors.Is(err, otp.ErrHourlyCap):
+		return "hourly"
+	case errors.Is(err, otp.ErrSendInProgress):
+		return "inflight"
+	}
+	return ""
+}
+
+// verificationResult names a verify-otp outcome for metrics ("" when the
+// request never reached the check of a code).
+func verificationResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, otp.ErrInvalidOTP):
+		return "invalid"
+	case errors.Is(err, otp.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, otp.ErrMaxAttempts):
+		return "locked"
+	}
+	return ""
 }

@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/otpgate/otpgate/api"
+	"github.com/otpgate/otpgate/metrics"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/ratelimit"
@@ -31,14 +34,34 @@ const DrainTimeout = 15 * time.Second
 
 // Daemon is a configured gateway, ready to Run.
 type Daemon struct {
-	cfg *Config
 	log *slog.Logger
+	// Level, when set, is the process's log level: a reload sets it.
+	Level *slog.LevelVar
+	// Metrics, when set, collects the gateway's metrics and serves them at
+	// /metrics; New sets a fresh one.
+	Metrics *metrics.Metrics
 
-	mu       sync.Mutex
-	addr     net.Addr // listening address once Run has bound it
-	ready    chan struct{}
-	carriers map[string]*smpp.Carrier
+	ready chan struct{}
+
+	mu       sync.Mutex // guards what follows; held through a reload
+	cfg      *Config
+	addr     net.Addr
 	db       *store.DB
+	svc      *otp.Service
+	receipts *otp.Receipts
+	router   atomic.Pointer[smpp.Router]
+	runs     map[string]*carrierRun
+	bg       context.Context // parent of the carriers' contexts
+	wg       sync.WaitGroup  // carriers' goroutines
+}
+
+// carrierRun is one running carrier, with its simulator when simulated.
+type carrierRun struct {
+	cfg     CarrierConfig
+	carrier *smpp.Carrier
+	sim     *smsc.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New checks cfg and returns a Daemon. logger may be nil.
@@ -49,7 +72,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{})}, nil
+	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{}}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
@@ -62,12 +85,24 @@ func (d *Daemon) Addr() net.Addr {
 // Ready is closed once the HTTP listener is bound and serving.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
+// Send implements otp.Sender through the router in force, which a reload
+// may replace.
+func (d *Daemon) send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
+	return d.router.Load().Send(ctx, sms)
+}
+
+type senderFunc func(ctx context.Context, sms otp.SMS) (otp.Sent, error)
+
+func (f senderFunc) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) { return f(ctx, sms) }
+
 // Run opens the store, starts the carriers and serves HTTP until ctx is
 // done; then it stops accepting requests, finishes those in flight, unbinds
 // the carriers and closes the store. Errors binding the listener or opening
 // the store come back at once.
 func (d *Daemon) Run(ctx context.Context) (err error) {
+	d.mu.Lock()
 	cfg := d.cfg
+	d.mu.Unlock()
 	secret, err := loadSecret(cfg.SecretFile)
 	if err != nil {
 		return err
@@ -76,81 +111,58 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	d.db = db
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
-
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("daemon: listen: %w", err)
 	}
 	defer ln.Close()
 
-	// Simulated carriers: an in-process SMSC each, closed last.
-	var sims []*smsc.Server
-	defer func() {
-		for _, s := range sims {
-			s.Close()
-		}
-	}()
-	receipts := otp.NewReceipts(db, d.log.With("component", "receipts"))
-	carriers := make(map[string]*smpp.Carrier, len(cfg.Carriers))
-	for _, kc := range cfg.Carriers {
-		addr := kc.Address
-		if kc.Simulate {
-			sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: kc.SystemID, Password: string(kc.Password),
-				Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
-			if err != nil {
-				return fmt.Errorf("daemon: simulator for %s: %w", kc.Name, err)
-			}
-			sims = append(sims, sim)
-			addr = sim.Addr()
-		}
-		carriers[kc.Name] = smpp.NewCarrier(carrierConfig(kc, addr), receipts, d.log)
-	}
-	routes := make([]smpp.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = smpp.Route{Countries: upper(r.Countries), Prefixes: r.Prefixes, Carriers: r.Carriers}
-	}
-	router, err := smpp.NewRouter(routes, carriers, d.log.With("component", "router"))
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
+	// Carriers, GC and sweeps live until the HTTP side has drained.
+	bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer bgCancel()
 	settings, err := buildSettings(cfg)
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	d.db, d.bg, d.addr = db, bg, ln.Addr()
+	d.receipts = otp.NewReceipts(db, d.log.With("component", "receipts"))
+	err = d.applyCarriers(cfg)
+	d.mu.Unlock()
+	defer d.stopCarriers()
+	if err != nil {
+		return err
+	}
 	limiter := ratelimit.New(nil)
-	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: router, Limiter: limiter,
+	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: limiter,
 		Secret: secret, Logger: d.log.With("component", "otp")})
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	d.carriers = carriers
-	d.addr = ln.Addr()
+	d.svc = svc
 	d.mu.Unlock()
 
-	handler := api.New(svc, api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness})
+	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness}
+	if d.Metrics != nil {
+		opts.Metrics, opts.Observer = d.Metrics.Handler(), d.Metrics
+	}
+	handler := api.New(svc, opts)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.With("component", "http").Handler(), slog.LevelWarn)}
 
-	// Carriers, GC and sweeps live until the HTTP side has drained.
-	bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer bgCancel()
 	var g errgroup.Group
-	for _, c := range carriers {
-		g.Go(func() error { return c.Run(bg) })
-	}
 	g.Go(func() error { return db.Run(bg) })
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(carriers), "data_dir", cfg.DataDir)
+	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(cfg.Carriers), "data_dir", cfg.DataDir)
 	close(d.ready)
 
 	select {
@@ -167,6 +179,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	cancel()
 	d.log.Info("otpgate stopping: unbinding carriers")
+	d.stopCarriers()
 	bgCancel()
 	if gerr := g.Wait(); gerr != nil && err == nil {
 		err = gerr
@@ -175,23 +188,128 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	return err
 }
 
+// applyCarriers makes the running carriers those of cfg: unchanged ones
+// keep their binds, new or changed ones start, and the router is rebuilt.
+// Carriers no longer needed are stopped (they drain, then unbind) after the
+// new router is in force. d.mu must be held.
+func (d *Daemon) applyCarriers(cfg *Config) error {
+	next := make(map[string]*carrierRun, len(cfg.Carriers))
+	var started []*carrierRun
+	fail := func(err error) error {
+		for _, r := range started {
+			d.stopRun(r)
+		}
+		return err
+	}
+	for _, kc := range cfg.Carriers {
+		if r, ok := d.runs[kc.Name]; ok && reflect.DeepEqual(r.cfg, kc) {
+			next[kc.Name] = r
+			continue
+		}
+		r, err := d.startRun(kc)
+		if err != nil {
+			return fail(err)
+		}
+		started = append(started, r)
+		next[kc.Name] = r
+	}
+	carriers := make(map[string]*smpp.Carrier, len(next))
+	for name, r := range next {
+		carriers[name] = r.carrier
+	}
+	routes := make([]smpp.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = smpp.Route{Countries: upper(r.Countries), Prefixes: r.Prefixes, Carriers: r.Carriers}
+	}
+	router, err := smpp.NewRouter(routes, carriers, d.log)
+	if err != nil {
+		return fail(fmt.Errorf("daemon: %w", err))
+	}
+	d.router.Store(router)
+	for name, r := range d.runs {
+		if next[name] != r {
+			d.log.Info("carrier removed or changed: draining", "carrier", name)
+			d.stopRun(r)
+		}
+	}
+	d.runs = next
+	return nil
+}
+
+func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
+	r := &carrierRun{cfg: kc, done: make(chan struct{})}
+	addr := kc.Address
+	if kc.Simulate {
+		sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: kc.SystemID, Password: string(kc.Password),
+			ReceiptTLV: true, Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("daemon: simulator for %s: %w", kc.Name, err)
+		}
+		r.sim, addr = sim, sim.Addr()
+	}
+	r.carrier = smpp.NewCarrier(carrierConfig(kc, addr, d.smppObserver()), d.receipts, d.log)
+	ctx, cancel := context.WithCancel(d.bg)
+	r.cancel = cancel
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(r.done)
+		if err := r.carrier.Run(ctx); err != nil {
+			d.log.Error("carrier stopped", "carrier", kc.Name, "error", err)
+		}
+	}()
+	return r, nil
+}
+
+// smppObserver is the metrics as the carriers' observer (nil when off).
+func (d *Daemon) smppObserver() smpp.Observer {
+	if d.Metrics == nil {
+		return nil
+	}
+	return d.Metrics
+}
+
+// stopRun cancels a carrier, waits for it to drain and unbind, and closes
+// its simulator.
+func (d *Daemon) stopRun(r *carrierRun) {
+	r.cancel()
+	<-r.done
+	if r.sim != nil {
+		r.sim.Close()
+	}
+}
+
+// stopCarriers stops every carrier; it is idempotent.
+func (d *Daemon) stopCarriers() {
+	d.mu.Lock()
+	runs := d.runs
+	d.runs = map[string]*carrierRun{}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.stopRun(r) }()
+	}
+	wg.Wait()
+}
+
 // readiness is /readyz: the store is open and a carrier is bound.
 func (d *Daemon) readiness() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.db == nil || !d.db.Healthy() {
 		return errors.New("store not open")
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.carriers {
-		if c.Bound() > 0 {
+	for _, r := range d.runs {
+		if r.carrier.Bound() > 0 {
 			return nil
 		}
 	}
 	return errors.New("no carrier bound")
 }
 
-func carrierConfig(k CarrierConfig, addr string) smpp.CarrierConfig {
-	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password),
+func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) smpp.CarrierConfig {
+	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password), Observer: obs,
 		SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst, Window: k.Window}
 	if k.TLS && !k.Simulate {
 		host, _, _ := net.SplitHostPort(addr)

@@ -26,6 +26,7 @@ const (
 
 // gateway is a running daemon on 127.0.0.1:0.
 type gateway struct {
+	d      *daemon.Daemon
 	url    string
 	cancel context.CancelFunc
 	done   chan error
@@ -73,6 +74,21 @@ type cfgOpts struct {
 }
 
 func testConfig(tb testing.TB, o cfgOpts) *daemon.Config {
+	tb.Helper()
+	cfg, err := daemon.ParseConfig(strings.NewReader(configYAML(tb, o)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if ps := cfg.Validate(); len(ps) > 0 {
+		tb.Fatal(ps)
+	}
+	return cfg
+}
+
+// configYAML is the text of a test configuration: client A (all
+// countries, custom text 41), client B (IN only), carrier a at o.simAddr
+// for every country but GB, whose only carrier is dead.
+func configYAML(tb testing.TB, o cfgOpts) string {
 	tb.Helper()
 	if o.dir == "" {
 		o.dir = tb.TempDir()
@@ -125,14 +141,7 @@ routes:
 blocked_numbers: ["+1-9990000000"]
 `, filepath.Join(o.dir, "data"), filepath.Join(o.dir, "otp.secret"), o.maxAttempts, o.resend, o.perHour,
 		o.simAddr, o.deadAddr, rate, o.submitTimout, clientA, daemon.HashKey(keyA), clientB, daemon.HashKey(keyB))
-	cfg, err := daemon.ParseConfig(strings.NewReader(y))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if ps := cfg.Validate(); len(ps) > 0 {
-		tb.Fatal(ps)
-	}
-	return cfg
+	return y
 }
 
 func startGateway(tb testing.TB, cfg *daemon.Config) *gateway {
@@ -142,7 +151,7 @@ func startGateway(tb testing.TB, cfg *daemon.Config) *gateway {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{cancel: cancel, done: make(chan error, 1)}
+	g := &gateway{d: d, cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- d.Run(ctx) }()
 	select {
 	case <-d.Ready():

@@ -1,6 +1,9 @@
 package otp
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Domain errors. The api package maps each one to the documented HTTP body;
 // adapters translate their library errors into these at their edge.
@@ -35,4 +38,16 @@ var (
 	ErrInvalidAPIKey = errors.New("otp: invalid authentication credentials")
 	// ErrRequestNotFound means a status lookup found no request of this client.
 	ErrRequestNotFound = errors.New("otp: request not found")
+)
+
+// The causes of ErrTooManyRequests; errors.Is(err, ErrTooManyRequests) holds for each.
+var (
+	// ErrClientRate means the client exceeded its configured rate.
+	ErrClientRate = fmt.Errorf("%w: client rate", ErrTooManyRequests)
+	// ErrResendTooSoon means resend_interval has not passed since the last send.
+	ErrResendTooSoon = fmt.Errorf("%w: resend interval", ErrTooManyRequests)
+	// ErrHourlyCap means max_per_number_per_hour sends were made in the last hour.
+	ErrHourlyCap = fmt.Errorf("%w: hourly cap", ErrTooManyRequests)
+	// ErrSendInProgress means another send to the same client and number is running.
+	ErrSendInProgress = fmt.Errorf("%w: send in progress", ErrTooManyRequests)
 )

@@ -120,7 +120,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{}, ErrUnprocessable
 	}
 	if !s.limiter.Allow("client/"+c.ID, c.RatePerSecond, c.RateBurst) {
-		return SendResult{}, fmt.Errorf("%w: client rate", ErrTooManyRequests)
+		return SendResult{}, ErrClientRate
 	}
 	num, err := st.number(c, req.PhoneNumber)
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	}
 	key := RecordKey(c.ID, num.E164())
 	if !s.acquire(key) {
-		return res, fmt.Errorf("%w: send in progress", ErrTooManyRequests)
+		return res, ErrSendInProgress
 	}
 	defer s.release(key)
 
@@ -217,7 +217,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		return VerifyResult{}, err
 	}
 	if !s.limiter.Allow("client/"+c.ID, c.RatePerSecond, c.RateBurst) {
-		return VerifyResult{}, fmt.Errorf("%w: client rate", ErrTooManyRequests)
+		return VerifyResult{}, ErrClientRate
 	}
 	num, err := st.number(c, req.PhoneNumber)
 	if err != nil {
@@ -317,10 +317,10 @@ func (s *Service) release(key string) {
 func (p Policy) checkResend(sends []time.Time, now time.Time) error {
 	sends = pruneSends(sends, now)
 	if n := len(sends); n > 0 && now.Sub(sends[n-1]) < p.ResendInterval {
-		return fmt.Errorf("%w: resend interval", ErrTooManyRequests)
+		return ErrResendTooSoon
 	}
 	if p.MaxPerNumberPerHour > 0 && len(sends) >= p.MaxPerNumberPerHour {
-		return fmt.Errorf("%w: hourly cap", ErrTooManyRequests)
+		return ErrHourlyCap
 	}
 	return nil
 }

@@ -66,6 +66,8 @@ type CarrierConfig struct {
 	EnquireLink time.Duration
 	// Dial opens connections; nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Observer, when set, is told of submits, bind states and receipts.
+	Observer Observer
 }
 
 // Carrier keeps the binds of one SMSC account up and submits SMS through
@@ -75,6 +77,7 @@ type Carrier struct {
 	cfg     CarrierConfig
 	h       ReceiptHandler
 	log     *slog.Logger
+	obs     Observer
 	pace    *adaptive // token bucket and throttle back-off
 	slots   []*slot
 	ref     atomic.Uint32 // concatenation reference
@@ -129,6 +132,10 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		cfg: cfg,
 		h:   h,
 		log: logger.With(keyComponent, "smpp", keyCarrier, cfg.Name),
+		obs: cfg.Observer,
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
 	}
 	c.pace = newAdaptive(cfg.TPS, cfg.Burst)
 	kinds := []bindKind{bindTransceiver}
@@ -215,7 +222,10 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		Handler:     c.h,
 		Carrier:     c.cfg.Name,
 		Logger:      log,
+		Observer:    c.obs,
 	}
+	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
+	c.obs.BindState(c.cfg.Name, bindName, false)
 	b := backoff{min: backoffMin, max: backoffMax}
 	var (
 		failures int
@@ -245,11 +255,13 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		log.Info("bound", keyAddress, c.cfg.Address, keyRetries, failures)
 		failures = 0
 		sl.sess.Store(s)
+		c.obs.BindState(c.cfg.Name, bindName, true)
 		select {
 		case <-s.dead:
 		case <-ctx.Done():
 		}
 		sl.sess.Store(nil)
+		c.obs.BindState(c.cfg.Name, bindName, false)
 		s.close()
 		if ctx.Err() != nil {
 			log.Info("unbound")
@@ -333,7 +345,9 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 				return nil, c.partErr(i, len(enc.Parts), ErrNotBound)
 			}
 		}
+		t0 := time.Now()
 		id, err := submitPart(ctx, s, sms, enc, enc.Parts[i])
+		c.obs.Submit(c.cfg.Name, submitResult(err), time.Since(t0))
 		if err != nil {
 			// One retry on another session when the lost submit certainly
 			// did not reach the SMSC, or the caller accepts a duplicate.

@@ -88,6 +88,7 @@ type sessionConfig struct {
 	Handler                        ReceiptHandler
 	Carrier                        string
 	Logger                         *slog.Logger
+	Observer                       Observer
 }
 
 func (c *sessionConfig) defaults() {
@@ -108,6 +109,9 @@ func (c *sessionConfig) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = discardLogger()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 
@@ -545,6 +549,7 @@ func (s *session) deliver(seq uint32, frame []byte) {
 		return
 	}
 	r.Carrier = s.cfg.Carrier
+	s.cfg.Observer.Receipt(s.cfg.Carrier, string(r.State))
 	select {
 	case s.receipts <- receiptJob{seq: seq, r: r}:
 	default:

@@ -1,0 +1,66 @@
+package daemon_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+// TestGateway_Metrics checks the series of DESIGN.md after real traffic,
+// and that no label holds a number, key or code.
+func TestGateway_Metrics(t *testing.T) {
+	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), resend: "1h"}))
+	if code, body := send(t, g, "+91-9870000001"); code != 200 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	otpCode := codeFor(t, sim, "919870000001", 1)
+	send(t, g, "+91-9870000001") // 429: resend too soon
+	verify(t, g, "+91-9870000001", flip(otpCode))
+	if code, _ := verify(t, g, "+91-9870000001", otpCode); code != 200 {
+		t.Fatal("verify failed")
+	}
+	send(t, g, "+44-7400123456") // 409 from the dead route
+	reqID := requestID(t, mustSend(t, g, "+91-9870000002"))
+	waitState(t, g, reqID, "DELIVERED")
+
+	code, text := call(t, "GET", g.url+"/metrics", "", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`otpgate_http_requests_total{code="200",route="/api/v3/otp-verification/send-otp"} 2`,
+		`otpgate_http_requests_total{code="429",route="/api/v3/otp-verification/send-otp"} 1`,
+		`otpgate_http_requests_total{code="409",route="/api/v3/otp-verification/send-otp"} 1`,
+		`otpgate_http_request_duration_seconds_count{route="/api/v3/otp-verification/verify-otp"} 2`,
+		`otpgate_sms_submits_total{carrier="a",result="ok"} 2`,
+		`otpgate_submit_duration_seconds_count{carrier="a"} 2`,
+		`otpgate_bind_up{bind="transceiver-0",carrier="a"} 1`,
+		`otpgate_bind_up{bind="transceiver-0",carrier="dead"} 0`,
+		`otpgate_receipts_total{carrier="a",state="DELIVERED"}`,
+		`otpgate_ratelimited_total{scope="resend"} 1`,
+		`otpgate_verifications_total{result="invalid"} 1`,
+		`otpgate_verifications_total{result="ok"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, secret := range []string{"9870000001", "98700", otpCode, keyA, "pw-a"} {
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, "otpgate_") && strings.Contains(line[:strings.LastIndexByte(line+" ", ' ')], secret) {
+				t.Errorf("metric line holds %q: %s", secret, line)
+			}
+		}
+	}
+}
+
+func mustSend(t *testing.T, g *gateway, number string) string {
+	t.Helper()
+	code, body := send(t, g, number)
+	if code != 200 {
+		t.Fatalf("send %s: %d %s", number, code, body)
+	}
+	return body
+}

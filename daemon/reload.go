@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotRunning means Reload was called before Run set the daemon up.
+var ErrNotRunning = errors.New("daemon: not running")
+
+// ReloadFile reads, checks and applies the configuration at path (SIGHUP).
+// On any problem the running configuration stays and the error says why.
+func (d *Daemon) ReloadFile(path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		d.reloadRejected(err)
+		return err
+	}
+	return d.Reload(cfg)
+}
+
+// Reload applies cfg as a whole: clients, keys, texts, limits, blocked
+// numbers, routes, log level and carriers (only changed carriers rebind;
+// removed ones drain and unbind). An invalid cfg, or one that changes
+// listen, data_dir or secret_file, is rejected and the running
+// configuration keeps serving.
+func (d *Daemon) Reload(cfg *Config) error {
+	err := d.reload(cfg)
+	if err != nil {
+		d.reloadRejected(err)
+		return err
+	}
+	if d.Metrics != nil {
+		d.Metrics.Reload(true)
+	}
+	d.log.Info("configuration reloaded", "clients", len(cfg.Clients), "carriers", len(cfg.Carriers), "routes", len(cfg.Routes))
+	return nil
+}
+
+func (d *Daemon) reloadRejected(err error) {
+	if d.Metrics != nil {
+		d.Metrics.Reload(false)
+	}
+	d.log.Error("configuration reload rejected: keeping the running configuration", "error", err)
+}
+
+func (d *Daemon) reload(cfg *Config) error {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return ps
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.svc == nil {
+		return ErrNotRunning
+	}
+	old := d.cfg
+	var fixed Problems
+	if cfg.Listen != old.Listen {
+		fixed = append(fixed, Problem{"listen", "cannot change while running (restart instead)"})
+	}
+	if cfg.DataDir != old.DataDir {
+		fixed = append(fixed, Problem{"data_dir", "cannot change while running (restart instead)"})
+	}
+	if cfg.SecretFile != old.SecretFile {
+		fixed = append(fixed, Problem{"secret_file", "cannot change while running (restart instead)"})
+	}
+	if len(fixed) > 0 {
+		return fixed
+	}
+	settings, err := buildSettings(cfg)
+	if err != nil {
+		return fmt.Errorf("daemon: reload: %w", err)
+	}
+	if err := d.applyCarriers(cfg); err != nil {
+		return fmt.Errorf("daemon: reload: %w", err)
+	}
+	d.svc.Swap(settings)
+	if d.Level != nil {
+		d.Level.Set(ParseLevel(cfg.Log.Level))
+	}
+	d.cfg = cfg
+	return nil
+}

@@ -1,0 +1,92 @@
+package daemon_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+func writeConfig(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGateway_Reload(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	dir := t.TempDir()
+	o := cfgOpts{dir: dir, simAddr: sim.Addr(), deadAddr: deadAddr(t)}
+	base := configYAML(t, o)
+	path := filepath.Join(dir, "otpgate.yaml")
+	writeConfig(t, path, base)
+	cfg, err := daemon.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, cfg)
+	bindsBefore := sim.Stats().Binds
+
+	// Client B goes, client C comes.
+	keyC := "key-c-0001"
+	next := strings.Replace(base, "  - id: "+clientB+"\n    api_keys: [\""+daemon.HashKey(keyB)+"\"]",
+		"  - id: client-c\n    api_keys: [\""+daemon.HashKey(keyC)+"\"]", 1)
+	if next == base {
+		t.Fatal("test config did not change")
+	}
+	writeConfig(t, path, next)
+	if err := g.d.ReloadFile(path); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if code, body := call(t, "POST", g.url+sendPath, keyC, sendBody("client-c", "+91-9800000001", "6")); code != 200 {
+		t.Fatalf("added client: got %d %s, want 200", code, body)
+	}
+	if code, body := call(t, "POST", g.url+sendPath, keyB, sendBody(clientB, "+91-9800000002", "6")); code != 401 || body != wrongKey {
+		t.Fatalf("removed client: got %d %s, want 401", code, body)
+	}
+	if got := sim.Stats().Binds; got != bindsBefore {
+		t.Fatalf("an unchanged carrier rebound: %d binds, want %d", got, bindsBefore)
+	}
+
+	t.Run("Invalid", func(t *testing.T) {
+		writeConfig(t, path, next+"\nroutes: [{countries: [\"*\"], carriers: [nope]}]\n")
+		if err := g.d.ReloadFile(path); err == nil {
+			t.Fatal("invalid file: got nil error")
+		}
+		writeConfig(t, path, "listen: [")
+		if err := g.d.ReloadFile(path); err == nil {
+			t.Fatal("unparsable file: got nil error")
+		}
+		if code, body := call(t, "POST", g.url+sendPath, keyC, sendBody("client-c", "+91-9800000003", "6")); code != 200 {
+			t.Fatalf("after rejected reloads: got %d %s, want the old config serving", code, body)
+		}
+	})
+	t.Run("FixedFields", func(t *testing.T) {
+		writeConfig(t, path, strings.Replace(next, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1))
+		err := g.d.ReloadFile(path)
+		if err == nil || !strings.Contains(err.Error(), "listen") {
+			t.Fatalf("listen change: got %v, want a rejection naming listen", err)
+		}
+	})
+	t.Run("CarrierChanged", func(t *testing.T) {
+		changed := strings.Replace(next, "binds: 2, window: 8", "binds: 1, window: 8", 1)
+		writeConfig(t, path, changed)
+		if err := g.d.ReloadFile(path); err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		for i := 0; sim.Bound() != 1; i++ {
+			if i > 400 {
+				t.Fatalf("got %d sessions bound, want the 1 of the new config", sim.Bound())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if code, body := call(t, "POST", g.url+sendPath, keyC, sendBody("client-c", "+91-9800000004", "6")); code != 200 {
+			t.Fatalf("after carrier change: got %d %s", code, body)
+		}
+	})
+}

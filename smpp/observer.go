@@ -1,0 +1,43 @@
+package smpp
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Observer is told what carriers do, for metrics. Labels are carrier
+// names, bind names and fixed words: never numbers, ids or texts.
+type Observer interface {
+	// Submit reports one submit_sm: result is ok, throttled, rejected,
+	// lost, timeout or error; d is the time to its response (0 if none).
+	Submit(carrier, result string, d time.Duration)
+	// BindState reports a session bound (up) or not.
+	BindState(carrier, bind string, up bool)
+	// Receipt reports one parsed delivery receipt by its state.
+	Receipt(carrier, state string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Submit(string, string, time.Duration) {}
+func (nopObserver) BindState(string, string, bool)       {}
+func (nopObserver) Receipt(string, string)               {}
+
+// submitResult names the outcome of one submit_sm for metrics.
+func submitResult(err error) string {
+	var se *StatusError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrThrottled):
+		return "throttled"
+	case errors.As(err, &se):
+		return "rejected"
+	case errors.Is(err, ErrSessionLost):
+		return "lost"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timeout"
+	}
+	return "error"
+}
