@@ -366,7 +366,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			}
 			return nil, c.partErr(i, len(enc.Parts), err)
 		}
-		c.pace.accepted()
+		c.pace.accepted(time.Now())
 		ids = append(ids, id)
 		i++
 	}

@@ -3,90 +3,160 @@ package smpp
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// Throttling back-off (Phase 2 of the carrier design).
+// Throttling back-off.
 //
-// When the SMSC answers ESME_RTHROTTLED or ESME_RMSGQFUL the carrier
-//   - halves its token bucket's rate (not below 1/16 of TPS), then adds
-//     TPS/8 back for every second that passes, up to TPS again;
-//   - pauses every submit for a short while: 50ms after the first
-//     throttle, doubling with each throttle in a row up to 2s, and reset
-//     by the next accepted submit. A submit whose ctx deadline falls
-//     within the pause fails at once with ErrThrottled, so that the
-//     router can use another carrier at once.
+// A carrier paces its submits with one token bucket (TPS, Burst). When the
+// SMSC answers ESME_RTHROTTLED or ESME_RMSGQFUL, the carrier has learnt
+// that it sent faster than the SMSC takes: it sets the bucket's rate to
+// the rate the SMSC actually accepted over the last second (half the
+// current rate when nothing was accepted; never below 1/16 of TPS, or 1/s),
+// at most once per quarter second however many throttles arrive together.
+// Each second without a throttle it adds 5 % back (at least TPS/50, or
+// 20/s when unlimited), up to TPS. So the carrier runs at the SMSC's real rate instead of
+// halving blindly and idling (Kannel parks throttled messages for a
+// minute). A carrier configured as unlimited gets a finite bucket at its
+// first throttle and returns to unlimited once its rate has grown past
+// 100,000/s.
 //
-// The router, when a pass over the route's carriers failed only because
-// of throttling (or unbound carriers), waits a jittered back-off (50ms
-// doubling to 1s) and makes another pass, until ctx's deadline (at most
-// 5 passes when ctx has none).
+// The router, when a pass over the route's carriers failed only because of
+// throttling (or unbound carriers), waits a jittered back-off (50ms
+// doubling to 1s) and makes another pass, until ctx's deadline (at most 5
+// passes when ctx has none); its retry then waits for a token like any
+// other submit.
 const (
-	pauseMin      = 50 * time.Millisecond
-	pauseMax      = 2 * time.Second
+	decreaseEvery = 250 * time.Millisecond
+	increaseEvery = time.Second
+	increaseBy    = 1.05
 	rateFloorDiv  = 16
-	rateRecovDiv  = 8
-	rateRecovStep = time.Second
+	rateFloorMin  = 1
+	slotLen       = 100 * time.Millisecond
+	slots         = 10 // one second of accepted-submit counts
+	unlimitedAt   = 100000
+	unlimitedStep = 20 // added back per second at least, when TPS is unlimited
 )
 
-// adaptive is a carrier's pace: its token bucket (nil when unlimited) and
-// the pause after a throttle. Safe for concurrent use.
+// adaptive is a carrier's pace. Safe for concurrent use.
 type adaptive struct {
 	lim *rate.Limiter
-	max rate.Limit
+	max rate.Limit // configured rate; rate.Inf when unlimited
 
-	mu      sync.Mutex
-	cur     rate.Limit
-	changed time.Time // last change of cur
-	pause   time.Duration
-	until   time.Time
+	mu        sync.Mutex
+	cur       rate.Limit
+	changed   time.Time // last decrease or increase
+	decreased time.Time // last decrease
+	counts    [slots]int
+	slot      int64 // index (time/slotLen) of the newest count
+	first     time.Time
 }
 
 func newAdaptive(tps float64, burst int) *adaptive {
-	a := &adaptive{}
+	a := &adaptive{max: rate.Inf, cur: rate.Inf}
 	if tps > 0 {
 		a.max, a.cur = rate.Limit(tps), rate.Limit(tps)
-		a.lim = rate.NewLimiter(a.max, burst)
 	}
+	a.lim = rate.NewLimiter(a.cur, max(burst, 1))
 	return a
+}
+
+// advance moves the count window to now. Called with mu held.
+func (a *adaptive) advance(now time.Time) {
+	s := now.UnixNano() / int64(slotLen)
+	if s-a.slot >= slots {
+		a.counts = [slots]int{}
+	} else {
+		for i := a.slot + 1; i <= s; i++ {
+			a.counts[i%slots] = 0
+		}
+	}
+	if s > a.slot {
+		a.slot = s
+	}
+}
+
+// accepted counts an accepted submit.
+func (a *adaptive) accepted(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.first.IsZero() {
+		a.first = now
+	}
+	a.advance(now)
+	a.counts[a.slot%slots]++
+}
+
+// measured is the accepted rate over the last second (or since the first
+// accepted submit, when that is more recent). Called with mu held.
+func (a *adaptive) measured(now time.Time) rate.Limit {
+	a.advance(now)
+	n := 0
+	for _, c := range a.counts {
+		n += c
+	}
+	// Nine whole slots and the elapsed part of the current one.
+	window := time.Duration(slots-1)*slotLen + time.Duration(now.UnixNano()%int64(slotLen))
+	if since := now.Sub(a.first); !a.first.IsZero() && since < window {
+		window = max(since, slotLen)
+	}
+	return rate.Limit(float64(n) / window.Seconds())
+}
+
+func (a *adaptive) floor() rate.Limit {
+	if a.max == rate.Inf {
+		return rateFloorMin
+	}
+	return max(a.max/rateFloorDiv, rateFloorMin)
 }
 
 // throttled records an SMSC throttle.
 func (a *adaptive) throttled(now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.lim != nil {
-		a.recover(now)
-		a.cur = max(a.cur/2, a.max/rateFloorDiv)
-		a.lim.SetLimitAt(now, a.cur)
-		a.changed = now
+	if !a.decreased.IsZero() && now.Sub(a.decreased) < decreaseEvery {
+		return // one decrease per burst of throttles
 	}
-	a.pause = min(max(a.pause*2, pauseMin), pauseMax)
-	a.until = now.Add(a.pause)
+	m := a.measured(now)
+	next := min(m, a.cur)
+	switch {
+	case m == 0:
+		next = a.cur / 2 // nothing accepted lately: no rate to learn from
+	case m >= a.cur && a.cur != rate.Inf:
+		next = a.cur * 0.9 // throttled at a rate the SMSC took a moment ago
+	}
+	a.cur = max(next, a.floor())
+	a.decreased, a.changed = now, now
+	a.lim.SetLimitAt(now, a.cur)
 }
 
-// accepted records an accepted submit: the pause no longer grows.
-func (a *adaptive) accepted() {
-	a.mu.Lock()
-	a.pause = 0
-	a.mu.Unlock()
-}
-
-// recover raises cur by max/8 per whole second since the last change.
-// Called with mu held.
+// recover adds 5 % per whole second since the last change. Called with mu
+// held.
 func (a *adaptive) recover(now time.Time) {
-	if a.lim == nil || a.cur >= a.max {
+	if a.cur >= a.max {
 		return
 	}
-	steps := now.Sub(a.changed) / rateRecovStep
+	steps := now.Sub(a.changed) / increaseEvery
 	if steps <= 0 {
 		return
 	}
-	a.cur = min(a.max, a.cur+rate.Limit(steps)*a.max/rateRecovDiv)
-	a.changed = a.changed.Add(steps * rateRecovStep)
+	step := rate.Limit(unlimitedStep)
+	if a.max != rate.Inf {
+		step = max(a.max/50, rateFloorMin)
+	}
+	next := float64(a.cur)
+	for i := time.Duration(0); i < steps && next < float64(a.max); i++ {
+		next = math.Max(next*increaseBy, next+float64(step))
+	}
+	a.cur = min(a.max, rate.Limit(next))
+	if a.max == rate.Inf && a.cur > unlimitedAt {
+		a.cur = rate.Inf
+	}
+	a.changed = a.changed.Add(steps * increaseEvery)
 	a.lim.SetLimitAt(now, a.cur)
 }
 
@@ -94,33 +164,16 @@ func (a *adaptive) recover(now time.Time) {
 func (a *adaptive) limit() rate.Limit {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.lim == nil {
-		return rate.Inf
-	}
 	a.recover(time.Now())
 	return a.cur
 }
 
-// wait sits out a pause and takes one token. It fails at once with
-// ErrThrottled when ctx's deadline comes before the pause ends or before
-// the token would be there, and with ctx's error when ctx ends.
+// wait takes one token. It fails at once with ErrThrottled when the token
+// would come after ctx's deadline, and with ctx's error when ctx ends.
 func (a *adaptive) wait(ctx context.Context) error {
-	now := time.Now()
 	a.mu.Lock()
-	a.recover(now)
-	until := a.until
+	a.recover(time.Now())
 	a.mu.Unlock()
-	if d := until.Sub(now); d > 0 {
-		if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
-			return fmt.Errorf("%w: paused for %s after a throttle", ErrThrottled, d.Round(time.Millisecond))
-		}
-		if !sleep(ctx, d) {
-			return ctx.Err()
-		}
-	}
-	if a.lim == nil {
-		return nil
-	}
 	if err := a.lim.Wait(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

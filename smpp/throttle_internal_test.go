@@ -1,66 +1,91 @@
 package smpp
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-func TestAdaptive_HalvesAndRecovers(t *testing.T) {
-	a := newAdaptive(160, 1)
+func (a *adaptive) current() rate.Limit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur
+}
+
+func TestAdaptive_FollowsAcceptedRate(t *testing.T) {
+	a := newAdaptive(1000, 1)
 	t0 := time.Unix(1000, 0)
-	recoverAt := func(t time.Time) func() {
-		return func() {
-			a.mu.Lock()
-			a.recover(t)
-			a.mu.Unlock()
-		}
+	// 200 accepted submits spread over one second: the SMSC takes 200/s.
+	for i := 0; i < 200; i++ {
+		a.accepted(t0.Add(time.Duration(i) * 5 * time.Millisecond))
 	}
-	steps := []struct {
-		name  string
-		do    func()
-		limit rate.Limit
-	}{
-		{"Throttle1", func() { a.throttled(t0) }, 80},
-		{"Throttle2", func() { a.throttled(t0) }, 40},
-		{"Throttle3", func() { a.throttled(t0) }, 20},
-		{"Floor", func() { a.throttled(t0); a.throttled(t0) }, 10}, // 160/16
-		{"HalfSecondNoChange", recoverAt(t0.Add(500 * time.Millisecond)), 10},
-		{"OneSecond", recoverAt(t0.Add(time.Second)), 30}, // +160/8
-		{"ThreeSeconds", recoverAt(t0.Add(3 * time.Second)), 70},
-		{"Capped", recoverAt(t0.Add(time.Minute)), 160},
+	t1 := t0.Add(time.Second)
+	a.throttled(t1)
+	if got := a.current(); got < 190 || got > 210 {
+		t.Fatalf("after a throttle: got %v, want the accepted rate, about 200", got)
 	}
-	for _, s := range steps {
-		s.do()
-		a.mu.Lock()
-		got := a.cur
-		a.mu.Unlock()
-		if got != s.limit || a.lim.Limit() != s.limit {
-			t.Fatalf("%s: got %v (limiter %v), want %v", s.name, got, a.lim.Limit(), s.limit)
-		}
+	if a.lim.Limit() != a.current() {
+		t.Fatalf("limiter at %v, want %v", a.lim.Limit(), a.current())
+	}
+	before := a.current()
+	a.throttled(t1.Add(100 * time.Millisecond)) // the same burst of throttles
+	if got := a.current(); got != before {
+		t.Fatalf("second throttle within 250ms: got %v, want %v unchanged", got, before)
+	}
+	// No throttle for 3 s: +5 % a second, at least 1000/50.
+	a.mu.Lock()
+	a.recover(t1.Add(3 * time.Second))
+	a.mu.Unlock()
+	want := before
+	for i := 0; i < 3; i++ {
+		want = max(want*1.05, want+1000/50)
+	}
+	if got := a.current(); got < want*0.999 || got > want*1.001 {
+		t.Fatalf("after 3 s: got %v, want %v", got, want)
+	}
+	a.mu.Lock()
+	a.recover(t1.Add(10 * time.Minute))
+	a.mu.Unlock()
+	if got := a.current(); got != 1000 {
+		t.Fatalf("after 10 min: got %v, want the configured 1000", got)
 	}
 }
 
-func TestAdaptive_Pause(t *testing.T) {
-	a := newAdaptive(0, 1) // unlimited: only the pause applies
-	now := time.Now()
-	for i, want := range []time.Duration{50, 100, 200, 400, 800, 1600, 2000, 2000} {
-		a.throttled(now)
-		if a.pause != want*time.Millisecond {
-			t.Fatalf("throttle %d: got pause %s, want %s", i+1, a.pause, want*time.Millisecond)
-		}
+func TestAdaptive_Floor(t *testing.T) {
+	a := newAdaptive(160, 1)
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < 10; i++ {
+		a.throttled(t0.Add(time.Duration(i) * time.Second)) // nothing accepted at all
 	}
-	// A deadline inside the pause fails at once with ErrThrottled.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := a.wait(ctx); !errors.Is(err, ErrThrottled) || ctx.Err() != nil {
-		t.Fatalf("wait: got %v, want ErrThrottled at once", err)
+	if got := a.current(); got != 10 {
+		t.Fatalf("got %v, want the floor 160/16", got)
 	}
-	a.accepted()
-	if a.pause != 0 {
-		t.Fatalf("pause after an accepted submit: got %s, want 0", a.pause)
+	a.mu.Lock()
+	a.recover(t0.Add(10 * time.Second)) // one second after the last throttle
+	a.mu.Unlock()
+	if got := a.current(); got != 10+160/50.0 {
+		t.Fatalf("got %v, want the floor plus 160/50", got)
+	}
+}
+
+func TestAdaptive_UnlimitedLearnsAndReturns(t *testing.T) {
+	a := newAdaptive(0, 1)
+	if a.current() != rate.Inf {
+		t.Fatalf("got %v, want unlimited", a.current())
+	}
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < 50; i++ {
+		a.accepted(t0.Add(time.Duration(i) * 20 * time.Millisecond))
+	}
+	a.throttled(t0.Add(time.Second))
+	if got := a.current(); got < 45 || got > 55 {
+		t.Fatalf("got %v, want about 50", got)
+	}
+	a.mu.Lock()
+	a.recover(t0.Add(time.Hour))
+	a.mu.Unlock()
+	if got := a.current(); got != rate.Inf {
+		t.Fatalf("after an hour: got %v, want unlimited again", got)
 	}
 }
