@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -76,6 +77,7 @@ type CarrierConfig struct {
 	Burst      int     `yaml:"burst"`
 	Window     int     `yaml:"window"`
 	TLS        bool    `yaml:"tls"`
+	TLSCAFile  string  `yaml:"tls_ca_file"` // PEM CAs to trust instead of the system's
 	Simulate   bool    `yaml:"simulate"`
 }
 
@@ -339,6 +341,13 @@ func (c *Config) Validate() Problems {
 		if k.Window < 1 {
 			add(p+".window", "must be at least 1")
 		}
+		if k.TLSCAFile != "" {
+			if !k.TLS {
+				add(p+".tls_ca_file", "set but tls is false")
+			} else if _, err := loadCAs(k.TLSCAFile); err != nil {
+				add(p+".tls_ca_file", "%v", err)
+			}
+		}
 	}
 	if len(c.Carriers) == 0 {
 		add("carriers", "none configured: no SMS could be sent")
@@ -441,4 +450,17 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
+}
+
+// loadCAs reads a PEM bundle of CA certificates.
+func loadCAs(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("no PEM certificate in %s", path)
+	}
+	return pool, nil
 }

@@ -158,6 +158,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	var g errgroup.Group
 	g.Go(func() error { return db.Run(bg) })
+	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 
 	serveErr := make(chan error, 1)
@@ -247,7 +248,14 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		}
 		r.sim, addr = sim, sim.Addr()
 	}
-	r.carrier = smpp.NewCarrier(carrierConfig(kc, addr, d.smppObserver()), d.receipts, d.log)
+	cc, err := carrierConfig(kc, addr, d.smppObserver())
+	if err != nil {
+		if r.sim != nil {
+			r.sim.Close()
+		}
+		return nil, err
+	}
+	r.carrier = smpp.NewCarrier(cc, d.receipts, d.log)
 	ctx, cancel := context.WithCancel(d.bg)
 	r.cancel = cancel
 	d.wg.Add(1)
@@ -308,14 +316,22 @@ func (d *Daemon) readiness() error {
 	return errors.New("no carrier bound")
 }
 
-func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) smpp.CarrierConfig {
-	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password), Observer: obs,
-		SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst, Window: k.Window}
+func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.CarrierConfig, error) {
+	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password),
+		Observer: obs, SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst,
+		Window: k.Window}
 	if k.TLS && !k.Simulate {
 		host, _, _ := net.SplitHostPort(addr)
 		cc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if k.TLSCAFile != "" {
+			pool, err := loadCAs(k.TLSCAFile)
+			if err != nil {
+				return cc, fmt.Errorf("daemon: carrier %s: tls_ca_file: %w", k.Name, err)
+			}
+			cc.TLS.RootCAs = pool
+		}
 	}
-	return cc
+	return cc, nil
 }
 
 // buildSettings turns the config's clients, limits and block list into the

@@ -150,6 +150,15 @@ func startGateway(tb testing.TB, cfg *daemon.Config) *gateway {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	g := runDaemon(tb, d)
+	waitReady(tb, g.url)
+	return g
+}
+
+// runDaemon runs d and returns once its listener serves, without
+// waiting for a carrier to bind.
+func runDaemon(tb testing.TB, d *daemon.Daemon) *gateway {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{d: d, cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- d.Run(ctx) }()
@@ -162,7 +171,6 @@ func startGateway(tb testing.TB, cfg *daemon.Config) *gateway {
 	}
 	g.url = "http://" + d.Addr().String()
 	tb.Cleanup(func() { g.stop(tb) })
-	waitReady(tb, g.url)
 	return g
 }
 

@@ -2,6 +2,7 @@ package smsc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,8 @@ type Config struct {
 	// full, the older half is dropped), and so a long-running simulator's
 	// memory; 0 means DefaultKeepMessages.
 	KeepMessages int
+	// TLS, when set, makes the simulator speak SMPP over TLS.
+	TLS *tls.Config
 	// FirstID is the counter value of the first message id; 0 means 1.
 	// Set it to keep ids unique across simulator restarts.
 	FirstID uint64
@@ -175,6 +178,9 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("smsc: listen: %w", err)
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
 	}
 	s := &Server{
 		cfg:     cfg,
