@@ -220,6 +220,9 @@ func (c *Config) Validate() Problems {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen", "want host:port, got %q", c.Listen)
 	}
+	if err := checkSecretFile(c.SecretFile); err != nil {
+		add("secret_file", "%v", err)
+	}
 	if c.SubmitTimeout <= 0 {
 		add("submit_timeout", "must be positive")
 	}
@@ -463,4 +466,30 @@ func loadCAs(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("no PEM certificate in %s", path)
 	}
 	return pool, nil
+}
+
+// checkSecretFile accepts a missing file (the daemon creates it) or a
+// readable one of at least 32 bytes that only its owner can read.
+func checkSecretFile(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(b))) < 32 {
+		return fmt.Errorf("%s holds fewer than 32 bytes", path)
+	}
+	return nil
 }
