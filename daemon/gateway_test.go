@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
@@ -214,5 +215,66 @@ func TestGateway_CarrierDown(t *testing.T) {
 	code, body = send(t, g, "+91-9000000099")
 	if code != 409 {
 		t.Fatalf("with the simulator closed: got %d %s, want 409", code, body)
+	}
+}
+
+// TestGateway_DrainOnShutdown: a send in flight when the daemon is told to
+// stop still gets its 200; then the carrier unbinds and Run returns nil.
+func TestGateway_DrainOnShutdown(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	sim.SetAckDelay(700 * time.Millisecond)
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	type result struct {
+		code int
+		body string
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, body := send(t, g, "+91-9876512345")
+		res <- result{code, body}
+	}()
+	for i := 0; sim.Stats().Submits == 0; i++ {
+		if i > 500 {
+			t.Fatal("the submit never reached the simulator")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	unbindsBefore := sim.Stats().Unbinds
+	g.stop(t) // cancels Run and waits for it: nil expected
+	r := <-res
+	if r.code != 200 {
+		t.Fatalf("in-flight send during shutdown: got %d %s, want 200", r.code, r.body)
+	}
+	if got := sim.Stats().Unbinds - unbindsBefore; got < 2 {
+		t.Fatalf("got %d unbinds, want both sessions unbound", got)
+	}
+}
+
+// TestGateway_SharedCodeRoutes: +1 numbers of Canada and the US take
+// different routes, told apart by libphonenumber data.
+func TestGateway_SharedCodeRoutes(t *testing.T) {
+	simUS := startSim(t, smsc.Config{})
+	simCA := startSim(t, smsc.Config{SystemID: "carrier-ca", Password: "pw-ca"})
+	y := configYAML(t, cfgOpts{simAddr: simUS.Addr()})
+	y = strings.Replace(y, "routes:\n", "routes:\n  - countries: [CA]\n    carriers: [ca]\n", 1)
+	y = strings.Replace(y, "carriers:\n  - {name: a,", "carriers:\n  - {name: ca, address: \""+simCA.Addr()+"\", system_id: carrier-ca, password: pw-ca}\n  - {name: a,", 1)
+	cfg, err := daemon.ParseConfig(strings.NewReader(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, cfg)
+	if code, body := send(t, g, "+1-4165550123"); code != 200 { // Toronto
+		t.Fatalf("CA: %d %s", code, body)
+	}
+	if code, body := send(t, g, "+1-2025550123"); code != 200 { // Washington
+		t.Fatalf("US: %d %s", code, body)
+	}
+	if n := len(simCA.Messages()); n != 1 || simCA.Messages()[0].Dst != "14165550123" {
+		t.Fatalf("CA carrier got %+v, want the Toronto number only", simCA.Messages())
+	}
+	for _, m := range simUS.Messages() {
+		if m.Dst == "14165550123" {
+			t.Fatal("the Canadian number went to the default route")
+		}
 	}
 }
