@@ -80,6 +80,7 @@ func New(svc *otp.Service, opts Options) http.Handler {
 	v3.GET("/status/:requestId", h.status)
 
 	r.GET("/healthz", func(c *gin.Context) { c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ok"}`)) })
+	r.GET("/openapi.yaml", serveOpenAPI)
 	r.GET("/readyz", h.ready)
 	if opts.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(opts.Metrics))

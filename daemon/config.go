@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -113,6 +114,13 @@ func (Secret) String() string { return "[REDACTED]" }
 
 // GoString hides the secret from %#v.
 func (Secret) GoString() string { return "[REDACTED]" }
+
+// LogValue hides the secret from slog.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
+
+// MarshalJSON hides the secret when a config struct is encoded (as a JSON
+// log handler does with a struct attribute).
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil }
 
 // Defaults of keys left out.
 const (

@@ -41,7 +41,8 @@ type Daemon struct {
 	// /metrics; New sets a fresh one.
 	Metrics *metrics.Metrics
 
-	ready chan struct{}
+	ready  chan struct{}
+	notify *Notifier
 
 	mu       sync.Mutex // guards what follows; held through a reload
 	cfg      *Config
@@ -72,7 +73,8 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{}}, nil
+	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
+		notify: NewNotifier(logger.With("component", "systemd"))}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
@@ -158,13 +160,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	var g errgroup.Group
 	g.Go(func() error { return db.Run(bg) })
-	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
+	// bg, so that systemd's watchdog keeps being fed through the drain.
+	g.Go(func() error { d.notify.Run(bg, db.Healthy); return nil })
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(cfg.Carriers), "data_dir", cfg.DataDir)
 	close(d.ready)
+	d.notify.Ready()
 
 	select {
 	case <-ctx.Done():
@@ -172,6 +176,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	case err = <-serveErr:
 		err = fmt.Errorf("daemon: serve: %w", err)
 	}
+	d.notify.Stopping()
 	d.log.Info("otpgate stopping: draining requests")
 	sctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
 	if serr := srv.Shutdown(sctx); serr != nil {

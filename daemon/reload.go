@@ -11,6 +11,8 @@ var ErrNotRunning = errors.New("daemon: not running")
 // ReloadFile reads, checks and applies the configuration at path (SIGHUP).
 // On any problem the running configuration stays and the error says why.
 func (d *Daemon) ReloadFile(path string) error {
+	d.notify.Reloading()
+	defer d.notify.Ready()
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		d.reloadRejected(err)

@@ -77,6 +77,7 @@ type Carrier struct {
 	cfg     CarrierConfig
 	h       ReceiptHandler
 	log     *slog.Logger
+	logLim  *everyLimiter
 	obs     Observer
 	pace    *adaptive // token bucket and throttle back-off
 	slots   []*slot
@@ -129,10 +130,11 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		cfg.Dial = d.DialContext
 	}
 	c := &Carrier{
-		cfg: cfg,
-		h:   h,
-		log: logger.With(keyComponent, "smpp", keyCarrier, cfg.Name),
-		obs: cfg.Observer,
+		cfg:    cfg,
+		h:      h,
+		log:    logger.With(keyComponent, "smpp", keyCarrier, cfg.Name),
+		obs:    cfg.Observer,
+		logLim: newEveryLimiter(repeatEvery),
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}
@@ -223,6 +225,7 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		Carrier:     c.cfg.Name,
 		Logger:      log,
 		Observer:    c.obs,
+		LogLimit:    c.logLim,
 	}
 	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
 	c.obs.BindState(c.cfg.Name, bindName, false)

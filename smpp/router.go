@@ -40,6 +40,7 @@ type route struct {
 type Router struct {
 	routes []route
 	log    *slog.Logger
+	logLim *everyLimiter
 }
 
 var _ otp.Sender = (*Router)(nil)
@@ -51,7 +52,7 @@ func NewRouter(routes []Route, carriers map[string]*Carrier, logger *slog.Logger
 	if logger == nil {
 		logger = discardLogger()
 	}
-	r := &Router{log: logger.With(keyComponent, "router")}
+	r := &Router{log: logger.With(keyComponent, "router"), logLim: newEveryLimiter(repeatEvery)}
 	for i, rt := range routes {
 		out := route{countries: make(map[string]bool), index: i}
 		for _, c := range rt.Countries {
@@ -150,8 +151,8 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 				break
 			}
 			throttled = throttled || errors.Is(err, ErrThrottled)
-			r.log.Info("carrier failed, trying next", keyCarrier, c.Name(), keyRoute, rt.index,
-				keyRequestID, sms.RequestID, keyError, err)
+			warnLimited(r.log, r.logLim, slog.LevelInfo, c.Name(), "carrier failed, trying next", keyCarrier, c.Name(),
+				keyRoute, rt.index, keyRequestID, sms.RequestID, keyError, err)
 		}
 		if !bound {
 			if lastErr == nil {

@@ -89,6 +89,7 @@ type sessionConfig struct {
 	Carrier                        string
 	Logger                         *slog.Logger
 	Observer                       Observer
+	LogLimit                       *everyLimiter // repeated warnings, shared by a carrier's sessions
 }
 
 func (c *sessionConfig) defaults() {
@@ -112,6 +113,9 @@ func (c *sessionConfig) defaults() {
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
+	}
+	if c.LogLimit == nil {
+		c.LogLimit = newEveryLimiter(repeatEvery)
 	}
 }
 
@@ -523,7 +527,7 @@ func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
 func (s *session) deliver(seq uint32, frame []byte) {
 	p, err := pdu.Decode(bytes.NewReader(frame))
 	if err != nil {
-		s.log.Warn("undecodable deliver_sm", keyError, err, keySeq, seq)
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "undecodable deliver_sm", keyError, err, keySeq, seq)
 		s.nack(seq, StatusInvCmdID)
 		return
 	}
@@ -544,7 +548,7 @@ func (s *session) deliver(seq uint32, frame []byte) {
 	r, err := ParseReceipt(esm, sm, p.TLVFields(), time.Now())
 	if err != nil {
 		// Never log the text: it quotes the start of the message, the code.
-		s.log.Warn("unparsable receipt acked", keyError, err, keySeq, seq, keyLength, len(sm))
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "unparsable receipt acked", keyError, err, keySeq, seq, keyLength, len(sm))
 		s.ack(seq, StatusOK)
 		return
 	}
@@ -553,7 +557,7 @@ func (s *session) deliver(seq uint32, frame []byte) {
 	select {
 	case s.receipts <- receiptJob{seq: seq, r: r}:
 	default:
-		s.log.Warn("receipt queue full, smsc will resend", keySeq, seq)
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt queue full, smsc will resend", keySeq, seq)
 		s.ack(seq, StatusSysErr)
 	}
 }
@@ -578,7 +582,7 @@ func (s *session) receiptLoop() {
 				err := s.cfg.Handler.HandleReceipt(ctx, j.r)
 				cancel()
 				if err != nil {
-					s.log.Warn("receipt handler failed, smsc will resend", keyError, err, keyMessageID, j.r.MessageID)
+					warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt handler failed, smsc will resend", keyError, err, keyMessageID, j.r.MessageID)
 					status = StatusSysErr
 				}
 			}
