@@ -162,6 +162,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return db.Run(bg) })
 	// bg, so that systemd's watchdog keeps being fed through the drain.
 	g.Go(func() error { d.notify.Run(bg, db.Healthy); return nil })
+	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 
 	serveErr := make(chan error, 1)

@@ -29,6 +29,7 @@ const (
 const (
 	backoffMin     = 200 * time.Millisecond
 	backoffMax     = 30 * time.Second
+	stableBind     = time.Second // a bind that lived this long is redialled at once when lost
 	bindLogEvery   = time.Minute // repeated bind failures are logged at most this often
 	drainTimeout   = 10 * time.Second
 	defaultWindow  = 10
@@ -259,6 +260,7 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		failures = 0
 		sl.sess.Store(s)
 		c.obs.BindState(c.cfg.Name, bindName, true)
+		boundAt := time.Now()
 		select {
 		case <-s.dead:
 		case <-ctx.Done():
@@ -271,7 +273,10 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 			return
 		}
 		log.Warn("bind lost", keyError, s.Err())
-		if !sleep(ctx, b.next()) {
+		// A bind that lived a while is redialled at once: sends fail with
+		// 409 until it is back. One that died young backs off, so that a
+		// flapping SMSC is not hammered.
+		if time.Since(boundAt) < stableBind && !sleep(ctx, b.next()) {
 			return
 		}
 	}

@@ -121,7 +121,14 @@ func (r *Router) match(sms otp.SMS) *route {
 // When every carrier that could take the message throttled it, Send
 // backs off (50ms doubling to 1s, jittered) and tries the route again
 // until ctx's deadline (5 passes when ctx has none).
+//
+// A session that dies with a submit in flight gets that submit retried
+// once on another session of the same carrier, even when the lost submit
+// had already been written: the handset then gets at most one extra copy,
+// which beats losing the OTP (see WithDuplicateAllowed). A submit the SMSC
+// simply never answers is not retried.
 func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
+	ctx = WithDuplicateAllowed(ctx)
 	rt := r.match(sms)
 	if rt == nil {
 		return otp.Sent{}, fmt.Errorf("smpp: router: no route for %s: %w", sms.Country, otp.ErrUpstreamDown)

@@ -35,14 +35,10 @@ const (
 )
 
 const (
-	// maxRetries bounds how often a transaction is retried on
-	// badger.ErrConflict. A transaction only conflicts when another one
-	// committed a key it read, so N writers racing on one key need at most
-	// N-1 retries each.
+	// maxRetries bounds how often a group commit is retried on
+	// badger.ErrConflict. Only value-log GC writes besides the writer
+	// goroutine, so a conflict is rare and a retry all but always succeeds.
 	maxRetries = 64
-	// keyStripes is the number of in-process locks OTP records are
-	// serialized on.
-	keyStripes = 1024
 	// gcInterval is how often Run collects the value log.
 	gcInterval = 10 * time.Minute
 	// gcDiscardRatio is the share of stale data that makes a value-log file
@@ -85,22 +81,10 @@ type DB struct {
 	mu     sync.RWMutex // held shared by operations, exclusively by Close
 	closed bool
 
-	// keyLocks serialize the transactions on one OTP record within this
-	// process, so that concurrent guesses on one number queue instead of
-	// conflicting in badger and retrying until one gives up.
-	keyLocks [keyStripes]sync.Mutex
-}
-
-// lockKey locks the stripe of an OTP record key and returns its unlock.
-func (db *DB) lockKey(key string) func() {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	mu := &db.keyLocks[h%keyStripes]
-	mu.Lock()
-	return mu.Unlock
+	// writes feeds the writer goroutine that group-commits every write
+	// (batch.go); writerDone is closed when it has stopped.
+	writes     chan *writeOp
+	writerDone chan struct{}
 }
 
 // Open opens (creating if needed) the badger database in dir with
@@ -140,6 +124,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	db.bdb = bdb
+	db.startWriter()
 	return db, nil
 }
 
@@ -152,6 +137,7 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	db.stopWriter()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -203,33 +189,18 @@ func (db *DB) gc(ctx context.Context) bool {
 	return true
 }
 
-// update runs fn in a read-write transaction and commits it, running fn
-// again on a fresh transaction when the commit conflicts. ctx is checked
-// between attempts only, so a write whose context ends while it runs still
-// completes.
+// update runs fn in the read-write transaction of the writer's next group
+// commit (batch.go) and returns once that transaction is on disk. fn sees
+// the writes of the closures committed before it, may run more than once,
+// and when it fails none of its writes are kept. ctx is not consulted: a
+// write whose context ends while it waits still completes.
 func (db *DB) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
 		return ErrClosed
 	}
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		txn := db.bdb.NewTransaction(true)
-		err := fn(txn)
-		if err == nil {
-			err = txn.Commit()
-		}
-		txn.Discard()
-		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
-			continue
-		}
-		return err
-	}
+	return db.write(fn)
 }
 
 // view runs fn in a read-only transaction.
@@ -269,7 +240,6 @@ func (db *DB) UpdateOTP(ctx context.Context, key string, fn func(rec *otp.Record
 	if fn == nil {
 		return errors.New("store: update otp: nil fn")
 	}
-	defer db.lockKey(key)()
 	var fnErr error
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		rec, found, err := db.getRecord(txn, key)
@@ -344,7 +314,6 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 	if msg.RequestID == "" {
 		return otp.Message{}, errors.New("store: save send: empty request id")
 	}
-	defer db.lockKey(key)()
 	var stored otp.Message
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		rec, found, err := db.getRecord(txn, key)
@@ -368,6 +337,10 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 			if err := applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
 				return err
 			}
+		}
+		prev, _, _ := msg.Summary()
+		if err := db.enqueueCallback(txn, prev, m); err != nil {
+			return err
 		}
 		expires := unixCeil(db.now().Add(db.messageTTL))
 		if err := setJSON(txn, prefixMessage+m.RequestID, m, expires); err != nil {
@@ -500,7 +473,11 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 				continue
 			}
 			msg, matched = m, true
+			prev, _, _ := msg.Summary()
 			if changed = applyToPart(&msg.Parts[ie.Part], r); changed {
+				if err := db.enqueueCallback(txn, prev, msg); err != nil {
+					return err
+				}
 				return setJSON(txn, mk, msg, item.ExpiresAt())
 			}
 			return nil

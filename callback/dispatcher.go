@@ -1,0 +1,342 @@
+package callback
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/otpgate/otpgate/otp"
+)
+
+// Defaults of Options.
+const (
+	// DefaultTimeout bounds one POST, response included.
+	DefaultTimeout = 10 * time.Second
+	// DefaultWorkers is how many POSTs may be in flight in all.
+	DefaultWorkers = 16
+	// DefaultPerClient is how many POSTs may be in flight to one client.
+	DefaultPerClient = 4
+	// DefaultPollInterval is how often the queue is read when nothing
+	// announces a callback.
+	DefaultPollInterval = time.Second
+	// maxRedirects bounds the same-host 307/308 redirects followed.
+	maxRedirects = 3
+	// maxResponseBody is how much of a response is read (and dropped) so
+	// that the connection can be reused.
+	maxResponseBody = 64 << 10
+)
+
+// Outcomes passed to Options.Observe.
+const (
+	OutcomeDelivered = "delivered" // the endpoint answered 2xx
+	OutcomeRetry     = "retry"     // a try failed; another is scheduled
+	OutcomeDropped   = "dropped"   // given up after otp.CallbackMaxAge
+)
+
+// Options tunes a Dispatcher. The zero value gives the production
+// behaviour of DESIGN.md.
+type Options struct {
+	// Client sends the POSTs; nil means one with Timeout that follows only
+	// 307/308 redirects to the same scheme and host.
+	Client *http.Client
+	// Timeout bounds each POST; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Workers bounds the POSTs in flight; 0 means DefaultWorkers.
+	Workers int
+	// PerClient bounds the POSTs in flight to one client; 0 means
+	// DefaultPerClient.
+	PerClient int
+	// RetryBase, MaxInterval and MaxAge set the schedule (see
+	// otp.CallbackDelay); 0 means otp.CallbackRetryBase,
+	// otp.CallbackMaxInterval and otp.CallbackMaxAge.
+	RetryBase   time.Duration
+	MaxInterval time.Duration
+	MaxAge      time.Duration
+	// PollInterval is how often the queue is read without a Notify; 0
+	// means DefaultPollInterval.
+	PollInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Jitter returns numbers in [0, 1) for the back-off; nil means
+	// math/rand/v2's Float64.
+	Jitter func() float64
+	// Logger gets one line per failed try and per dropped callback; nil
+	// discards.
+	Logger *slog.Logger
+	// Observe, when set, is called with each try's outcome (OutcomeDelivered,
+	// OutcomeRetry, OutcomeDropped) once the queue records it. It must be
+	// safe for concurrent use.
+	Observe func(outcome string)
+}
+
+// Settings returns the callback_url and callback_secret of a client; ok is
+// false when the client has none (its callbacks are then dropped).
+type Settings func(clientID string) (url, secret string, ok bool)
+
+// Dispatcher delivers the callbacks of a queue. Run drains the queue; New
+// only builds. Notify is safe to call from any goroutine at any time.
+type Dispatcher struct {
+	q        otp.CallbackQueue
+	settings Settings
+	opts     Options
+	client   *http.Client
+	log      *slog.Logger
+	wake     chan struct{}
+}
+
+// New returns a Dispatcher of q. settings is asked at each try, so a
+// reload that changes a client's callback_url or secret applies to the
+// callbacks already queued.
+func New(q otp.CallbackQueue, settings Settings, opts Options) *Dispatcher {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.PerClient <= 0 {
+		opts.PerClient = DefaultPerClient
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = otp.CallbackRetryBase
+	}
+	if opts.MaxInterval <= 0 {
+		opts.MaxInterval = otp.CallbackMaxInterval
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = otp.CallbackMaxAge
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	if opts.Observe == nil {
+		opts.Observe = func(string) {}
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	client := opts.Client
+	if client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = opts.PerClient
+		client = &http.Client{Transport: tr, Timeout: opts.Timeout, CheckRedirect: sameHostRedirect}
+	}
+	return &Dispatcher{q: q, settings: settings, opts: opts, client: client, log: lg, wake: make(chan struct{}, 1)}
+}
+
+// sameHostRedirect follows a redirect only when it keeps the method and
+// body (307, 308) and the scheme and host; otherwise the redirect response
+// itself is the answer, which is not a 2xx, so the callback is retried.
+func sameHostRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if len(via) > maxRedirects || req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return http.ErrUseLastResponse
+	}
+	if req.Response == nil || (req.Response.StatusCode != http.StatusTemporaryRedirect &&
+		req.Response.StatusCode != http.StatusPermanentRedirect) {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// Notify tells Run that callbacks were queued, so that it reads the queue
+// now rather than at its next poll. It never blocks.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers due callbacks until ctx is done, then waits for the POSTs
+// in flight (which ctx cancels) and returns nil. A POST cut short by ctx
+// leaves its callback queued as it was, to be sent after a restart: a
+// callback is delivered at least once, and may be delivered twice.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	done := make(chan otp.Callback, d.opts.Workers)
+	inflight := make(map[string]struct{}, d.opts.Workers)
+	perClient := map[string]int{}
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-poll.C:
+			poll.Reset(d.opts.PollInterval)
+		case cb := <-done:
+			delete(inflight, cb.ID)
+			if perClient[cb.ClientID]--; perClient[cb.ClientID] <= 0 {
+				delete(perClient, cb.ClientID)
+			}
+		}
+		for d.fill(ctx, inflight, perClient, func(cb otp.Callback, url, secret string) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.deliver(ctx, cb, url, secret)
+				done <- cb
+			}()
+		}) {
+		}
+	}
+}
+
+// fill starts the due callbacks that the limits allow and drops those that
+// are too old or whose client has no callback_url. It reports whether it
+// dropped any, in which case the queue is worth reading again at once.
+func (d *Dispatcher) fill(ctx context.Context, inflight map[string]struct{}, perClient map[string]int,
+	start func(cb otp.Callback, url, secret string)) bool {
+	if len(inflight) >= d.opts.Workers {
+		return false
+	}
+	now := d.opts.Now()
+	// Twice the per-client limit: the records in flight are still queued
+	// and come first.
+	due, err := d.q.DueCallbacks(ctx, now, 2*d.opts.PerClient)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("callback queue unreadable", "error", err)
+		}
+		return false
+	}
+	var drop, old []otp.Callback // old: dropped for their age, not for want of a URL
+	for _, cb := range due {
+		if _, busy := inflight[cb.ID]; busy {
+			continue
+		}
+		url, secret, ok := d.settings(cb.ClientID)
+		if !ok || url == "" {
+			drop = append(drop, cb) // the client has no callback_url
+			continue
+		}
+		if now.Sub(cb.FirstAt) > d.opts.MaxAge {
+			drop = append(drop, cb)
+			old = append(old, cb)
+			continue
+		}
+		if len(inflight) >= d.opts.Workers || perClient[cb.ClientID] >= d.opts.PerClient {
+			continue
+		}
+		inflight[cb.ID] = struct{}{}
+		perClient[cb.ClientID]++
+		start(cb, url, secret)
+	}
+	if len(drop) == 0 {
+		return false
+	}
+	if err := d.q.CallbackDone(context.WithoutCancel(ctx), drop...); err != nil {
+		d.log.Warn("callbacks not removed", "error", err)
+		return false
+	}
+	for _, cb := range old {
+		d.dropped(cb, "too old when read")
+	}
+	return ctx.Err() == nil
+}
+
+// deliver makes one try of cb and records its outcome in the queue.
+func (d *Dispatcher) deliver(ctx context.Context, cb otp.Callback, target, secret string) {
+	status, err := d.post(ctx, cb, target, secret)
+	if err != nil && ctx.Err() != nil {
+		return // cut short by shutdown: the callback stays queued as it was
+	}
+	// The queue is written even if ctx ends meanwhile, so that a delivered
+	// callback is not sent again.
+	wctx := context.WithoutCancel(ctx)
+	lg := d.log.With("request_id", cb.RequestID, "client", cb.ClientID, "state", string(cb.State),
+		"attempt", cb.Attempts+1, "host", hostOf(target))
+	if err == nil && status >= 200 && status < 300 {
+		if err := d.q.CallbackDone(wctx, cb); err != nil {
+			lg.Warn("delivered callback not removed: it will be sent again", "error", err)
+		}
+		d.opts.Observe(OutcomeDelivered)
+		lg.Debug("callback delivered", "status", status)
+		return
+	}
+	if err == nil {
+		err = fmt.Errorf("callback: endpoint answered %d", status)
+	}
+	now := d.opts.Now()
+	cb.Attempts++
+	next := now.Add(otp.CallbackDelay(cb.Attempts, d.opts.RetryBase, d.opts.MaxInterval, d.opts.Jitter()))
+	if next.Sub(cb.FirstAt) > d.opts.MaxAge {
+		if err := d.q.CallbackDone(wctx, cb); err != nil {
+			lg.Warn("dropped callback not removed", "error", err)
+		}
+		d.dropped(cb, err.Error())
+		return
+	}
+	level := slog.LevelDebug // a dead endpoint fails every try: say so once per callback
+	if cb.Attempts == 1 {
+		level = slog.LevelWarn
+	}
+	lg.Log(wctx, level, "callback failed: will retry", "error", err, "retry_in", next.Sub(now).Round(time.Millisecond).String())
+	if err := d.q.RescheduleCallback(wctx, cb, next); err != nil {
+		lg.Warn("callback not rescheduled: it will be retried at once", "error", err)
+	}
+	d.opts.Observe(OutcomeRetry)
+}
+
+// dropped counts and logs a callback given up on.
+func (d *Dispatcher) dropped(cb otp.Callback, why string) {
+	d.opts.Observe(OutcomeDropped)
+	d.log.Warn("callback dropped: endpoint failed for too long", "request_id", cb.RequestID, "client", cb.ClientID,
+		"state", string(cb.State), "attempts", cb.Attempts, "queued_at", cb.FirstAt, "error", why)
+}
+
+// post sends cb to target and returns the response's status code.
+func (d *Dispatcher) post(ctx context.Context, cb otp.Callback, target, secret string) (int, error) {
+	body := cb.Body()
+	rctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("callback: bad callback_url: %w", errors.Unwrap(err))
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return 0, errors.New("callback: callback_url is not http or https")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "otpgate")
+	req.Header.Set(otp.CallbackSignatureHeader, otp.SignCallback(secret, body))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may carry a token
+		}
+		return 0, fmt.Errorf("callback: post: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	return resp.StatusCode, nil
+}
+
+// hostOf is the host of a callback URL, for logs: the path and query may
+// carry a token.
+func hostOf(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}

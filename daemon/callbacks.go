@@ -1,0 +1,34 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otpgate/otpgate/callback"
+	"github.com/otpgate/otpgate/metrics"
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+// callbackOptions are the dispatcher's options; the zero value is the
+// production schedule. Tests shorten the retry delay through it.
+var callbackOptions callback.Options
+
+// startCallbacks runs in g, until ctx is done, the dispatcher of the
+// receipt callbacks that db queues, and the watch that wakes it when one
+// is queued. Clients' callback_url and callback_secret are read from the
+// settings svc has in force at each try, so a reload applies at once.
+func startCallbacks(ctx context.Context, g *errgroup.Group, db *store.DB, svc *otp.Service, log *slog.Logger, m *metrics.Metrics) {
+	opts := callbackOptions
+	opts.Logger = log.With("component", "callbacks")
+	if m != nil {
+		opts.Observe = m.Callback
+	}
+	d := callback.New(db, func(clientID string) (string, string, bool) {
+		return svc.Settings().Callback(clientID)
+	}, opts)
+	g.Go(func() error { return d.Run(ctx) })
+	g.Go(func() error { return db.WatchCallbacks(ctx, d.Notify) })
+}

@@ -1,0 +1,13 @@
+package daemon
+
+import "time"
+
+// SetCallbackRetryBase sets the first retry delay of the callbacks of the
+// gateways started after it (production: 5 s) and returns a func that
+// restores it. Tests that use it must not run in parallel.
+func SetCallbackRetryBase(d time.Duration) (restore func()) {
+	old := callbackOptions
+	callbackOptions.RetryBase = d
+	callbackOptions.PollInterval = 50 * time.Millisecond
+	return func() { callbackOptions = old }
+}

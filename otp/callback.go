@@ -1,0 +1,121 @@
+package otp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Callback schedule of DESIGN.md ("Delivery status and callbacks").
+const (
+	// CallbackRetryBase is the delay before the first retry (with jitter,
+	// between half of it and all of it); each later delay doubles.
+	CallbackRetryBase = 5 * time.Second
+	// CallbackMaxInterval caps the delay between two tries.
+	CallbackMaxInterval = 10 * time.Minute
+	// CallbackMaxAge is how long after its receipt a callback is still
+	// tried; then it is dropped.
+	CallbackMaxAge = 24 * time.Hour
+	// CallbackSignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
+	CallbackSignatureHeader = "X-Otpgate-Signature"
+)
+
+// Callback is one delivery-state change of a message, queued for the
+// client's callback_url. The first seven fields are what the client gets;
+// the rest is the queue's bookkeeping.
+type Callback struct {
+	ID          string    `json:"id"` // unique within the queue
+	RequestID   string    `json:"r"`
+	ClientID    string    `json:"c"`
+	PhoneNumber string    `json:"n"` // masked, as Message.Display
+	Carrier     string    `json:"cr"`
+	State       State     `json:"s"`
+	Error       string    `json:"e,omitempty"`
+	DoneAt      time.Time `json:"t"`
+	Attempts    int       `json:"a,omitempty"` // tries that failed so far
+	FirstAt     time.Time `json:"f"`           // when it was queued; CallbackMaxAge counts from here
+	Due         time.Time `json:"d"`           // when it is to be tried next
+}
+
+// NewCallback returns the callback telling m's client of m's current
+// state, queued at now with id. DoneAt is the receipts' done time, or now
+// when the carrier gave none.
+func NewCallback(m Message, id string, now time.Time) Callback {
+	state, code, done := m.Summary()
+	if done.IsZero() {
+		done = now
+	}
+	return Callback{ID: id, RequestID: m.RequestID, ClientID: m.ClientID, PhoneNumber: m.Display,
+		Carrier: m.Carrier, State: state, Error: code, DoneAt: done, FirstAt: now, Due: now}
+}
+
+// callbackBody is the JSON the client gets, in the documented key order.
+type callbackBody struct {
+	RequestID   string `json:"requestId"`
+	ClientID    string `json:"clientId"`
+	PhoneNumber string `json:"phoneNumber"`
+	Carrier     string `json:"carrier"`
+	State       string `json:"state"`
+	Error       string `json:"error"`
+	DoneAt      string `json:"doneAt"`
+}
+
+// Body returns the JSON body POSTed to the client:
+// {"requestId","clientId","phoneNumber","carrier","state","error","doneAt"}
+// with doneAt in RFC 3339 (UTC). The same callback always gives the same
+// bytes.
+func (c Callback) Body() []byte {
+	b, err := json.Marshal(callbackBody{RequestID: c.RequestID, ClientID: c.ClientID, PhoneNumber: c.PhoneNumber,
+		Carrier: c.Carrier, State: string(c.State), Error: c.Error, DoneAt: c.DoneAt.UTC().Format(time.RFC3339)})
+	if err != nil { // strings only: cannot happen
+		panic("otp: callback body: " + err.Error())
+	}
+	return b
+}
+
+// SignCallback returns the X-Otpgate-Signature value of body:
+// "sha256=" and the hex HMAC-SHA256 of body keyed with secret.
+func SignCallback(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// CallbackDelay is the wait before the next try of a callback whose
+// attempts-th try just failed (attempts >= 1): base doubled attempts-1
+// times, capped at maxInterval, then "equal jitter": half of it plus jitter
+// (in [0, 1), clamped) times the other half. So the first retry comes
+// between base/2 and base, and no wait exceeds maxInterval.
+func CallbackDelay(attempts int, base, maxInterval time.Duration, jitter float64) time.Duration {
+	if base <= 0 {
+		base = CallbackRetryBase
+	}
+	if maxInterval <= 0 {
+		maxInterval = CallbackMaxInterval
+	}
+	d := min(base, maxInterval)
+	for i := 1; i < attempts && d < maxInterval; i++ {
+		d *= 2
+	}
+	d = min(d, maxInterval)
+	jitter = max(0, min(jitter, 1))
+	return d/2 + time.Duration(jitter*float64(d-d/2))
+}
+
+// CallbackQueue is the durable queue of callbacks that a dispatcher
+// drains. Implementations are safe for concurrent use; a nil error means
+// the change is on disk.
+type CallbackQueue interface {
+	// DueCallbacks returns callbacks due at now: for each client, at most
+	// perClient of them, the earliest due first.
+	DueCallbacks(ctx context.Context, now time.Time, perClient int) ([]Callback, error)
+	// CallbackDone removes callbacks from the queue (delivered or dropped).
+	// Callbacks no longer queued are ignored.
+	CallbackDone(ctx context.Context, cbs ...Callback) error
+	// RescheduleCallback stores cb (its Attempts as given) due at next, in
+	// place of the queued callback with cb's ID and cb.Due.
+	RescheduleCallback(ctx context.Context, cb Callback, next time.Time) error
+}

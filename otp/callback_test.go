@@ -1,0 +1,84 @@
+package otp_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/otp"
+)
+
+func TestCallbackDelay(t *testing.T) {
+	const base, maxI = otp.CallbackRetryBase, otp.CallbackMaxInterval
+	tests := []struct {
+		attempts int
+		jitter   float64
+		want     time.Duration
+	}{
+		{1, 0, 2500 * time.Millisecond},
+		{1, 0.999999, 5 * time.Second},
+		{2, 0, 5 * time.Second},
+		{2, 0.5, 7500 * time.Millisecond},
+		{3, 0, 10 * time.Second},
+		{7, 0, 160 * time.Second},
+		{8, 0, 5 * time.Minute},  // 640 s capped to 10 min, halved
+		{8, 1, 10 * time.Minute}, // never more than the cap
+		{1000, 0.999999, 10 * time.Minute},
+		{1, -3, 2500 * time.Millisecond}, // jitter is clamped
+		{1, 7, 5 * time.Second},
+		{0, 0, 2500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		got := otp.CallbackDelay(tt.attempts, base, maxI, tt.jitter)
+		if got.Round(time.Millisecond) != tt.want {
+			t.Errorf("CallbackDelay(%d, jitter %v): got %v, want %v", tt.attempts, tt.jitter, got, tt.want)
+		}
+	}
+	// Within 24 hours there is room for many tries: the waits add up to
+	// 24 h only after more than 140 of them.
+	var total time.Duration
+	n := 0
+	for total < otp.CallbackMaxAge {
+		n++
+		total += otp.CallbackDelay(n, base, maxI, 1)
+	}
+	if n < 140 {
+		t.Errorf("got %d tries in 24 h, want at least 140", n)
+	}
+}
+
+func TestCallback_BodyAndSignature(t *testing.T) {
+	m := otp.Message{RequestID: "r1", ClientID: "c1", Display: "+91-98******10", Carrier: "a",
+		Parts: []otp.Part{{MessageID: "1", State: otp.StateRejected, Error: "0x0B",
+			DoneAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("IST", 5*3600+1800))}}}
+	cb := otp.NewCallback(m, "id1", time.Unix(0, 0))
+	want := `{"requestId":"r1","clientId":"c1","phoneNumber":"+91-98******10","carrier":"a","state":"REJECTED",` +
+		`"error":"0x0B","doneAt":"2026-01-01T21:34:05Z"}`
+	if got := string(cb.Body()); got != want {
+		t.Fatalf("Body: got %s, want %s", got, want)
+	}
+	// HMAC-SHA256("key", `{"a":1}`), computed with Python's hmac module.
+	if got := otp.SignCallback("key", []byte(`{"a":1}`)); got != "sha256=88a67f24bbcdaed0e6c997404bb79a743baf44c6bab2f4c27328e3009d22e342" {
+		t.Fatalf("SignCallback: got %s", got)
+	}
+	// No done time from the carrier: the time it was queued.
+	m.Parts[0].DoneAt = time.Time{}
+	if cb := otp.NewCallback(m, "id2", time.Unix(100, 0)); !cb.DoneAt.Equal(time.Unix(100, 0)) {
+		t.Fatalf("DoneAt: got %v, want the queue time", cb.DoneAt)
+	}
+}
+
+func TestSettings_Callback(t *testing.T) {
+	s, err := otp.NewSettings(otp.Policy{TTL: time.Minute, MaxAttempts: 3, SubmitTimeout: time.Second},
+		[]otp.Client{{ID: "a", CallbackURL: "https://a.example/cb", CallbackSecret: "sa"}, {ID: "b"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, sec, ok := s.Callback("a"); !ok || u != "https://a.example/cb" || sec != "sa" {
+		t.Fatalf("a: got %q %q %v", u, sec, ok)
+	}
+	for _, id := range []string{"b", "unknown"} {
+		if _, _, ok := s.Callback(id); ok {
+			t.Fatalf("%s: got ok, want none", id)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package smpp_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/smpp/smsc"
+)
+
+// TestRouter_DropUnderLoad drops every connection while 32 senders keep
+// sending: no send reports success for an SMS the SMSC did not accept, no
+// SMS is accepted more than twice, and duplicates are bounded by what was
+// in flight (binds x window).
+func TestRouter_DropUnderLoad(t *testing.T) {
+	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim.SetAckDelay(2 * time.Millisecond) // keep submits in flight
+	cfg := carrierConfig("a", sim.Addr())
+	cfg.Binds, cfg.Window = 2, 8
+	c := runCarrier(t, cfg, nil)
+	waitBound(t, c, 2)
+	r := singleRoute(t, "a", c)
+
+	const n, workers = 600, 32
+	var (
+		mu      sync.Mutex
+		ok      = map[string]bool{}
+		failed  int
+		next    = make(chan int)
+		wg      sync.WaitGroup
+		dropped = make(chan struct{})
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				text := fmt.Sprintf("msg %04d code 1234", i)
+				sms := testSMS(text)
+				_, err := r.Send(ctxTimeout(t, 5*time.Second), sms)
+				mu.Lock()
+				if err == nil {
+					ok[text] = true
+				} else {
+					if !errors.Is(err, otp.ErrUpstreamDown) {
+						t.Errorf("send %d: got %v, want nil or ErrUpstreamDown", i, err)
+					}
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	go func() {
+		defer close(dropped)
+		for sim.Stats().Accepted < n/3 {
+			time.Sleep(time.Millisecond)
+		}
+		sim.DropConnections()
+	}()
+	for i := 0; i < n/2; i++ {
+		next <- i
+	}
+	<-dropped // the drop happens in the first half
+	// While it rebinds, sends get ErrUpstreamDown at once (no session is
+	// bound); once it is back, every send must succeed.
+	waitBound(t, c, 2)
+	mu.Lock()
+	failedBefore := failed
+	mu.Unlock()
+	for i := n / 2; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	seen := map[string]int{}
+	for _, m := range sim.Messages() {
+		seen[m.Text]++
+	}
+	dups := 0
+	for text := range ok {
+		if seen[text] == 0 {
+			t.Errorf("%q got a success but the SMSC never accepted it", text)
+		}
+	}
+	for text, k := range seen {
+		if k > 2 {
+			t.Errorf("%q accepted %d times, want at most twice", text, k)
+		}
+		if k == 2 {
+			dups++
+		}
+	}
+	if max := cfg.Binds * cfg.Window; dups > max {
+		t.Fatalf("%d duplicates, want at most %d (submits in flight at the drop)", dups, max)
+	}
+	t.Logf("ok %d, failed %d (while rebinding), duplicates %d", len(ok), failed, dups)
+	if failed > failedBefore {
+		t.Fatalf("%d sends failed after the carrier rebound, want none", failed-failedBefore)
+	}
+}
+
+// TestRouter_SlowAcksFillWindow: acks slower than the senders fill every
+// window; sends wait for a slot instead of failing.
+func TestRouter_SlowAcksFillWindow(t *testing.T) {
+	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim.SetAckDelay(100 * time.Millisecond)
+	cfg := carrierConfig("a", sim.Addr())
+	cfg.Binds, cfg.Window = 1, 2
+	c := runCarrier(t, cfg, nil)
+	waitBound(t, c, 1)
+	r := singleRoute(t, "a", c)
+	const n = 30 // 15 windows of 100 ms: well within the deadline
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := r.Send(ctxTimeout(t, 10*time.Second), testSMS(fmt.Sprintf("msg %d code 1234", i)))
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	if got := sim.Stats().Accepted; got != n {
+		t.Fatalf("accepted %d, want %d", got, n)
+	}
+}
