@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/loadtest"
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
@@ -29,6 +30,8 @@ commands:
   hash-key                   read an API key on stdin, print its sha256 for the config
   smsc-sim -listen ADDR -system-id ID -password PW
                              run the bundled SMSC simulator
+  bench [-sim 127.0.0.1:2775] [-n N | -d DUR] [-c 64] [-url URL -client ID -key KEY]
+                             load a running gateway: send-otp, then verify-otp
   version                    print build information
 `
 
@@ -51,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdHashKey(stdin, stdout, stderr)
 	case "smsc-sim":
 		return cmdSim(args, stderr)
+	case "bench":
+		return loadtest.Main(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0

@@ -55,6 +55,8 @@ clients:
     api_keys: []
     sender: ACME
     countries: [IN]
+    callback_url: "ftp://x"
+    callback_secret: s
 carriers:
   - {name: x, address: "127.0.0.1:2775", system_id: x, password: toolongpassword, mode: fast}
   - {name: x, address: "nope", system_id: y}
@@ -93,6 +95,7 @@ blocked_numbers: ["123"]
 		"clients[0].custom_texts.43: template has more than one run of '#'",
 		`clients[1].id: duplicate of clients[0].id "a"`,
 		"clients[1].api_keys: no key",
+		"clients[1].callback_url: want an absolute http:// or https:// URL",
 		"carriers[0].password: longer than 8 characters",
 		`carriers[0].mode: want transceiver or transmitter+receiver, got "fast"`,
 		`carriers[1].name: duplicate of carriers[0].name "x"`,

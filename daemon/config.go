@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -310,6 +311,11 @@ func (c *Config) Validate() Problems {
 		}
 		if (cl.CallbackURL == "") != (cl.CallbackSecret == "") {
 			add(p+".callback_secret", "callback_url and callback_secret go together")
+		}
+		if cl.CallbackURL != "" {
+			if u, err := url.Parse(cl.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add(p+".callback_url", "want an absolute http:// or https:// URL")
+			}
 		}
 	}
 

@@ -51,6 +51,7 @@ type Daemon struct {
 	svc      *otp.Service
 	receipts *otp.Receipts
 	router   atomic.Pointer[smpp.Router]
+	svcPtr   atomic.Pointer[otp.Service] // for the store's writer, which must not take mu
 	runs     map[string]*carrierRun
 	bg       context.Context // parent of the carriers' contexts
 	wg       sync.WaitGroup  // carriers' goroutines
@@ -109,7 +110,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.DataDir, store.Options{Logger: d.log.With("component", "store")})
+	db, err := store.Open(cfg.DataDir, store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -149,6 +150,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.mu.Lock()
 	d.svc = svc
 	d.mu.Unlock()
+	d.svcPtr.Store(svc)
 
 	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness}
 	if d.Metrics != nil {
@@ -160,6 +162,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	var g errgroup.Group
 	g.Go(func() error { return db.Run(bg) })
+	g.Go(func() error { svc.Run(bg); return nil })
 	// bg, so that systemd's watchdog keeps being fed through the drain.
 	g.Go(func() error { d.notify.Run(bg, db.Healthy); return nil })
 	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
@@ -273,6 +276,17 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		}
 	}()
 	return r, nil
+}
+
+// wantsCallback reports whether clientID has a callback URL in the
+// settings in force (true until the service exists, so nothing is lost).
+func (d *Daemon) wantsCallback(clientID string) bool {
+	svc := d.svcPtr.Load()
+	if svc == nil {
+		return true
+	}
+	_, _, ok := svc.Settings().Callback(clientID)
+	return ok
 }
 
 // smppObserver is the metrics as the carriers' observer (nil when off).

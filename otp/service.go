@@ -32,7 +32,14 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]struct{} // record keys with a send in progress
+
+	verified chan string // request ids to mark verified, drained by Run
+	running  atomic.Bool
 }
+
+// verifiedQueue bounds the request ids waiting to be marked verified; when
+// it is full (or Run is not running) Verify marks them itself.
+const verifiedQueue = 4096
 
 // Deps are what a Service needs. Now and Rand default to time.Now and
 // crypto/rand; Logger to a discarding logger.
@@ -56,7 +63,8 @@ func NewService(s *Settings, d Deps) (*Service, error) {
 		return nil, errors.New("otp: new service: secret shorter than 32 bytes")
 	}
 	svc := &Service{store: d.Store, receipts: d.Receipts, sender: d.Sender, limiter: d.Limiter,
-		secret: d.Secret, log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{}}
+		secret: d.Secret, log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{},
+		verified: make(chan string, verifiedQueue)}
 	if svc.log == nil {
 		svc.log = slog.New(slog.DiscardHandler)
 	}
@@ -252,10 +260,59 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	if err != nil {
 		return res, err
 	}
-	if err := s.receipts.MarkVerified(ctx, res.RequestID); err != nil && !errors.Is(err, ErrRequestNotFound) {
-		s.log.Warn("mark verified failed", "request_id", res.RequestID, "error", err)
+	// The status API's "verified" need not hold up the answer: Run marks
+	// it in the background, where concurrent verifies share a commit.
+	if s.running.Load() {
+		select {
+		case s.verified <- res.RequestID:
+			return res, nil
+		default:
+		}
 	}
+	s.markVerified(ctx, res.RequestID)
 	return res, nil
+}
+
+func (s *Service) markVerified(ctx context.Context, requestID string) {
+	if requestID == "" {
+		return
+	}
+	if err := s.receipts.MarkVerified(ctx, requestID); err != nil && !errors.Is(err, ErrRequestNotFound) {
+		s.log.Warn("mark verified failed", "request_id", requestID, "error", err)
+	}
+}
+
+// Run marks verified requests in the background until ctx is done, then
+// marks those still queued and returns. Without Run, Verify marks them
+// itself before answering.
+func (s *Service) Run(ctx context.Context) {
+	s.running.Store(true)
+	const workers = 16
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case id := <-s.verified:
+					s.markVerified(context.WithoutCancel(ctx), id)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.running.Store(false)
+	for {
+		select {
+		case id := <-s.verified:
+			s.markVerified(context.WithoutCancel(ctx), id)
+		default:
+			return
+		}
+	}
 }
 
 // Status returns the message of requestID if it belongs to the client of

@@ -26,6 +26,7 @@ const (
 	maxPDULen         = 64 << 10 // a longer command_length is a broken stream
 	maxSeq            = 0x7FFFFFFF
 	receiptQueueLen   = 256
+	receiptWorkers    = 16 // receipts handled at once per session: the store commits them together
 	writeTimeout      = 10 * time.Second
 	unbindWait        = time.Second
 	handlerTimeout    = 30 * time.Second
@@ -311,8 +312,10 @@ func (s *session) start() {
 	go s.readLoop()
 	go s.keepLoop()
 	if s.receipts != nil {
-		s.wg.Add(1)
-		go s.receiptLoop()
+		for i := 0; i < receiptWorkers; i++ {
+			s.wg.Add(1)
+			go s.receiptLoop()
+		}
 	}
 }
 
@@ -566,7 +569,9 @@ func (s *session) ack(seq, status uint32) {
 	s.send(withSeq(pdu.NewDeliverSMResp(), seq, status))
 }
 
-// receiptLoop runs the handler one receipt at a time and acks afterwards.
+// receiptLoop runs the handler for one receipt at a time and acks
+// afterwards; receiptWorkers of them share a session's queue, so that a
+// store that commits writes in groups sees many receipts at once.
 // Receipts still queued when the session dies are never acked, so the SMSC
 // delivers them again on another bind.
 func (s *session) receiptLoop() {

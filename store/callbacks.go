@@ -65,7 +65,7 @@ func newCallbackID() (string, error) {
 // leaves the message in flight tells the client nothing.
 func (db *DB) enqueueCallback(txn *badger.Txn, prev otp.State, m otp.Message) error {
 	state, _, _ := m.Summary()
-	if state == prev || state == otp.StateAccepted {
+	if state == prev || state == otp.StateAccepted || (db.wantsCB != nil && !db.wantsCB(m.ClientID)) {
 		return nil
 	}
 	id, err := newCallbackID()

@@ -67,6 +67,10 @@ type Options struct {
 	PendingReceiptTTL time.Duration
 	// Now is the clock used for record expiry and TTLs; nil means time.Now.
 	Now func() time.Time
+	// WantsCallback says whether a client has a callback URL, so that
+	// receipts of other clients queue no callback; nil queues them all
+	// (the dispatcher then drops those of clients without a URL).
+	WantsCallback func(clientID string) bool
 }
 
 // DB is a badger database holding otpgate's state. It is safe for
@@ -75,6 +79,7 @@ type DB struct {
 	bdb        *badger.DB
 	log        *slog.Logger
 	now        func() time.Time
+	wantsCB    func(clientID string) bool
 	messageTTL time.Duration
 	pendingTTL time.Duration
 
@@ -103,6 +108,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	db := &DB{
 		log:        lg,
 		now:        opts.Now,
+		wantsCB:    opts.WantsCallback,
 		messageTTL: opts.MessageTTL,
 		pendingTTL: opts.PendingReceiptTTL,
 	}
