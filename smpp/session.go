@@ -25,7 +25,7 @@ import (
 const (
 	maxPDULen         = 64 << 10 // a longer command_length is a broken stream
 	maxSeq            = 0x7FFFFFFF
-	receiptQueueLen   = 256
+	receiptQueueLen   = 4096
 	receiptWorkers    = 16 // receipts handled at once per session: the store commits them together
 	writeTimeout      = 10 * time.Second
 	unbindWait        = time.Second
