@@ -41,7 +41,7 @@ func FuzzSessionPDU(f *testing.F) {
 		}()
 		// Usable or dead, within a bound: a submit either gets its answer
 		// from nobody (ctx deadline) or fails because the session died.
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		_, err := s.request(ctx, submitSM(), 0x80000004, true)
 		if err == nil {
