@@ -23,6 +23,7 @@ import (
 // Config is the YAML configuration file (DESIGN.md, "Configuration").
 type Config struct {
 	Listen         string          `yaml:"listen"`
+	DebugListen    string          `yaml:"debug_listen"` // pprof; empty: off
 	DataDir        string          `yaml:"data_dir"`
 	SecretFile     string          `yaml:"secret_file"`
 	SubmitTimeout  Duration        `yaml:"submit_timeout"`
@@ -228,6 +229,11 @@ func (c *Config) Validate() Problems {
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen", "want host:port, got %q", c.Listen)
+	}
+	if c.DebugListen != "" {
+		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
+			add("debug_listen", "want host:port, got %q", c.DebugListen)
+		}
 	}
 	if err := checkSecretFile(c.SecretFile); err != nil {
 		add("secret_file", "%v", err)

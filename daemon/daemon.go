@@ -168,6 +168,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 
+	if cfg.DebugListen != "" {
+		dbg, err := startDebug(cfg.DebugListen, d.log)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(cfg.Carriers), "data_dir", cfg.DataDir)
