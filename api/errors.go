@@ -13,24 +13,23 @@ type errorBody struct {
 	body   []byte
 }
 
-func envelope(status int, message, typ string, statusCode int) errorBody {
-	b, err := jsonMarshal(struct {
-		Error struct {
-			Name       string `json:"name"`
-			Message    string `json:"message"`
-			Status     int    `json:"status"`
-			Reason     string `json:"reason"`
-			Type       string `json:"type"`
-			StatusCode int    `json:"statusCode"`
-		} `json:"error"`
-	}{Error: struct {
+// errorEnvelope is the vendor document's error body.
+type errorEnvelope struct {
+	Error struct {
 		Name       string `json:"name"`
 		Message    string `json:"message"`
 		Status     int    `json:"status"`
 		Reason     string `json:"reason"`
 		Type       string `json:"type"`
 		StatusCode int    `json:"statusCode"`
-	}{"Error", message, status, "Error", typ, statusCode}})
+	} `json:"error"`
+}
+
+func envelope(status int, message, typ string, statusCode int) errorBody {
+	var e errorEnvelope
+	e.Error.Name, e.Error.Message, e.Error.Status = "Error", message, status
+	e.Error.Reason, e.Error.Type, e.Error.StatusCode = "Error", typ, statusCode
+	b, err := jsonMarshal(e)
 	if err != nil {
 		panic(err) // constant input
 	}
@@ -50,26 +49,27 @@ func plain(status int, message string) errorBody {
 // errorTable maps each domain error to its documented body. It is the only
 // place where errors become HTTP.
 var errorTable = []struct {
-	err  error
-	body errorBody
+	err     error
+	outcome string // for logs and metrics
+	body    errorBody
 }{
-	{otp.ErrNoAPIKey, plain(401, "No API key found in request")},
-	{otp.ErrInvalidAPIKey, plain(401, "Invalid authentication credentials")},
-	{otp.ErrInvalidNumber, envelope(400, "Mobile number is not valid/allowed", "Bad Request", 400)},
-	{otp.ErrCustomerNotFound, envelope(400, "Customer not found", "Bad Request", 400)},
-	{otp.ErrCustomTextNotFound, envelope(400, "Custom text does not exist", "Bad Request", 400)},
+	{otp.ErrNoAPIKey, "no_api_key", plain(401, "No API key found in request")},
+	{otp.ErrInvalidAPIKey, "invalid_api_key", plain(401, "Invalid authentication credentials")},
+	{otp.ErrInvalidNumber, "invalid_number", envelope(400, "Mobile number is not valid/allowed", "Bad Request", 400)},
+	{otp.ErrCustomerNotFound, "customer_not_found", envelope(400, "Customer not found", "Bad Request", 400)},
+	{otp.ErrCustomTextNotFound, "custom_text_not_found", envelope(400, "Custom text does not exist", "Bad Request", 400)},
 	// The vendor document shows statusCode 200 for this row; kept for compatibility.
-	{otp.ErrBlocked, envelope(404, "Blocked phone number", "Not Found", 200)},
-	{otp.ErrUpstreamDown, envelope(409, "Upstream down", "Conflict", 409)},
-	{otp.ErrUnprocessable, envelope(422, "Unprocessable Entity", "Unprocessable Entity", 422)},
-	{otp.ErrInvalidOTP, envelope(400, "Invalid OTP", "Bad Request", 400)},
-	{otp.ErrNotFound, envelope(404, "OTP not found or expired", "Not Found", 404)},
-	{otp.ErrMaxAttempts, envelope(429, "Maximum verification attempts exceeded", "Too Many Requests", 429)},
-	{otp.ErrTooManyRequests, envelope(429, "Too many requests", "Too Many Requests", 429)},
-	{otp.ErrRequestNotFound, envelope(404, "Request not found", "Not Found", 404)},
-	{errBodyTooLarge, envelope(413, "Request body too large", "Payload Too Large", 413)},
-	{errRouteNotFound, envelope(404, "Not Found", "Not Found", 404)},
-	{errMethodNotAllowed, envelope(405, "Method Not Allowed", "Method Not Allowed", 405)},
+	{otp.ErrBlocked, "blocked", envelope(404, "Blocked phone number", "Not Found", 200)},
+	{otp.ErrUpstreamDown, "upstream_down", envelope(409, "Upstream down", "Conflict", 409)},
+	{otp.ErrUnprocessable, "unprocessable", envelope(422, "Unprocessable Entity", "Unprocessable Entity", 422)},
+	{otp.ErrInvalidOTP, "invalid_otp", envelope(400, "Invalid OTP", "Bad Request", 400)},
+	{otp.ErrNotFound, "not_found", envelope(404, "OTP not found or expired", "Not Found", 404)},
+	{otp.ErrMaxAttempts, "max_attempts", envelope(429, "Maximum verification attempts exceeded", "Too Many Requests", 429)},
+	{otp.ErrTooManyRequests, "too_many_requests", envelope(429, "Too many requests", "Too Many Requests", 429)},
+	{otp.ErrRequestNotFound, "request_not_found", envelope(404, "Request not found", "Not Found", 404)},
+	{errBodyTooLarge, "body_too_large", envelope(413, "Request body too large", "Payload Too Large", 413)},
+	{errRouteNotFound, "no_route", envelope(404, "Not Found", "Not Found", 404)},
+	{errMethodNotAllowed, "method_not_allowed", envelope(405, "Method Not Allowed", "Method Not Allowed", 405)},
 }
 
 var (
@@ -108,41 +108,13 @@ func (h *handler) writeError(c *gin.Context, err error) {
 
 // outcomeOf names err for logs and metrics without any request data.
 func outcomeOf(err error) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return "ok"
-	case errors.Is(err, otp.ErrNoAPIKey):
-		return "no_api_key"
-	case errors.Is(err, otp.ErrInvalidAPIKey):
-		return "invalid_api_key"
-	case errors.Is(err, otp.ErrInvalidNumber):
-		return "invalid_number"
-	case errors.Is(err, otp.ErrCustomerNotFound):
-		return "customer_not_found"
-	case errors.Is(err, otp.ErrCustomTextNotFound):
-		return "custom_text_not_found"
-	case errors.Is(err, otp.ErrBlocked):
-		return "blocked"
-	case errors.Is(err, otp.ErrUpstreamDown):
-		return "upstream_down"
-	case errors.Is(err, otp.ErrUnprocessable):
-		return "unprocessable"
-	case errors.Is(err, otp.ErrInvalidOTP):
-		return "invalid_otp"
-	case errors.Is(err, otp.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, otp.ErrMaxAttempts):
-		return "max_attempts"
-	case errors.Is(err, otp.ErrTooManyRequests):
-		return "too_many_requests"
-	case errors.Is(err, otp.ErrRequestNotFound):
-		return "request_not_found"
-	case errors.Is(err, errBodyTooLarge):
-		return "body_too_large"
-	case errors.Is(err, errRouteNotFound):
-		return "no_route"
-	case errors.Is(err, errMethodNotAllowed):
-		return "method_not_allowed"
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.outcome
+		}
 	}
 	return "internal_error"
 }

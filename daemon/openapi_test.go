@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -373,19 +372,7 @@ func startUnready(tb testing.TB, cfg *daemon.Config) *gateway {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{cancel: cancel, done: make(chan error, 1)}
-	go func() { g.done <- d.Run(ctx) }()
-	select {
-	case <-d.Ready():
-	case err := <-g.done:
-		tb.Fatalf("daemon exited early: %v", err)
-	case <-time.After(20 * time.Second):
-		tb.Fatal("daemon not serving after 20s")
-	}
-	g.url = "http://" + d.Addr().String()
-	tb.Cleanup(func() { g.stop(tb) })
-	return g
+	return runDaemon(tb, d)
 }
 
 // TestOpenAPI_Gateway sends real requests for every documented response
