@@ -85,6 +85,12 @@ func ParseReceipt(esmClass byte, shortMessage []byte, tlvs pdutlv.Map, now time.
 		}
 	}
 	if t, ok := parseReceiptDate(fields["done date"]); ok {
+		// A date to the minute says "some time in that minute": when that
+		// minute is the current one, the receipt's arrival is the closer
+		// reading (and is never before the submit).
+		if len(firstToken(fields["done date"])) == 10 && !now.Before(t) && now.Sub(t) < time.Minute {
+			t = now.UTC()
+		}
 		r.DoneAt = t
 	}
 	switch {

@@ -120,3 +120,24 @@ func FuzzParseReceipt(f *testing.F) {
 		}
 	})
 }
+
+func TestParseReceipt_DoneDatePrecision(t *testing.T) {
+	now := time.Date(2026, 11, 25, 20, 43, 26, 0, time.UTC)
+	parse := func(done string) time.Time {
+		t.Helper()
+		r, err := smpp.ParseReceipt(0x04, []byte("id:1 sub:001 dlvrd:001 submit date:2611252043 done date:"+done+" stat:DELIVRD err:000"), nil, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.DoneAt
+	}
+	if got := parse("2611252043"); !got.Equal(now) {
+		t.Fatalf("done in the current minute: got %v, want the arrival %v", got, now)
+	}
+	if got, want := parse("2611252041"), time.Date(2026, 11, 25, 20, 41, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("done two minutes ago: got %v, want %v", got, want)
+	}
+	if got, want := parse("261125204301"), time.Date(2026, 11, 25, 20, 43, 1, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("done date with seconds: got %v, want %v", got, want)
+	}
+}
