@@ -25,8 +25,9 @@ var _ otp.CallbackQueue = (*DB)(nil)
 // the same transaction as the change (ApplyReceipt, and SaveSend when it
 // applies a receipt that waited for its message), so a receipt that is
 // acknowledged to the SMSC always has its callback on disk. Records are
-// queued for every client; the dispatcher drops those of clients without a
-// callback_url, so that a reload that adds one takes effect at once.
+// queued for the clients that Options.WantsCallback names (every client
+// when it is nil); the dispatcher drops those of clients whose callback_url
+// a reload removed.
 //
 // Key: "c/" + hex(client id) + "/" + due (unix nanoseconds, 8 bytes big
 // endian) + id. Hex makes the client part free of '/', so one client's

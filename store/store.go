@@ -457,7 +457,8 @@ func applyToPart(p *otp.Part, r otp.Receipt) bool {
 
 // ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up
 // by its canonical form (otp.IDForms) among the exact ids of r.Carrier's
-// messages, then among their alternate forms. A receipt that matches
+// messages, then among their alternate forms (a part found there that
+// already has another final state is not taken as the match). A receipt that matches
 // nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
 // receipt with an empty id matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
@@ -489,6 +490,14 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 				return fmt.Errorf("message %q: %w", ie.RequestID, err)
 			}
 			if ie.Part < 0 || ie.Part >= len(m.Parts) {
+				continue
+			}
+			// A match through an alternate form is only a guess: the
+			// receipt may belong to a message whose exact id it is and
+			// whose SaveSend has not committed yet. Once the guessed part
+			// has its final state, a different state is that other
+			// message's receipt: keep it pending for its SaveSend.
+			if p := m.Parts[ie.Part]; prefix == prefixAlt && p.State.Final() && p.State != r.State {
 				continue
 			}
 			msg, matched = m, true

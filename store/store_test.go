@@ -642,3 +642,36 @@ func TestDB_ApplyReceipt_Index(t *testing.T) {
 		apply(t, "500", "first")
 	})
 }
+
+// TestDB_ApplyReceipt_AlternateCollision: message X has hex id 1A2, whose
+// decimal form is 418; message Y gets the exact id 418 later. Y's receipt,
+// arriving before Y's SaveSend, must not be taken for X's once X has its
+// own final state: it waits for Y.
+func TestDB_ApplyReceipt_AlternateCollision(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, t.TempDir(), store.Options{})
+	keep := time.Now().Add(time.Hour)
+	saveSend(t, db, "kx", message("x", "c", "1A2"), setRecord(keep, 0))
+	if _, matched, changed, err := db.ApplyReceipt(ctx, otp.Receipt{Carrier: "c", MessageID: "1A2", State: otp.StateDelivered}); err != nil || !matched || !changed {
+		t.Fatalf("X's receipt: matched %v changed %v, %v", matched, changed, err)
+	}
+	// Y's receipt (another state) comes before Y's SaveSend.
+	_, matched, _, err := db.ApplyReceipt(ctx, otp.Receipt{Carrier: "c", MessageID: "418", State: otp.StateUndeliverable, Error: "011"})
+	if err != nil || matched {
+		t.Fatalf("Y's early receipt: got matched %v (%v), want it kept pending", matched, err)
+	}
+	y := saveSend(t, db, "ky", message("y", "c", "418"), setRecord(keep, 0))
+	if y.Parts[0].State != otp.StateUndeliverable {
+		t.Fatalf("Y: got %s, want its pending UNDELIVERABLE", y.Parts[0].State)
+	}
+	x, err := db.Message(ctx, "x")
+	if err != nil || x.Parts[0].State != otp.StateDelivered {
+		t.Fatalf("X: got %+v (%v), want DELIVERED untouched", x.Parts, err)
+	}
+	// A decimal-writing carrier still matches X through the alternate form
+	// while X waits for its receipt.
+	saveSend(t, db, "kz", message("z", "d", "1A2"), setRecord(keep, 0))
+	if m, matched, _, err := db.ApplyReceipt(ctx, otp.Receipt{Carrier: "d", MessageID: "418", State: otp.StateDelivered}); err != nil || !matched || m.RequestID != "z" {
+		t.Fatalf("decimal receipt: got %q matched %v (%v), want z", m.RequestID, matched, err)
+	}
+}
