@@ -96,9 +96,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	go func() {
 		// A second signal skips the drain.
 		<-ctx.Done()
-		stop()
 		again := make(chan os.Signal, 1)
-		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM) // before stop: no window with the default action
+		stop()
 		<-again
 		logger.Warn("second signal: exiting without drain")
 		os.Exit(1)

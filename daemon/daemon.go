@@ -44,7 +44,8 @@ type Daemon struct {
 	ready  chan struct{}
 	notify *Notifier
 
-	mu       sync.Mutex // guards what follows; held through a reload
+	reloadMu sync.Mutex // serialises reloads
+	mu       sync.Mutex // guards what follows; held only briefly
 	cfg      *Config
 	addr     net.Addr
 	db       *store.DB
@@ -52,6 +53,7 @@ type Daemon struct {
 	receipts *otp.Receipts
 	router   atomic.Pointer[smpp.Router]
 	svcPtr   atomic.Pointer[otp.Service] // for the store's writer, which must not take mu
+	stopping bool                        // shutdown has begun: no more reloads
 	runs     map[string]*carrierRun
 	bg       context.Context // parent of the carriers' contexts
 	wg       sync.WaitGroup  // carriers' goroutines
@@ -132,13 +134,25 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.DebugListen != "" {
+		dbg, err := startDebug(cfg.DebugListen, d.log)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+	}
 	d.mu.Lock()
 	d.db, d.bg, d.addr = db, bg, ln.Addr()
 	d.receipts = otp.NewReceipts(db, d.log.With("component", "receipts"))
-	err = d.applyCarriers(cfg)
+	failed, err := d.applyCarriers(cfg)
 	d.mu.Unlock()
+	// Every carrier goroutine, of this start or of a reload, is waited for
+	// before the store closes (deferred earlier, so it runs later).
+	defer d.wg.Wait()
+	defer bgCancel()
 	defer d.stopCarriers()
 	if err != nil {
+		d.stopRuns(failed)
 		return err
 	}
 	limiter := ratelimit.New(nil)
@@ -156,7 +170,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if d.Metrics != nil {
 		opts.Metrics, opts.Observer = d.Metrics.Handler(), d.Metrics
 	}
-	handler := api.New(svc, opts)
+	// inflight lets shutdown wait for handlers that a forced Close left
+	// running, so that none of them finds the store closed.
+	var inflight sync.WaitGroup
+	apiHandler := api.New(svc, opts)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		apiHandler.ServeHTTP(w, r)
+	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.With("component", "http").Handler(), slog.LevelWarn)}
 
@@ -167,14 +189,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g.Go(func() error { d.notify.Run(bg, db.Healthy); return nil })
 	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
-
-	if cfg.DebugListen != "" {
-		dbg, err := startDebug(cfg.DebugListen, d.log)
-		if err != nil {
-			return err
-		}
-		defer dbg.Close()
-	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -196,6 +210,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		srv.Close()
 	}
 	cancel()
+	inflight.Wait() // bounded: every send ends within submit_timeout
 	d.log.Info("otpgate stopping: unbinding carriers")
 	d.stopCarriers()
 	bgCancel()
@@ -208,16 +223,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 // applyCarriers makes the running carriers those of cfg: unchanged ones
 // keep their binds, new or changed ones start, and the router is rebuilt.
-// Carriers no longer needed are stopped (they drain, then unbind) after the
-// new router is in force. d.mu must be held.
-func (d *Daemon) applyCarriers(cfg *Config) error {
+// It returns the carriers no longer needed; the caller stops them (they
+// drain, then unbind) once d.mu is released, so that a slow drain holds up
+// neither /readyz nor a shutdown. d.mu must be held.
+func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 	next := make(map[string]*carrierRun, len(cfg.Carriers))
 	var started []*carrierRun
-	fail := func(err error) error {
-		for _, r := range started {
-			d.stopRun(r)
-		}
-		return err
+	fail := func(err error) ([]*carrierRun, error) {
+		return started, err // the caller stops what was started
 	}
 	for _, kc := range cfg.Carriers {
 		if r, ok := d.runs[kc.Name]; ok && reflect.DeepEqual(r.cfg, kc) {
@@ -244,14 +257,15 @@ func (d *Daemon) applyCarriers(cfg *Config) error {
 		return fail(fmt.Errorf("daemon: %w", err))
 	}
 	d.router.Store(router)
+	var old []*carrierRun
 	for name, r := range d.runs {
 		if next[name] != r {
 			d.log.Info("carrier removed or changed: draining", "carrier", name)
-			d.stopRun(r)
+			old = append(old, r)
 		}
 	}
 	d.runs = next
-	return nil
+	return old, nil
 }
 
 func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
@@ -313,14 +327,37 @@ func (d *Daemon) stopRun(r *carrierRun) {
 	if r.sim != nil {
 		r.sim.Close()
 	}
+	if d.Metrics == nil {
+		return
+	}
+	// The stopped carrier reported its binds down; a replacement of the
+	// same name reports its own again, a removed carrier's series go.
+	d.mu.Lock()
+	next := d.runs[r.cfg.Name]
+	d.mu.Unlock()
+	if next != nil {
+		next.carrier.ReportBinds()
+	} else {
+		d.Metrics.ForgetCarrier(r.cfg.Name)
+	}
 }
 
-// stopCarriers stops every carrier; it is idempotent.
+// stopCarriers stops every carrier and refuses later reloads; it is
+// idempotent.
 func (d *Daemon) stopCarriers() {
 	d.mu.Lock()
-	runs := d.runs
+	d.stopping = true
+	runs := make([]*carrierRun, 0, len(d.runs))
+	for _, r := range d.runs {
+		runs = append(runs, r)
+	}
 	d.runs = map[string]*carrierRun{}
 	d.mu.Unlock()
+	d.stopRuns(runs)
+}
+
+// stopRuns stops runs in parallel and waits for them.
+func (d *Daemon) stopRuns(runs []*carrierRun) {
 	var wg sync.WaitGroup
 	for _, r := range runs {
 		wg.Add(1)

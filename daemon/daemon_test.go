@@ -287,18 +287,24 @@ func requestID(tb testing.TB, body string) string {
 	return r.Result.RequestID
 }
 
-// statusState polls the status endpoint until state is want or 10s passed.
+// waitState polls the status endpoint until state is want or 10s passed.
 func waitState(tb testing.TB, g *gateway, reqID, want string) string {
+	tb.Helper()
+	return waitStatus(tb, g, reqID, `"state":"`+want+`"`)
+}
+
+// waitStatus polls the status endpoint until its body holds want.
+func waitStatus(tb testing.TB, g *gateway, reqID, want string) string {
 	tb.Helper()
 	var body string
 	for i := 0; i < 400; i++ {
 		var code int
 		code, body = call(tb, "GET", g.url+"/api/v3/otp-verification/status/"+reqID, keyA, "")
-		if code == 200 && strings.Contains(body, `"state":"`+want+`"`) {
+		if code == 200 && strings.Contains(body, want) {
 			return body
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	tb.Fatalf("state never became %s: %s", want, body)
+	tb.Fatalf("status never held %s: %s", want, body)
 	return ""
 }

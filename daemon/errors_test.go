@@ -90,6 +90,15 @@ func TestGateway_ErrorTable(t *testing.T) {
 		{"UnknownChannel", "POST", sendPath, keyA, `{"clientId":"` + clientA + `","phoneNumber":"+91-9811111112","channel":"whatsapp","customTextId":"6"}`, 422, unprocessable},
 		{"VerifyMissingOTP", "POST", verifyPath, keyA, `{"clientId":"` + clientA + `","phoneNumber":"+91-9811111111"}`, 422, unprocessable},
 		{"VerifyOTPNumber", "POST", verifyPath, keyA, `{"clientId":"` + clientA + `","phoneNumber":"+91-9811111111","otp":123456}`, 422, unprocessable},
+		{"VerifyInvalidNumber", "POST", verifyPath, keyA, verifyBody(clientA, "+91-12", "123456"), 400, badNumber},
+		{"VerifyNotAllowedCountry", "POST", verifyPath, keyB, verifyBody(clientB, "+1-2025550123", "123456"), 400, badNumber},
+		{"VerifyUnknownClient", "POST", verifyPath, keyA, verifyBody("nobody", "+91-9811111111", "123456"), 400, noCustomer},
+		{"VerifyKeyOfAnotherClient", "POST", verifyPath, keyB, verifyBody(clientA, "+91-9811111111", "123456"), 400, noCustomer},
+		{"VerifyBlocked", "POST", verifyPath, keyA, verifyBody(clientA, "+1-9990000000", "123456"), 404, blocked},
+		{"VerifyMalformed", "POST", verifyPath, keyA, `{"otp":`, 422, unprocessable},
+		{"VerifyMissingKey", "POST", verifyPath, "", verifyBody(clientA, "+91-9811111111", "123456"), 401, noKey},
+		{"StatusMissingKey", "GET", "/api/v3/otp-verification/status/abc", "", ``, 401, noKey},
+		{"StatusWrongKey", "GET", "/api/v3/otp-verification/status/abc", "nope", ``, 401, wrongKey},
 		{"NoLiveCode", "POST", verifyPath, keyA, verifyBody(clientA, "+91-9822222222", "123456"), 404, otpNotFound},
 		{"WrongCode", "POST", verifyPath, keyA, verifyBody(clientA, "+91-9811111111", wrong), 400, invalidOTP},
 		{"WrongCodeReachesMax", "POST", verifyPath, keyA, verifyBody(clientA, "+91-9811111111", wrong), 400, invalidOTP},
@@ -142,15 +151,42 @@ func TestGateway_TooManyRequests(t *testing.T) {
 	})
 	t.Run("ClientRate", func(t *testing.T) {
 		g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), ratePerSec: 0.001, rateBurst: 2}))
-		got429 := 0
-		for i := 0; i < 3; i++ {
+		// send-otp and verify-otp share the client's bucket (burst 2, no refill to speak of).
+		got := []int{}
+		code, _ := send(t, g, "+91-9855555555")
+		got = append(got, code)
+		code, _ = verify(t, g, "+91-9855555555", "123456")
+		got = append(got, code)
+		for i := 0; i < 2; i++ {
 			code, body := verify(t, g, "+91-9855555555", "123456")
-			if code == 429 && body == tooMany {
-				got429++
+			if body != tooMany {
+				t.Fatalf("call %d over the rate: got %d %s, want 429 Too many requests", i+3, code, body)
 			}
+			got = append(got, code)
 		}
-		if got429 != 1 {
-			t.Fatalf("got %d 429s from 3 calls with burst 2, want 1", got429)
+		code, body := send(t, g, "+91-9855555556")
+		if code != 429 || body != tooMany {
+			t.Fatalf("send over the rate: got %d %s, want 429", code, body)
+		}
+		if got[0] != 200 || got[1] != 400 {
+			t.Fatalf("first two calls: got %v, want 200 then 400 (wrong code)", got[:2])
+		}
+	})
+	t.Run("UnansweredSubmitCounts", func(t *testing.T) {
+		// A submit the SMSC never answers may still reach the handset: it
+		// counts toward resend_interval, so retries cannot pump SMS.
+		quiet := startSim(t, smsc.Config{})
+		g := startGateway(t, testConfig(t, cfgOpts{simAddr: quiet.Addr(), resend: "1h", submitTimout: "500ms"}))
+		quiet.SetNoAck(true)
+		if code, body := send(t, g, "+91-9877777777"); code != 409 || body != upstreamDown {
+			t.Fatalf("unanswered submit: got %d %s, want 409", code, body)
+		}
+		quiet.SetNoAck(false)
+		if code, body := send(t, g, "+91-9877777777"); code != 429 || body != tooMany {
+			t.Fatalf("resend after an unanswered submit: got %d %s, want 429", code, body)
+		}
+		if code, body := send(t, g, "+91-9877777778"); code != 200 {
+			t.Fatalf("another number: got %d %s, want 200", code, body)
 		}
 	})
 	t.Run("ResendKeepsAttempts", func(t *testing.T) {

@@ -100,8 +100,8 @@ func TestGateway_SendVerify(t *testing.T) {
 	if code != 404 || !strings.Contains(body, `"message":"OTP not found or expired"`) {
 		t.Fatalf("second verify: got %d %s, want 404", code, body)
 	}
-	status := waitState(t, g, reqID, "DELIVERED")
-	for _, want := range []string{`"verified":true`, `"phoneNumber":"+91-98******10"`, `"carrier":"a"`, `"clientId":"` + clientA + `"`} {
+	status := waitStatus(t, g, reqID, `"verified":true`) // marked in the background, just after the 200
+	for _, want := range []string{`"state":"DELIVERED"`, `"phoneNumber":"+91-98******10"`, `"carrier":"a"`, `"clientId":"` + clientA + `"`} {
 		if !strings.Contains(status, want) {
 			t.Fatalf("status %s lacks %s", status, want)
 		}
@@ -202,19 +202,26 @@ func twoDigits(i int) string { return string([]byte{byte('0' + i/10%10), byte('0
 func TestGateway_CarrierDown(t *testing.T) {
 	sim := startSim(t, smsc.Config{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "5s"}))
-	// The GB route has only the dead carrier: 409 at once, well before submit_timeout.
+	// The GB route has only the dead carrier: 409 at once, not after the
+	// 5 s submit_timeout (half of it is a bound no scheduler can miss).
 	start := time.Now()
 	code, body := send(t, g, "+44-7400123456")
 	if code != 409 || body != `{"error":{"name":"Error","message":"Upstream down","status":409,"reason":"Error","type":"Conflict","statusCode":409}}` {
 		t.Fatalf("got %d %s, want 409 Upstream down", code, body)
 	}
-	t.Logf("409 after %v", time.Since(start))
+	if el := time.Since(start); el > 2500*time.Millisecond {
+		t.Fatalf("409 after %v: the gateway waited for the submit timeout", el)
+	}
 
-	// The whole carrier goes away: 409, never a hang.
+	// The whole carrier goes away: 409 within the submit timeout, never a hang.
 	sim.Close()
+	start = time.Now()
 	code, body = send(t, g, "+91-9000000099")
 	if code != 409 {
 		t.Fatalf("with the simulator closed: got %d %s, want 409", code, body)
+	}
+	if el := time.Since(start); el > 5*time.Second+2*time.Second {
+		t.Fatalf("409 after %v, want within submit_timeout (5s)", el)
 	}
 }
 

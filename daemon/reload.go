@@ -11,8 +11,11 @@ var ErrNotRunning = errors.New("daemon: not running")
 // ReloadFile reads, checks and applies the configuration at path (SIGHUP).
 // On any problem the running configuration stays and the error says why.
 func (d *Daemon) ReloadFile(path string) error {
+	if d.isStopping() {
+		return ErrNotRunning
+	}
 	d.notify.Reloading()
-	defer d.notify.Ready()
+	defer d.notify.Ready() // after a rejected file too: the old one serves
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		d.reloadRejected(err)
@@ -50,9 +53,13 @@ func (d *Daemon) reload(cfg *Config) error {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return ps
 	}
+	d.reloadMu.Lock() // one reload at a time, drains included
+	defer d.reloadMu.Unlock()
+	var retired []*carrierRun
+	defer func() { d.stopRuns(retired) }() // after mu is released
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.svc == nil {
+	if d.svc == nil || d.stopping {
 		return ErrNotRunning
 	}
 	old := d.cfg
@@ -73,7 +80,8 @@ func (d *Daemon) reload(cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("daemon: reload: %w", err)
 	}
-	if err := d.applyCarriers(cfg); err != nil {
+	retired, err = d.applyCarriers(cfg)
+	if err != nil {
 		return fmt.Errorf("daemon: reload: %w", err)
 	}
 	d.svc.Swap(settings)
@@ -82,4 +90,10 @@ func (d *Daemon) reload(cfg *Config) error {
 	}
 	d.cfg = cfg
 	return nil
+}
+
+func (d *Daemon) isStopping() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopping
 }

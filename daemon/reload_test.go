@@ -88,5 +88,33 @@ func TestGateway_Reload(t *testing.T) {
 		if code, body := call(t, "POST", g.url+sendPath, keyC, sendBody("client-c", "+91-9800000004", "6")); code != 200 {
 			t.Fatalf("after carrier change: got %d %s", code, body)
 		}
+		// The old carrier's last report (down) does not hide the new bind.
+		_, metrics := call(t, "GET", g.url+"/metrics", "", "")
+		if !strings.Contains(metrics, `otpgate_bind_up{bind="transceiver-0",carrier="a"} 1`) {
+			t.Fatalf("bind_up of the replaced carrier: %s", grepLines(metrics, "otpgate_bind_up"))
+		}
 	})
+	t.Run("CarrierRemoved", func(t *testing.T) {
+		removed := strings.Replace(strings.Replace(next, "binds: 2, window: 8", "binds: 1, window: 8", 1),
+			"  - countries: [GB]\n    carriers: [dead]\n", "", 1)
+		removed = strings.Replace(removed, "  - {name: dead,", "  # - {name: dead,", 1)
+		writeConfig(t, path, removed)
+		if err := g.d.ReloadFile(path); err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		_, metrics := call(t, "GET", g.url+"/metrics", "", "")
+		if strings.Contains(metrics, `carrier="dead"`) {
+			t.Fatalf("series of a removed carrier remain: %s", grepLines(metrics, "otpgate_bind_up"))
+		}
+	})
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -107,3 +107,8 @@ func (m *Metrics) Reload(ok bool) {
 	}
 	m.reloads.WithLabelValues(r).Inc()
 }
+
+// ForgetCarrier removes the bind series of a carrier that is gone.
+func (m *Metrics) ForgetCarrier(carrier string) {
+	m.bindUp.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
+}

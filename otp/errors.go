@@ -36,6 +36,10 @@ var (
 	ErrNoAPIKey = errors.New("otp: no api key found in request")
 	// ErrInvalidAPIKey means the API key matches no client.
 	ErrInvalidAPIKey = errors.New("otp: invalid authentication credentials")
+	// ErrOutcomeUnknown accompanies ErrUpstreamDown when a carrier may have
+	// accepted the SMS (a submit written but never answered): the send
+	// still counts toward resend_interval and max_per_number_per_hour.
+	ErrOutcomeUnknown = errors.New("otp: submit outcome unknown")
 	// ErrRequestNotFound means a status lookup found no request of this client.
 	ErrRequestNotFound = errors.New("otp: request not found")
 )

@@ -33,8 +33,9 @@ type Service struct {
 	mu       sync.Mutex
 	inflight map[string]struct{} // record keys with a send in progress
 
-	verified chan string // request ids to mark verified, drained by Run
-	running  atomic.Bool
+	verified chan string  // request ids to mark verified, drained by Run
+	runMu    sync.RWMutex // read: an enqueue; write: Run stops taking them
+	running  bool
 }
 
 // verifiedQueue bounds the request ids waiting to be marked verified; when
@@ -171,6 +172,11 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		if errors.Is(err, ErrInvalidNumber) {
 			return res, err
 		}
+		if errors.Is(err, ErrOutcomeUnknown) {
+			// The handset may have the SMS: the send counts toward the
+			// limits, or a slow carrier would let SMS pumping through.
+			s.recordSend(ctx, key, st.Policy, now)
+		}
 		return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
 	}
 	res.Carrier = sent.Carrier
@@ -199,6 +205,23 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return res, fmt.Errorf("otp: save send: %w", err)
 	}
 	return res, nil
+}
+
+// recordSend adds a send of unknown outcome to the record's history,
+// leaving its code as it was.
+func (s *Service) recordSend(ctx context.Context, key string, p Policy, now time.Time) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := s.store.UpdateOTP(wctx, key, func(r *Record, found bool) (Change, error) {
+		if !found {
+			*r = Record{Key: key}
+		}
+		r.Sends = append(pruneSends(r.Sends, now), now)
+		return p.settle(r), nil
+	})
+	if err != nil {
+		s.log.Warn("recording a send of unknown outcome failed", "error", err)
+	}
 }
 
 // VerifyRequest is a verify-otp call.
@@ -262,15 +285,27 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	}
 	// The status API's "verified" need not hold up the answer: Run marks
 	// it in the background, where concurrent verifies share a commit.
-	if s.running.Load() {
-		select {
-		case s.verified <- res.RequestID:
-			return res, nil
-		default:
-		}
+	if s.enqueueVerified(res.RequestID) {
+		return res, nil
 	}
 	s.markVerified(ctx, res.RequestID)
 	return res, nil
+}
+
+// enqueueVerified hands requestID to Run, unless Run is not taking any or
+// its queue is full.
+func (s *Service) enqueueVerified(requestID string) bool {
+	s.runMu.RLock()
+	defer s.runMu.RUnlock()
+	if !s.running {
+		return false
+	}
+	select {
+	case s.verified <- requestID:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Service) markVerified(ctx context.Context, requestID string) {
@@ -286,7 +321,9 @@ func (s *Service) markVerified(ctx context.Context, requestID string) {
 // marks those still queued and returns. Without Run, Verify marks them
 // itself before answering.
 func (s *Service) Run(ctx context.Context) {
-	s.running.Store(true)
+	s.runMu.Lock()
+	s.running = true
+	s.runMu.Unlock()
 	const workers = 16
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
@@ -304,7 +341,9 @@ func (s *Service) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	s.running.Store(false)
+	s.runMu.Lock() // no enqueue is in progress after this
+	s.running = false
+	s.runMu.Unlock()
 	for {
 		select {
 		case id := <-s.verified:

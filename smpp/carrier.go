@@ -153,6 +153,15 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 	return c
 }
 
+// ReportBinds tells the observer the state of every session again: after
+// a carrier of the same name was replaced, the old one's last word (0)
+// must not stand for the new one's binds.
+func (c *Carrier) ReportBinds() {
+	for _, sl := range c.slots {
+		c.obs.BindState(c.cfg.Name, fmt.Sprintf("%s-%d", sl.kind, sl.index), sl.live() != nil)
+	}
+}
+
 // Name returns the carrier's configured name.
 func (c *Carrier) Name() string { return c.cfg.Name }
 

@@ -99,3 +99,7 @@ func (e *SessionLostError) Is(target error) bool { return target == ErrSessionLo
 
 // Unwrap returns the cause of the session's end.
 func (e *SessionLostError) Unwrap() error { return e.Cause }
+
+// ErrUnanswered means a request was handed to the connection and its
+// context ended before the answer: the SMSC may have accepted it.
+var ErrUnanswered = errors.New("smpp: no answer before the deadline")

@@ -181,7 +181,17 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 			break
 		}
 	}
+	if maybeSent(lastErr) {
+		return otp.Sent{}, fmt.Errorf("smpp: router: %w: %w: %w", otp.ErrUpstreamDown, otp.ErrOutcomeUnknown, lastErr)
+	}
 	return otp.Sent{}, fmt.Errorf("smpp: router: %w: %w", otp.ErrUpstreamDown, lastErr)
+}
+
+// maybeSent reports whether err leaves the SMS possibly delivered: a submit
+// (or part) written and never answered, or parts already accepted.
+func maybeSent(err error) bool {
+	var lost *SessionLostError
+	return errors.Is(err, ErrUnanswered) || errors.Is(err, ErrPartial) || (errors.As(err, &lost) && lost.Written)
 }
 
 // failover reports whether err leaves the message certainly unsent, so

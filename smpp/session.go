@@ -418,7 +418,7 @@ func (s *session) request(ctx context.Context, p pdu.Body, respID pdu.ID, submit
 	case r := <-c.done:
 		return r.frame, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", ErrUnanswered, ctx.Err())
 	}
 }
 
