@@ -144,6 +144,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.mu.Lock()
 	d.db, d.bg, d.addr = db, bg, ln.Addr()
 	d.receipts = otp.NewReceipts(db, d.log.With("component", "receipts"))
+	if m := d.Metrics; m != nil {
+		d.receipts.Unmatched = func(carrier string) { m.Receipt(carrier, "pending") }
+	}
 	failed, err := d.applyCarriers(cfg)
 	d.mu.Unlock()
 	// Every carrier goroutine, of this start or of a reload, is waited for

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
@@ -63,4 +64,27 @@ func mustSend(t *testing.T, g *gateway, number string) string {
 		t.Fatalf("send %s: %d %s", number, code, body)
 	}
 	return body
+}
+
+// TestGateway_UnknownReceipt: a receipt for an id nobody sent is acked,
+// kept pending, counted, and crashes nothing.
+func TestGateway_UnknownReceipt(t *testing.T) {
+	sim := startSim(t, smsc.Config{ReceiptDelay: -1})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	if n := sim.SendRaw(rawReceipt("DEADBEEF", "919870000000", "OTPGATE")); n == 0 {
+		t.Fatal("no bound connection to send the receipt on")
+	}
+	for i := 0; ; i++ {
+		_, text := call(t, "GET", g.url+"/metrics", "", "")
+		if strings.Contains(text, `otpgate_receipts_total{carrier="a",state="pending"}`) {
+			break
+		}
+		if i > 400 {
+			t.Fatalf("the unknown receipt was not counted: %s", grepLines(text, "otpgate_receipts_total"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := send(t, g, "+91-9870000009"); code != 200 {
+		t.Fatalf("send after an unknown receipt: %d %s", code, body)
+	}
 }

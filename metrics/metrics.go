@@ -40,7 +40,7 @@ func New() *Metrics {
 	m.bindUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "otpgate_bind_up",
 		Help: "1 when the carrier session is bound, else 0."}, []string{"carrier", "bind"})
 	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_receipts_total",
-		Help: "Delivery receipts received, by carrier and state (unmatched: no message yet)."}, []string{"carrier", "state"})
+		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived."}, []string{"carrier", "state"})
 	m.ratelimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_ratelimited_total",
 		Help: "Requests refused by a limit: client, resend, hourly, inflight."}, []string{"scope"})
 	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_verifications_total",

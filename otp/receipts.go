@@ -11,6 +11,10 @@ import (
 type Receipts struct {
 	store ReceiptStore
 	log   *slog.Logger
+	// Unmatched, when set, is called for each receipt that matched no
+	// message when it arrived (kept pending for its message, or for an id
+	// nobody sent): for a metric.
+	Unmatched func(carrier string)
 }
 
 // NewReceipts returns a receipt handler writing to store.
@@ -29,7 +33,10 @@ func (h *Receipts) HandleReceipt(ctx context.Context, r Receipt) error {
 		return err
 	}
 	if !matched {
-		h.log.Debug("receipt before its message", "carrier", r.Carrier, "message_id", r.MessageID)
+		h.log.Debug("receipt matches no message yet: kept pending", "carrier", r.Carrier, "message_id", r.MessageID)
+		if h.Unmatched != nil {
+			h.Unmatched(r.Carrier)
+		}
 	}
 	return nil
 }
