@@ -26,34 +26,41 @@ func TestRouter_DropUnderLoad(t *testing.T) {
 
 	const n, workers = 600, 32
 	var (
-		mu      sync.Mutex
-		ok      = map[string]bool{}
-		failed  int
-		next    = make(chan int)
-		wg      sync.WaitGroup
-		dropped = make(chan struct{})
+		mu     sync.Mutex
+		ok     = map[string]bool{}
+		failed int
 	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				text := fmt.Sprintf("msg %04d code 1234", i)
-				sms := testSMS(text)
-				_, err := r.Send(ctxTimeout(t, 5*time.Second), sms)
-				mu.Lock()
-				if err == nil {
-					ok[text] = true
-				} else {
-					if !errors.Is(err, otp.ErrUpstreamDown) {
-						t.Errorf("send %d: got %v, want nil or ErrUpstreamDown", i, err)
+	// phase sends messages from..to-1 with 32 workers and waits for all.
+	phase := func(from, to int) {
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					text := fmt.Sprintf("msg %04d code 1234", i)
+					_, err := r.Send(ctxTimeout(t, 5*time.Second), testSMS(text))
+					mu.Lock()
+					if err == nil {
+						ok[text] = true
+					} else {
+						if !errors.Is(err, otp.ErrUpstreamDown) {
+							t.Errorf("send %d: got %v, want nil or ErrUpstreamDown", i, err)
+						}
+						failed++
 					}
-					failed++
+					mu.Unlock()
 				}
-				mu.Unlock()
-			}
-		}()
+			}()
+		}
+		for i := from; i < to; i++ {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
 	}
+	dropped := make(chan struct{})
 	go func() {
 		defer close(dropped)
 		for sim.Stats().Accepted < n/3 {
@@ -61,21 +68,13 @@ func TestRouter_DropUnderLoad(t *testing.T) {
 		}
 		sim.DropConnections()
 	}()
-	for i := 0; i < n/2; i++ {
-		next <- i
-	}
-	<-dropped // the drop happens in the first half
+	phase(0, n/2) // the drop happens in this half
+	<-dropped
 	// While it rebinds, sends get ErrUpstreamDown at once (no session is
 	// bound); once it is back, every send must succeed.
 	waitBound(t, c, 2)
-	mu.Lock()
 	failedBefore := failed
-	mu.Unlock()
-	for i := n / 2; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	phase(n/2, n)
 
 	seen := map[string]int{}
 	for _, m := range sim.Messages() {
