@@ -308,3 +308,14 @@ func waitStatus(tb testing.TB, g *gateway, reqID, want string) string {
 	tb.Fatalf("status never held %s: %s", want, body)
 	return ""
 }
+
+// waitSimBound waits until sim has n sessions bound.
+func waitSimBound(tb testing.TB, sim *smsc.Server, n int) {
+	tb.Helper()
+	for i := 0; sim.Bound() != n; i++ {
+		if i > 1000 {
+			tb.Fatalf("got %d sessions bound, want %d", sim.Bound(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -143,8 +143,8 @@ func TestGateway_CustomTextAndFormats(t *testing.T) {
 }
 
 func TestGateway_RestartKeepsCodesAndReceipts(t *testing.T) {
-	// Receipts come 1.5 s after the submit: after the first gateway stopped.
-	sim := startSim(t, smsc.Config{ReceiptDelay: 1500 * time.Millisecond})
+	// Receipts come 3 s after the submit: after the first gateway stopped.
+	sim := startSim(t, smsc.Config{ReceiptDelay: 3 * time.Second})
 	dir := t.TempDir()
 	cfg := testConfig(t, cfgOpts{dir: dir, simAddr: sim.Addr()})
 
@@ -170,6 +170,7 @@ func TestGateway_RestartKeepsCodesAndReceipts(t *testing.T) {
 func TestGateway_Rebind(t *testing.T) {
 	sim := startSim(t, smsc.Config{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	waitSimBound(t, sim, 2)
 	if code, body := send(t, g, "+91-9000000001"); code != 200 {
 		t.Fatalf("send before drop: %d %s", code, body)
 	}
@@ -231,6 +232,7 @@ func TestGateway_DrainOnShutdown(t *testing.T) {
 	sim := startSim(t, smsc.Config{})
 	sim.SetAckDelay(700 * time.Millisecond)
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	waitSimBound(t, sim, 2)
 	type result struct {
 		code int
 		body string

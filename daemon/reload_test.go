@@ -30,6 +30,7 @@ func TestGateway_Reload(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startGateway(t, cfg)
+	waitSimBound(t, sim, 2) // /readyz needs one bind; the config has two
 	bindsBefore := sim.Stats().Binds
 
 	// Client B goes, client C comes.
