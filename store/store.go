@@ -80,6 +80,7 @@ type DB struct {
 	log        *slog.Logger
 	now        func() time.Time
 	wantsCB    func(clientID string) bool
+	pending    pendingFilter // which p/ keys may exist
 	messageTTL time.Duration
 	pendingTTL time.Duration
 
@@ -143,6 +144,10 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	db.bdb = bdb
+	if err := db.pending.load(bdb, prefixPending); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
 	db.startWriter()
 	return db, nil
 }
@@ -180,6 +185,7 @@ func (db *DB) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			db.pending.prune(db.now())
 			if !db.gc(ctx) {
 				return nil
 			}
@@ -353,7 +359,7 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 		m := msg
 		m.Parts = append([]otp.Part(nil), msg.Parts...)
 		for i := range m.Parts {
-			if err := applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
+			if err := db.applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
 				return err
 			}
 		}
@@ -389,17 +395,11 @@ func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
 		if canonical == "" {
 			continue
 		}
+		// A carrier that reuses an id (its counter wrapped) sends the next
+		// receipt for the newest message: the exact index points there.
 		ie := indexEntry{RequestID: m.RequestID, Part: i}
-		xk := prefixExact + m.Carrier + "/" + canonical
-		var old indexEntry
-		ok, err := getJSON(txn, xk, &old)
-		if err != nil {
+		if err := setJSON(txn, prefixExact+m.Carrier+"/"+canonical, ie, expires); err != nil {
 			return err
-		}
-		if !ok || old.RequestID == m.RequestID {
-			if err := setJSON(txn, xk, ie, expires); err != nil {
-				return err
-			}
 		}
 		for _, a := range alts {
 			if err := setJSON(txn, prefixAlt+m.Carrier+"/"+a, ie, expires); err != nil {
@@ -420,19 +420,23 @@ type pendingReceipt struct {
 
 // applyPending applies to p the receipts waiting under its id's canonical
 // and alternate forms, and deletes them.
-func applyPending(txn *badger.Txn, carrier string, p *otp.Part) error {
+func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part) error {
 	canonical, alts := otp.IDForms(p.MessageID)
 	if canonical == "" {
 		return nil
 	}
 	for _, id := range append([]string{canonical}, alts...) {
 		k := prefixPending + carrier + "/" + id
+		if !db.pending.mayHave(k) {
+			continue // the common case: no receipt came before this message
+		}
 		var pr pendingReceipt
 		ok, err := getJSON(txn, k, &pr)
 		if err != nil {
 			return err
 		}
 		if !ok {
+			db.pending.forget(k)
 			continue
 		}
 		applyToPart(p, otp.Receipt{Carrier: carrier, MessageID: pr.MessageID, State: pr.State, Error: pr.Error, DoneAt: pr.DoneAt})
@@ -531,7 +535,9 @@ func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) erro
 		return nil
 	}
 	pr := pendingReceipt{MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt}
-	return setJSON(txn, k, pr, unixCeil(db.now().Add(db.pendingTTL)))
+	expires := db.now().Add(db.pendingTTL)
+	db.pending.add(k, expires)
+	return setJSON(txn, k, pr, unixCeil(expires))
 }
 
 // Message implements otp.ReceiptStore: it returns the message of requestID,

@@ -636,10 +636,11 @@ func TestDB_ApplyReceipt_Index(t *testing.T) {
 		apply(t, "1A", "hex")
 		apply(t, "0026", "dec")
 	})
-	t.Run("ReusedIDKeepsFirst", func(t *testing.T) {
+	t.Run("ReusedIDGoesToNewest", func(t *testing.T) {
+		// A carrier whose counter wrapped: the next receipt is the new message's.
 		saveSend(t, db, "k3", message("first", "a", "500"), setRecord(keep, 0))
 		saveSend(t, db, "k4", message("second", "a", "500"), setRecord(keep, 0))
-		apply(t, "500", "first")
+		apply(t, "500", "second")
 	})
 }
 
