@@ -272,7 +272,8 @@ func TestGateway_SharedCodeRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startGateway(t, cfg)
-	waitSimBound(t, simCA, 1)                                   // /readyz needs only one carrier bound
+	// /readyz needs only one carrier bound; this test needs both.
+	waitSimBound(t, simCA, 1)
 	if code, body := send(t, g, "+1-4165550123"); code != 200 { // Toronto
 		t.Fatalf("CA: %d %s", code, body)
 	}
