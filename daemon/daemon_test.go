@@ -319,3 +319,22 @@ func waitSimBound(tb testing.TB, sim *smsc.Server, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// waitCarrierBound waits until the gateway itself reports a bound session
+// of carrier (the simulator counts a bind before the gateway has read the
+// bind_resp, so its count is no proof that sends can go out).
+func waitCarrierBound(tb testing.TB, g *gateway, carrier string) {
+	tb.Helper()
+	for i := 0; ; i++ {
+		_, text := call(tb, "GET", g.url+"/metrics", "", "")
+		for _, l := range strings.Split(text, "\n") {
+			if strings.HasPrefix(l, "otpgate_bind_up{") && strings.Contains(l, `carrier="`+carrier+`"`) && strings.HasSuffix(l, " 1") {
+				return
+			}
+		}
+		if i > 1000 {
+			tb.Fatalf("carrier %s never bound", carrier)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

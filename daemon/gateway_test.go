@@ -273,7 +273,7 @@ func TestGateway_SharedCodeRoutes(t *testing.T) {
 	}
 	g := startGateway(t, cfg)
 	// /readyz needs only one carrier bound; this test needs both.
-	waitSimBound(t, simCA, 1)
+	waitCarrierBound(t, g, "ca")
 	if code, body := send(t, g, "+1-4165550123"); code != 200 { // Toronto
 		t.Fatalf("CA: %d %s", code, body)
 	}

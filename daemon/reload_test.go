@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/smpp/smsc"
@@ -80,12 +79,8 @@ func TestGateway_Reload(t *testing.T) {
 		if err := g.d.ReloadFile(path); err != nil {
 			t.Fatalf("reload: %v", err)
 		}
-		for i := 0; sim.Bound() != 1; i++ {
-			if i > 400 {
-				t.Fatalf("got %d sessions bound, want the 1 of the new config", sim.Bound())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitSimBound(t, sim, 1)     // the new config's one bind; the old two are gone
+		waitCarrierBound(t, g, "a") // and the gateway's side of it is bound too
 		if code, body := call(t, "POST", g.url+sendPath, keyC, sendBody("client-c", "+91-9800000004", "6")); code != 200 {
 			t.Fatalf("after carrier change: got %d %s", code, body)
 		}
