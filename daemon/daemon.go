@@ -49,10 +49,9 @@ type Daemon struct {
 	cfg      *Config
 	addr     net.Addr
 	db       *store.DB
-	svc      *otp.Service
 	receipts *otp.Receipts
 	router   atomic.Pointer[smpp.Router]
-	svcPtr   atomic.Pointer[otp.Service] // for the store's writer, which must not take mu
+	svc      atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
 	stopping bool                        // shutdown has begun: no more reloads
 	runs     map[string]*carrierRun
 	bg       context.Context // parent of the carriers' contexts
@@ -164,10 +163,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	d.svc = svc
-	d.mu.Unlock()
-	d.svcPtr.Store(svc)
+	d.svc.Store(svc)
 
 	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness}
 	if d.Metrics != nil {
@@ -306,7 +302,7 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 // wantsCallback reports whether clientID has a callback URL in the
 // settings in force (true until the service exists, so nothing is lost).
 func (d *Daemon) wantsCallback(clientID string) bool {
-	svc := d.svcPtr.Load()
+	svc := d.svc.Load()
 	if svc == nil {
 		return true
 	}

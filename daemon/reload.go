@@ -59,7 +59,8 @@ func (d *Daemon) reload(cfg *Config) error {
 	defer func() { d.stopRuns(retired) }() // after mu is released
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.svc == nil || d.stopping {
+	svc := d.svc.Load()
+	if svc == nil || d.stopping {
 		return ErrNotRunning
 	}
 	old := d.cfg
@@ -84,7 +85,7 @@ func (d *Daemon) reload(cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("daemon: reload: %w", err)
 	}
-	d.svc.Swap(settings)
+	svc.Swap(settings)
 	if d.Level != nil {
 		d.Level.Set(ParseLevel(cfg.Log.Level))
 	}
