@@ -166,7 +166,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 
 	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
 	sent, err := s.sender.Send(sctx, SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
-		Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()})
+		MaskedTo: res.Masked, Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()})
 	cancel()
 	if err != nil {
 		if errors.Is(err, ErrInvalidNumber) {

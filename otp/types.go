@@ -69,6 +69,7 @@ type SMS struct {
 	ClientID  string
 	Source    string // sender id: alphanumeric or digits
 	To        string // E.164 digits without '+'
+	MaskedTo  string // To as logs show it, "+91-98******10"
 	Country   string // ISO 3166 alpha-2 of the number, upper case
 	Text      string // full text, code included: never log it
 	Masked    string // Text with the code replaced by '*'

@@ -387,7 +387,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 		ids = append(ids, id)
 		i++
 	}
-	c.log.Debug("submitted", keyRequestID, sms.RequestID, keyTo, maskNumber(sms.To),
+	c.log.Debug("submitted", keyRequestID, sms.RequestID, keyTo, sms.MaskedTo,
 		keyParts, len(ids), keyMessageID, ids, keyText, sms.Masked)
 	return ids, nil
 }

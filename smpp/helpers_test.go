@@ -86,7 +86,7 @@ func deadAddr(tb testing.TB) string {
 }
 
 func testSMS(text string) otp.SMS {
-	return otp.SMS{RequestID: "req-1", ClientID: "client-1", Source: "OTPGATE", To: "447700900123",
+	return otp.SMS{RequestID: "req-1", ClientID: "client-1", Source: "OTPGATE", To: "447700900123", MaskedTo: "+44-77******23",
 		Country: "GB", Text: text, Masked: "masked"}
 }
 

@@ -32,18 +32,6 @@ const (
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// maskNumber keeps the first two and last two digits of a number.
-func maskNumber(n string) string {
-	if len(n) <= 4 {
-		return "****"
-	}
-	b := []byte(n)
-	for i := 2; i < len(b)-2; i++ {
-		b[i] = '*'
-	}
-	return string(b)
-}
-
 // everyLimiter lets a repeated log line through once per interval per key
 // and counts what it held back, so a failing carrier cannot flood the
 // journal. Safe for concurrent use.
