@@ -241,3 +241,24 @@ func TestService_StoresOnlyHash(t *testing.T) {
 		t.Fatalf("stored hash %x: want a 32-byte HMAC without the code", rec.CodeHash)
 	}
 }
+
+// TestService_SuccessResetsAttempts: a successful verify clears the wrong
+// guesses, so the next code gets max_attempts of its own.
+func TestService_SuccessResetsAttempts(t *testing.T) {
+	h := newHarness(t, otp.Policy{TTL: time.Minute, MaxAttempts: 2})
+	code := h.send(t, "+91-9876543210")
+	if err := h.verify("+91-9876543210", wrongCode(code)); !errors.Is(err, otp.ErrInvalidOTP) {
+		t.Fatalf("wrong guess: got %v", err)
+	}
+	if err := h.verify("+91-9876543210", code); err != nil {
+		t.Fatalf("right code: got %v", err)
+	}
+	code = h.send(t, "+91-9876543210")
+	if err := h.verify("+91-9876543210", wrongCode(code)); !errors.Is(err, otp.ErrInvalidOTP) {
+		t.Fatalf("wrong guess on the new code: got %v", err)
+	}
+	// Without the reset, this would be the third wrong guess in all: locked.
+	if err := h.verify("+91-9876543210", code); err != nil {
+		t.Fatalf("right new code after one wrong guess: got %v, want nil", err)
+	}
+}
