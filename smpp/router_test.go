@@ -51,34 +51,34 @@ func TestRouter_Send(t *testing.T) {
 		smpp.Route{Countries: []string{"DE"}, Carriers: []string{"down"}},
 		smpp.Route{Countries: []string{"FR"}, Carriers: []string{"up1", "up2"}},
 	)
-	send := func(t *testing.T, country, to string, d time.Duration) (otp.Sent, error, context.Context) {
+	send := func(t *testing.T, country, to string, d time.Duration) (otp.Sent, context.Context, error) {
 		sms := testSMS("code 1234")
 		sms.Country, sms.To = country, to
 		ctx := ctxTimeout(t, d)
 		sent, err := r.Send(ctx, sms)
-		return sent, err, ctx
+		return sent, ctx, err
 	}
 
 	t.Run("OK", func(t *testing.T) {
-		sent, err, _ := send(t, "GB", "447700900123", 5*time.Second)
+		sent, _, err := send(t, "GB", "447700900123", 5*time.Second)
 		if err != nil || sent.Carrier != "up1" || len(sent.MessageIDs) != 1 {
 			t.Fatalf("got %+v, %v; want up1 with one id", sent, err)
 		}
 	})
 	t.Run("FirstCarrierDown", func(t *testing.T) {
-		sent, err, _ := send(t, "IN", "919876543210", 5*time.Second)
+		sent, _, err := send(t, "IN", "919876543210", 5*time.Second)
 		if err != nil || sent.Carrier != "up2" {
 			t.Fatalf("got %+v, %v; want up2", sent, err)
 		}
 	})
 	t.Run("RouteDownAtOnce", func(t *testing.T) {
-		_, err, ctx := send(t, "DE", "4915112345678", 10*time.Second)
+		_, ctx, err := send(t, "DE", "4915112345678", 10*time.Second)
 		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil {
 			t.Fatalf("got %v (ctx %v), want ErrUpstreamDown before the deadline", err, ctx.Err())
 		}
 	})
 	t.Run("ErrNoRoute", func(t *testing.T) {
-		_, err, ctx := send(t, "US", "12025550123", 10*time.Second)
+		_, ctx, err := send(t, "US", "12025550123", 10*time.Second)
 		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil {
 			t.Fatalf("got %v, want ErrUpstreamDown at once", err)
 		}
@@ -86,7 +86,7 @@ func TestRouter_Send(t *testing.T) {
 	t.Run("ThrottledCarrierFailsOver", func(t *testing.T) {
 		e.sim1.SetSubmitStatus(smpp.StatusThrottled)
 		defer e.sim1.SetSubmitStatus(0)
-		sent, err, _ := send(t, "FR", "33612345678", 5*time.Second)
+		sent, _, err := send(t, "FR", "33612345678", 5*time.Second)
 		if err != nil || sent.Carrier != "up2" {
 			t.Fatalf("got %+v, %v; want up2", sent, err)
 		}
@@ -94,7 +94,7 @@ func TestRouter_Send(t *testing.T) {
 	t.Run("TemporaryErrorFailsOver", func(t *testing.T) {
 		e.sim1.SetSubmitStatus(smpp.StatusSysErr)
 		defer e.sim1.SetSubmitStatus(0)
-		sent, err, _ := send(t, "FR", "33612345678", 5*time.Second)
+		sent, _, err := send(t, "FR", "33612345678", 5*time.Second)
 		if err != nil || sent.Carrier != "up2" {
 			t.Fatalf("got %+v, %v; want up2", sent, err)
 		}
@@ -103,7 +103,7 @@ func TestRouter_Send(t *testing.T) {
 		e.sim1.SetSubmitStatus(smpp.StatusInvDstAdr)
 		defer e.sim1.SetSubmitStatus(0)
 		before := e.sim2.Stats().Submits
-		_, err, _ := send(t, "FR", "33612345678", 5*time.Second)
+		_, _, err := send(t, "FR", "33612345678", 5*time.Second)
 		if !errors.Is(err, otp.ErrInvalidNumber) {
 			t.Fatalf("got %v, want ErrInvalidNumber", err)
 		}
@@ -115,7 +115,7 @@ func TestRouter_Send(t *testing.T) {
 		e.sim1.SetNoAck(true)
 		defer e.sim1.SetNoAck(false)
 		before := e.sim2.Stats().Submits
-		_, err, _ := send(t, "FR", "33612345678", 200*time.Millisecond)
+		_, _, err := send(t, "FR", "33612345678", 200*time.Millisecond)
 		if !errors.Is(err, otp.ErrUpstreamDown) {
 			t.Fatalf("got %v, want ErrUpstreamDown", err)
 		}
@@ -128,7 +128,7 @@ func TestRouter_Send(t *testing.T) {
 		e.sim2.SetSubmitStatus(smpp.StatusMsgQFul)
 		defer e.sim1.SetSubmitStatus(0)
 		defer e.sim2.SetSubmitStatus(0)
-		_, err, _ := send(t, "FR", "33612345678", 300*time.Millisecond)
+		_, _, err := send(t, "FR", "33612345678", 300*time.Millisecond)
 		if !errors.Is(err, otp.ErrUpstreamDown) {
 			t.Fatalf("got %v, want ErrUpstreamDown", err)
 		}

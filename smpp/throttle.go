@@ -160,14 +160,6 @@ func (a *adaptive) recover(now time.Time) {
 	a.lim.SetLimitAt(now, a.cur)
 }
 
-// limit returns the current rate (rate.Inf when unlimited).
-func (a *adaptive) limit() rate.Limit {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.recover(time.Now())
-	return a.cur
-}
-
 // wait takes one token. It fails at once with ErrThrottled when the token
 // would come after ctx's deadline, and with ctx's error when ctx ends.
 func (a *adaptive) wait(ctx context.Context) error {
