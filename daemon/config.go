@@ -292,14 +292,7 @@ func (c *Config) Validate() Problems {
 		if len(cl.Countries) == 0 {
 			add(p+".countries", "empty: list ISO codes or \"*\"")
 		}
-		for k, iso := range cl.Countries {
-			if iso == "*" {
-				continue
-			}
-			if _, ok := phone.CountryByISO(strings.ToUpper(iso)); !ok {
-				add(fmt.Sprintf("%s.countries[%d]", p, k), "unknown country %q", iso)
-			}
-		}
+		checkCountries(p, cl.Countries, add)
 		if cl.Rate.PerSecond < 0 || cl.Rate.Burst < 0 {
 			add(p+".rate", "must not be negative")
 		}
@@ -383,14 +376,7 @@ func (c *Config) Validate() Problems {
 		if len(r.Countries) == 0 && len(r.Prefixes) == 0 {
 			add(p, "needs countries or prefixes")
 		}
-		for k, iso := range r.Countries {
-			if iso == "*" {
-				continue
-			}
-			if _, ok := phone.CountryByISO(strings.ToUpper(iso)); !ok {
-				add(fmt.Sprintf("%s.countries[%d]", p, k), "unknown country %q", iso)
-			}
-		}
+		checkCountries(p, r.Countries, add)
 		for k, pre := range r.Prefixes {
 			if !validPrefix(pre) {
 				add(fmt.Sprintf("%s.prefixes[%d]", p, k), "want \"+\" and digits, got %q", pre)
@@ -411,6 +397,19 @@ func (c *Config) Validate() Problems {
 		}
 	}
 	return ps
+}
+
+// checkCountries reports the entries of a countries list (at path) that
+// are neither "*" nor an ISO code of the supported-countries table.
+func checkCountries(path string, isos []string, add func(path, format string, a ...any)) {
+	for k, iso := range isos {
+		if iso == "*" {
+			continue
+		}
+		if _, ok := phone.CountryByISO(strings.ToUpper(iso)); !ok {
+			add(fmt.Sprintf("%s.countries[%d]", path, k), "unknown country %q", iso)
+		}
+	}
 }
 
 // parseKeyHash reads "sha256:<64 hex>".
