@@ -27,15 +27,16 @@ const (
 
 // Reconnect and shutdown timings.
 const (
-	backoffMin     = 200 * time.Millisecond
-	backoffMax     = 30 * time.Second
-	stableBind     = time.Second // a bind that lived this long is redialled at once when lost
-	bindLogEvery   = time.Minute // repeated bind failures are logged at most this often
-	drainTimeout   = 10 * time.Second
-	defaultWindow  = 10
-	defaultBurst   = 1
-	defaultBinds   = 1
-	maxSourceShort = 8 // digits of a short code
+	backoffMin          = 200 * time.Millisecond
+	backoffMax          = 30 * time.Second
+	stableBind          = time.Second // a bind that lived this long is redialled at once when lost
+	bindLogEvery        = time.Minute // repeated bind failures are logged at most this often
+	drainTimeout        = 10 * time.Second
+	defaultStallTimeout = 3 * time.Second
+	defaultWindow       = 10
+	defaultBurst        = 1
+	defaultBinds        = 1
+	maxSourceShort      = 8 // digits of a short code
 )
 
 // ErrPartial means some parts of a long message were accepted before a
@@ -69,6 +70,27 @@ type CarrierConfig struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Observer, when set, is told of submits, bind states and receipts.
 	Observer Observer
+	// SubmitAckTimeout is how long a submit may stay unanswered before its
+	// session is unbound and redialled and the carrier marked degraded;
+	// default 30s.
+	SubmitAckTimeout time.Duration
+	// StallTimeout is how long a send waits for a submit_sm_resp (or for a
+	// window slot held by unanswered submits) before it passes the message
+	// to the route's next carrier; default 3s, negative: never (the send
+	// waits until its deadline). Only when the route has another carrier.
+	StallTimeout time.Duration
+	// OnLateAck, when set, is told of a submit_sm_resp that came after its
+	// send stopped waiting (deadline or stall). It runs on the session's
+	// reader goroutine and must not block.
+	OnLateAck func(LateAck)
+}
+
+// LateAck is a submit_sm_resp that came after its send stopped waiting:
+// the SMSC took part Part (0-based) of Parts of the SMS of RequestID under
+// MessageID, and its receipt will name that id.
+type LateAck struct {
+	Carrier, RequestID, MessageID string
+	Part, Parts                   int
 }
 
 // Carrier keeps the binds of one SMSC account up and submits SMS through
@@ -85,6 +107,9 @@ type Carrier struct {
 	ref     atomic.Uint32 // concatenation reference
 	rr      atomic.Uint32 // round-robin start for session choice
 	started atomic.Bool
+
+	degraded atomic.Bool  // a submit went unanswered for SubmitAckTimeout; cleared by the next answer
+	probedAt atomic.Int64 // unix nanos of the last send let through while degraded
 
 	mu       sync.Mutex
 	closing  bool
@@ -126,6 +151,12 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 	if cfg.Mode == "" {
 		cfg.Mode = ModeTransceiver
 	}
+	if cfg.SubmitAckTimeout <= 0 {
+		cfg.SubmitAckTimeout = defaultAckTimeout
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = defaultStallTimeout
+	}
 	if cfg.Dial == nil {
 		d := &net.Dialer{Timeout: defaultBindWait, KeepAlive: 30 * time.Second}
 		cfg.Dial = d.DialContext
@@ -164,6 +195,21 @@ func (c *Carrier) ReportBinds() {
 
 // Name returns the carrier's configured name.
 func (c *Carrier) Name() string { return c.cfg.Name }
+
+// Degraded reports whether a submit of this carrier went unanswered for
+// SubmitAckTimeout and no submit has been answered since.
+func (c *Carrier) Degraded() bool { return c.degraded.Load() }
+
+// probe reports whether a degraded carrier may take one send now, to find
+// out whether it recovered: one every SubmitAckTimeout. A probe that stalls
+// costs its send StallTimeout before the next carrier takes it.
+func (c *Carrier) probe(now time.Time) bool {
+	last := c.probedAt.Load()
+	if now.UnixNano()-last < int64(c.cfg.SubmitAckTimeout) {
+		return false
+	}
+	return c.probedAt.CompareAndSwap(last, now.UnixNano())
+}
 
 // Bound returns the number of sessions currently bound that can transmit.
 func (c *Carrier) Bound() int {
@@ -225,17 +271,31 @@ func (c *Carrier) Run(ctx context.Context) error {
 func (c *Carrier) keep(ctx context.Context, sl *slot) {
 	log := c.log.With(keyBind, sl.kind.String(), keySlot, sl.index)
 	cfg := sessionConfig{
-		Kind:        sl.kind,
-		SystemID:    c.cfg.SystemID,
-		Password:    c.cfg.Password,
-		SystemType:  c.cfg.SystemType,
-		Window:      c.cfg.Window,
-		EnquireLink: c.cfg.EnquireLink,
-		Handler:     c.h,
-		Carrier:     c.cfg.Name,
-		Logger:      log,
-		Observer:    c.obs,
-		LogLimit:    c.logLim,
+		Kind:         sl.kind,
+		SystemID:     c.cfg.SystemID,
+		Password:     c.cfg.Password,
+		SystemType:   c.cfg.SystemType,
+		Window:       c.cfg.Window,
+		EnquireLink:  c.cfg.EnquireLink,
+		Handler:      c.h,
+		Carrier:      c.cfg.Name,
+		Logger:       log,
+		Observer:     c.obs,
+		LogLimit:     c.logLim,
+		AckTimeout:   c.cfg.SubmitAckTimeout,
+		StallTimeout: max(c.cfg.StallTimeout, 0),
+		OnAckTimeout: func() {
+			c.probedAt.Store(time.Now().UnixNano())
+			if !c.degraded.Swap(true) {
+				c.log.Error("carrier degraded: submits unanswered; routes skip it while another carrier is healthy",
+					keyTimeout, c.cfg.SubmitAckTimeout)
+			}
+		},
+		OnSubmitAnswered: func() {
+			if c.degraded.Load() && c.degraded.Swap(false) {
+				c.log.Info("carrier answers submits again: no longer degraded")
+			}
+		},
 	}
 	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
 	c.obs.BindState(c.cfg.Name, bindName, false)
@@ -352,9 +412,16 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 		retried bool
 		dup     = duplicateAllowed(ctx)
 		ids     = make([]string, 0, len(enc.Parts))
+		bo      = backoff{min: retryMin, max: retryMax}
 	)
 	for i := 0; i < len(enc.Parts); {
-		if err := c.pace.wait(ctx); err != nil {
+		pctx := ctx
+		if i > 0 {
+			// Part 2+ stays with this carrier: the handset must not keep
+			// half a message, and another carrier cannot finish it.
+			pctx = withFailover(ctx, false)
+		}
+		if err := c.pace.wait(pctx); err != nil {
 			return nil, c.partErr(i, len(enc.Parts), err)
 		}
 		if s == nil || !s.alive() {
@@ -363,7 +430,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			}
 		}
 		t0 := time.Now()
-		id, err := submitPart(ctx, s, sms, enc, enc.Parts[i])
+		id, err := submitPart(pctx, s, sms, enc, enc.Parts[i], c.lateAck(sms.RequestID, i, len(enc.Parts)))
 		c.obs.Submit(c.cfg.Name, submitResult(err), time.Since(t0))
 		if err != nil {
 			// One retry on another session when the lost submit certainly
@@ -381,15 +448,54 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			if errors.Is(err, ErrThrottled) {
 				c.pace.throttled(time.Now())
 			}
+			// A later part refused for now is retried, on the same
+			// session with the same reference, until ctx ends.
+			if i > 0 && temporary(err) && sleep(ctx, bo.next()) {
+				continue
+			}
 			return nil, c.partErr(i, len(enc.Parts), err)
 		}
 		c.pace.accepted(time.Now())
 		ids = append(ids, id)
 		i++
+		bo.reset()
 	}
 	c.log.Debug("submitted", keyRequestID, sms.RequestID, keyTo, sms.MaskedTo,
 		keyParts, len(ids), keyMessageID, ids, keyText, sms.Masked)
 	return ids, nil
+}
+
+// lateAck returns the late handler of part i of n of requestID's SMS, or
+// nil when nobody listens.
+func (c *Carrier) lateAck(requestID string, i, n int) func(frame []byte) {
+	if c.cfg.OnLateAck == nil || requestID == "" {
+		return nil
+	}
+	return func(frame []byte) {
+		id, status, _ := header(frame)
+		if id != pdu.SubmitSMRespID || status != StatusOK {
+			return
+		}
+		if msgID := strings.TrimSpace(cString(frame[pdu.HeaderLen:])); msgID != "" {
+			c.cfg.OnLateAck(LateAck{Carrier: c.cfg.Name, RequestID: requestID, MessageID: msgID, Part: i, Parts: n})
+		}
+	}
+}
+
+// temporary reports whether a submit's failure says "not now" rather than
+// "never": throttling, a full queue, or a transient error of the SMSC.
+func temporary(err error) bool {
+	if errors.Is(err, ErrThrottled) {
+		return true
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		switch se.Status {
+		case StatusSysErr, StatusSubmitFail, StatusRxTApp:
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Carrier) errorf(format string, args ...any) error {
@@ -427,7 +533,7 @@ func (c *Carrier) pick() *session {
 }
 
 // submitPart sends one submit_sm and waits for its response.
-func submitPart(ctx context.Context, s *session, sms otp.SMS, enc Encoded, part []byte) (string, error) {
+func submitPart(ctx context.Context, s *session, sms otp.SMS, enc Encoded, part []byte, onLate func([]byte)) (string, error) {
 	p := pdu.NewSubmitSM(nil)
 	f := p.Fields()
 	ton, npi, src := sourceAddr(sms.Source)
@@ -441,7 +547,7 @@ func submitPart(ctx context.Context, s *session, sms otp.SMS, enc Encoded, part 
 	f.Set(pdufield.RegisteredDelivery, uint8(pdufield.FinalDeliveryReceipt))
 	f.Set(pdufield.DataCoding, enc.DataCoding)
 	f.Set(pdufield.ShortMessage, part)
-	frame, err := s.request(ctx, p, pdu.SubmitSMRespID, true)
+	frame, err := s.requestLate(ctx, p, pdu.SubmitSMRespID, true, onLate)
 	if err != nil {
 		return "", err
 	}

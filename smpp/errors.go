@@ -21,6 +21,9 @@ const (
 	StatusInvDstNPI  uint32 = 0x00000051 // ESME_RINVDSTNPI
 	StatusThrottled  uint32 = 0x00000058 // ESME_RTHROTTLED
 	StatusSubmitFail uint32 = 0x00000045 // ESME_RSUBMITFAIL
+	StatusInvSrcTON  uint32 = 0x00000048 // ESME_RINVSRCTON
+	StatusInvSrcNPI  uint32 = 0x00000049 // ESME_RINVSRCNPI
+	StatusRxTApp     uint32 = 0x00000064 // ESME_RX_T_APPN
 	StatusUnknownErr uint32 = 0x000000FF // ESME_RUNKNOWNERR
 )
 
@@ -55,14 +58,22 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("smpp: command status %#02x (%s)", e.Status, pdu.Status(e.Status).Error())
 }
 
-// Permanent reports whether the status says the destination itself is
-// wrong, so no carrier will take it: ESME_RINVDSTADR, ESME_RINVDSTTON,
-// ESME_RINVDSTNPI. An invalid source address (0x0A) is not permanent: it is
-// a matter of the sender id and this carrier, and another carrier may
-// accept it.
+// Permanent reports whether the status says the destination number itself
+// is wrong (ESME_RINVDSTADR): this carrier will never take it. The router
+// still offers it to the route's other carriers and answers "invalid
+// number" only when every one of them refused the number.
 func (e *StatusError) Permanent() bool {
+	return e.Status == StatusInvDstAdr
+}
+
+// Misconfigured reports whether the status says our settings are wrong for
+// this carrier, not that the number is: an invalid source address or
+// TON/NPI (0x0A, 0x48, 0x49), or destination TON/NPI (0x50, 0x51). The
+// operator has to fix the carrier's source_ton/source_npi/dest_ton/dest_npi
+// or the client's sender; meanwhile the next carrier takes the message.
+func (e *StatusError) Misconfigured() bool {
 	switch e.Status {
-	case StatusInvDstAdr, StatusInvDstTON, StatusInvDstNPI:
+	case StatusInvSrcAdr, StatusInvSrcTON, StatusInvSrcNPI, StatusInvDstTON, StatusInvDstNPI:
 		return true
 	}
 	return false

@@ -110,23 +110,31 @@ func (r *Router) match(sms otp.SMS) *route {
 }
 
 // Send submits sms through the first matching route's carriers in order.
-// A carrier with no bound session is skipped at once; one that is not
-// bound, throttles, rejects the message with a temporary status, or loses
-// its session before writing the submit passes the message to the next.
-// It returns otp.ErrInvalidNumber (wrapped) when a carrier rejects the
-// destination permanently, and otp.ErrUpstreamDown (wrapped) when there
-// is no route, no carrier of the route is bound (at once, without waiting
-// for ctx), every carrier failed, ctx ended, or a submit's outcome is
-// unknown (written but unanswered: not retried, to avoid a duplicate OTP).
-// When every carrier that could take the message throttled it, Send
-// backs off (50ms doubling to 1s, jittered) and tries the route again
-// until ctx's deadline (5 passes when ctx has none).
+// A carrier with no bound session is skipped at once, and so is a degraded
+// one (a submit of it went unanswered for its submit_ack_timeout) while
+// another carrier of the route is bound and healthy. A carrier that
+// throttles, rejects the message with a status, stalls (no
+// submit_sm_resp within its stall_timeout, or a window full of unanswered
+// submits) or loses its session before writing the submit passes the
+// message to the next. A status saying our settings are wrong for that
+// carrier (see StatusError.Misconfigured) is logged at ERROR.
+//
+// It returns otp.ErrInvalidNumber (wrapped) only when every carrier it
+// tried refused the destination itself (ESME_RINVDSTADR), and
+// otp.ErrUpstreamDown (wrapped) when there is no route, no carrier of the
+// route is bound (at once, without waiting for ctx), every carrier failed,
+// or ctx ended; with otp.ErrOutcomeUnknown too when a submit was written
+// and never answered (the handset may have the SMS). When every carrier
+// that could take the message throttled it, Send backs off (50ms doubling
+// to 1s, jittered) and tries the route again until ctx's deadline (5
+// passes when ctx has none).
 //
 // A session that dies with a submit in flight gets that submit retried
 // once on another session of the same carrier, even when the lost submit
-// had already been written: the handset then gets at most one extra copy,
-// which beats losing the OTP (see WithDuplicateAllowed). A submit the SMSC
-// simply never answers is not retried.
+// had already been written, and a stalled carrier's written submit is
+// passed to the next carrier: the handset then gets at most one extra
+// copy of the same text, which beats losing the OTP (see
+// WithDuplicateAllowed).
 func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 	ctx = WithDuplicateAllowed(ctx)
 	rt := r.match(sms)
@@ -135,23 +143,34 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 	}
 	var (
 		lastErr error
+		unknown bool // a submit was written and never answered
 		bo      = backoff{min: retryMin, max: retryMax}
 	)
 	for pass := 1; ; pass++ {
-		bound, throttled, stop := false, false, false
-		for _, c := range rt.carriers {
-			if c.Bound() == 0 {
-				continue
+		cands := rt.candidates()
+		if len(cands) == 0 {
+			if lastErr == nil {
+				return otp.Sent{}, fmt.Errorf("smpp: router: route %d: no carrier bound: %w", rt.index, otp.ErrUpstreamDown)
 			}
-			bound = true
-			ids, err := c.Submit(ctx, sms)
+			break
+		}
+		throttled, stop, refused := false, false, 0
+		for k, c := range cands {
+			ids, err := c.Submit(withFailover(ctx, k+1 < len(cands)), sms)
 			if err == nil {
 				return otp.Sent{Carrier: c.Name(), MessageIDs: ids}, nil
 			}
 			lastErr = err
+			unknown = unknown || maybeSent(err)
 			var se *StatusError
-			if errors.As(err, &se) && se.Permanent() && !errors.Is(err, ErrPartial) {
-				return otp.Sent{}, fmt.Errorf("smpp: router: %w: %w", otp.ErrInvalidNumber, err)
+			isStatus := errors.As(err, &se) && !errors.Is(err, ErrPartial)
+			switch {
+			case isStatus && se.Permanent():
+				refused++
+			case isStatus && se.Misconfigured():
+				warnLimited(r.log, r.logLim, slog.LevelError, c.Name()+"/config",
+					"carrier refuses our addressing: check its source_ton/source_npi/dest_ton/dest_npi and the sender",
+					keyCarrier, c.Name(), keyRoute, rt.index, keyError, err)
 			}
 			if !failover(err) {
 				stop = true
@@ -161,11 +180,8 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 			warnLimited(r.log, r.logLim, slog.LevelInfo, c.Name(), "carrier failed, trying next", keyCarrier, c.Name(),
 				keyRoute, rt.index, keyRequestID, sms.RequestID, keyError, err)
 		}
-		if !bound {
-			if lastErr == nil {
-				return otp.Sent{}, fmt.Errorf("smpp: router: route %d: no carrier bound: %w", rt.index, otp.ErrUpstreamDown)
-			}
-			break
+		if !stop && refused == len(cands) {
+			return otp.Sent{}, fmt.Errorf("smpp: router: %w: %w", otp.ErrInvalidNumber, lastErr)
 		}
 		_, hasDeadline := ctx.Deadline()
 		if stop || !throttled || (!hasDeadline && pass >= maxPasses) {
@@ -181,10 +197,35 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 			break
 		}
 	}
-	if maybeSent(lastErr) {
+	if unknown {
 		return otp.Sent{}, fmt.Errorf("smpp: router: %w: %w: %w", otp.ErrUpstreamDown, otp.ErrOutcomeUnknown, lastErr)
 	}
 	return otp.Sent{}, fmt.Errorf("smpp: router: %w: %w", otp.ErrUpstreamDown, lastErr)
+}
+
+// candidates returns the route's carriers that may take a message now, in
+// failover order: the bound ones, less the degraded ones while a healthy
+// carrier is among them (but for a probe now and then, see Carrier.probe).
+func (rt *route) candidates() []*Carrier {
+	out := make([]*Carrier, 0, len(rt.carriers))
+	healthy := false
+	for _, c := range rt.carriers {
+		if c.Bound() > 0 {
+			out = append(out, c)
+			healthy = healthy || !c.Degraded()
+		}
+	}
+	if !healthy {
+		return out
+	}
+	kept := out[:0]
+	now := time.Now()
+	for _, c := range out {
+		if !c.Degraded() || c.probe(now) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
 }
 
 // maybeSent reports whether err leaves the SMS possibly delivered: a submit
@@ -199,6 +240,9 @@ func maybeSent(err error) bool {
 func failover(err error) bool {
 	if errors.Is(err, ErrPartial) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
+	}
+	if errors.Is(err, ErrStalled) {
+		return true // written or not: withFailover allowed it
 	}
 	var lost *SessionLostError
 	if errors.As(err, &lost) {

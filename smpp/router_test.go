@@ -100,18 +100,22 @@ func TestRouter_Send(t *testing.T) {
 		}
 	})
 	t.Run("ErrInvalidNumber", func(t *testing.T) {
+		// Every carrier of the route refuses the number itself.
 		e.sim1.SetSubmitStatus(smpp.StatusInvDstAdr)
+		e.sim2.SetSubmitStatus(smpp.StatusInvDstAdr)
 		defer e.sim1.SetSubmitStatus(0)
+		defer e.sim2.SetSubmitStatus(0)
 		before := e.sim2.Stats().Submits
 		_, _, err := send(t, "FR", "33612345678", 5*time.Second)
 		if !errors.Is(err, otp.ErrInvalidNumber) {
 			t.Fatalf("got %v, want ErrInvalidNumber", err)
 		}
-		if got := e.sim2.Stats().Submits; got != before {
-			t.Fatalf("second carrier got %d submits, want none after a permanent error", got-before)
+		if got := e.sim2.Stats().Submits; got != before+1 {
+			t.Fatalf("second carrier got %d submits, want 1: one carrier's refusal does not speak for the route", got-before)
 		}
 	})
 	t.Run("UnansweredNotRetried", func(t *testing.T) {
+		// Unanswered, but for less than stall_timeout (3s): not passed on.
 		e.sim1.SetNoAck(true)
 		defer e.sim1.SetNoAck(false)
 		before := e.sim2.Stats().Submits

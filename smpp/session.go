@@ -31,7 +31,7 @@ const (
 	unbindWait        = time.Second
 	handlerTimeout    = 30 * time.Second
 	defaultBindWait   = 10 * time.Second
-	defaultRespWait   = 60 * time.Second
+	defaultAckTimeout = 30 * time.Second
 	defaultEnquire    = 30 * time.Second
 	maxEnquireTimeout = 10 * time.Second
 )
@@ -42,6 +42,7 @@ var (
 	errUnbound         = errors.New("smpp: unbound by the smsc")
 	errEnquireTimeout  = errors.New("smpp: no enquire_link_resp in time")
 	errNoResponse      = errors.New("smpp: no response in time")
+	errAckTimeout      = errors.New("smpp: submit unanswered past submit_ack_timeout")
 	errUnexpectedReply = errors.New("smpp: unexpected reply to bind")
 )
 
@@ -85,7 +86,10 @@ type sessionConfig struct {
 	EnquireLink                    time.Duration // interval of our enquire_link
 	EnquireTimeout                 time.Duration // wait for its response; default min(EnquireLink, 10s)
 	BindTimeout                    time.Duration // wait for bind_resp
-	RespTimeout                    time.Duration // an unanswered submit frees its window slot after this
+	AckTimeout                     time.Duration // a submit unanswered this long ends the session (default 30s)
+	StallTimeout                   time.Duration // a submit unanswered this long lets its send fail over; 0: never
+	OnAckTimeout                   func()        // told when AckTimeout ended the session
+	OnSubmitAnswered               func()        // told of every submit_sm_resp (or nack) that arrives
 	Handler                        ReceiptHandler
 	Carrier                        string
 	Logger                         *slog.Logger
@@ -106,8 +110,8 @@ func (c *sessionConfig) defaults() {
 	if c.BindTimeout <= 0 {
 		c.BindTimeout = defaultBindWait
 	}
-	if c.RespTimeout <= 0 {
-		c.RespTimeout = defaultRespWait
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = defaultAckTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = discardLogger()
@@ -136,6 +140,9 @@ type call struct {
 	written bool      // guarded by session.mu: bytes were handed to the conn
 	at      time.Time // registration time
 	done    chan result
+	// late, set under session.mu once the caller stopped waiting, gets the
+	// response frame if it still comes (see abandon).
+	late func(frame []byte)
 }
 
 type result struct {
@@ -378,21 +385,23 @@ func (s *session) close() {
 	s.wg.Wait()
 }
 
-// request sends p with a fresh sequence number and waits for the response
-// with command id respID (or a generic_nack with the same sequence). A
-// submit first takes a window slot, waiting for one while ctx allows. When
-// ctx ends first, the request stays pending (its window slot too) until
-// its response, the session's end or RespTimeout.
+// request is requestLate without a late handler.
 func (s *session) request(ctx context.Context, p pdu.Body, respID pdu.ID, submit bool) ([]byte, error) {
+	return s.requestLate(ctx, p, respID, submit, nil)
+}
+
+// requestLate sends p with a fresh sequence number and waits for the response
+// with command id respID (or a generic_nack with the same sequence). A
+// submit first takes a window slot (see takeSlot). When the caller stops
+// waiting (ctx ended, or a submit stalled while the send may fail over),
+// the request stays pending (its window slot too) until its response, the
+// session's end or AckTimeout; a response that still comes goes to onLate
+// (nil: dropped), on the reader goroutine, so onLate must not block.
+func (s *session) requestLate(ctx context.Context, p pdu.Body, respID pdu.ID, submit bool, onLate func(frame []byte)) ([]byte, error) {
 	if submit {
-		select {
-		case s.window <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-s.dead:
-			return nil, &SessionLostError{Written: false, Cause: s.Err()}
+		if err := s.takeSlot(ctx); err != nil {
+			return nil, err
 		}
-		s.inflight.Add(1)
 	}
 	seq := s.nextSeq()
 	p.Header().Seq = seq
@@ -414,12 +423,38 @@ func (s *session) request(ctx context.Context, p pdu.Body, respID pdu.ID, submit
 	s.mu.Unlock()
 
 	s.writeCall(c, b)
+	var stalled <-chan time.Time
+	if submit && s.cfg.StallTimeout > 0 && canFailover(ctx) {
+		t := time.NewTimer(s.cfg.StallTimeout)
+		defer t.Stop()
+		stalled = t.C
+	}
+	var cause error
 	select {
 	case r := <-c.done:
 		return r.frame, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrUnanswered, ctx.Err())
+		cause = fmt.Errorf("%w: %w", ErrUnanswered, ctx.Err())
+	case <-stalled:
+		cause = fmt.Errorf("%w: %w: no submit_sm_resp within %s", ErrStalled, ErrUnanswered, s.cfg.StallTimeout)
 	}
+	if r, answered := s.abandon(c, onLate); answered {
+		return r.frame, r.err
+	}
+	return nil, cause
+}
+
+// abandon leaves c to its late handler. When the response (or the
+// session's end) already took c out of pending, it returns that result.
+func (s *session) abandon(c *call, onLate func(frame []byte)) (result, bool) {
+	s.mu.Lock()
+	if s.pending[c.key] == c {
+		c.late = onLate
+		s.mu.Unlock()
+		return result{}, false
+	}
+	s.mu.Unlock()
+	return <-c.done, true // finish sends right after removing c
 }
 
 // writeCall writes a registered call's bytes. The written flag is set under
@@ -514,15 +549,23 @@ func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
 			}
 		}
 	}
+	var late func([]byte)
 	if c != nil {
 		delete(s.pending, c.key)
+		late = c.late
 	}
 	s.mu.Unlock()
 	if c == nil {
 		s.log.Debug("unmatched response", keyCommandID, fmt.Sprintf("%#08x", uint32(id)), keySeq, seq)
 		return
 	}
+	if c.submit && s.cfg.OnSubmitAnswered != nil {
+		s.cfg.OnSubmitAnswered()
+	}
 	s.finish(c, result{frame: frame})
+	if late != nil {
+		late(frame)
+	}
 }
 
 // deliver handles a deliver_sm: a receipt goes to the worker, which acks
@@ -598,12 +641,13 @@ func (s *session) receiptLoop() {
 
 // keepLoop sends enquire_link every EnquireLink and ends the session when
 // one is not answered within EnquireTimeout; it also frees the window slots
-// of submits unanswered after RespTimeout.
+// of requests unanswered after AckTimeout, ending the session when one of
+// them is a submit.
 func (s *session) keepLoop() {
 	defer s.wg.Done()
 	enq := time.NewTicker(s.cfg.EnquireLink)
 	defer enq.Stop()
-	sweep := time.NewTicker(min(s.cfg.RespTimeout/4, time.Second))
+	sweep := time.NewTicker(min(s.cfg.AckTimeout/4, time.Second))
 	defer sweep.Stop()
 	for {
 		select {
@@ -625,21 +669,37 @@ func (s *session) keepLoop() {
 	}
 }
 
-// sweep fails requests older than RespTimeout. Their submits may have
-// been accepted, so the error says written.
+// sweep drops requests older than AckTimeout. A submit among them means the
+// SMSC's back end is stuck (it may still answer enquire_link): the session
+// is unbound, so that the carrier dials a fresh one, and OnAckTimeout
+// marks the carrier degraded. Those submits may have been accepted, so
+// their error says written.
 func (s *session) sweep(now time.Time) {
 	var old []*call
+	stuck := false
 	s.mu.Lock()
 	for k, c := range s.pending {
-		if now.Sub(c.at) > s.cfg.RespTimeout {
+		if now.Sub(c.at) > s.cfg.AckTimeout {
 			old = append(old, c)
 			delete(s.pending, k)
+			stuck = stuck || c.submit
 		}
 	}
 	s.mu.Unlock()
 	for _, c := range old {
-		s.finish(c, result{err: fmt.Errorf("smpp: %w after %s", errNoResponse, s.cfg.RespTimeout)})
+		s.finish(c, result{err: &SessionLostError{Written: true, Cause: fmt.Errorf("smpp: %w after %s", errNoResponse, s.cfg.AckTimeout)}})
 	}
+	if !stuck {
+		return
+	}
+	s.log.Error("submit unanswered: rebinding, carrier degraded", keyTimeout, s.cfg.AckTimeout)
+	if s.cfg.OnAckTimeout != nil {
+		s.cfg.OnAckTimeout()
+	}
+	ctx, cancel := context.WithTimeout(s.hctx, unbindWait)
+	s.request(ctx, pdu.NewUnbind(), pdu.UnbindRespID, false)
+	cancel()
+	s.kill(errAckTimeout)
 }
 
 // readFrame reads one PDU. It fails only on I/O errors and on a

@@ -297,6 +297,9 @@ func (c *conn) submit(b []byte, seq uint32) {
 	m := parseSubmit(p)
 	m.SystemID = c.systemID
 	st := s.submitStatus.Load()
+	if st == 0 {
+		st = s.partStatus(m.Part)
+	}
 	switch {
 	case st != 0:
 		s.stats.rejected.Add(1)

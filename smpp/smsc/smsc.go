@@ -164,6 +164,7 @@ type Server struct {
 	timers   map[*job]struct{}
 	pending  map[string][]*receipt // per system_id, while no session can receive
 	limiter  *rate.Limiter
+	partFail map[int]partFault // concatenation part number -> fault (FailPart)
 	messages []Message     // the newest KeepMessages accepted
 	accepted int           // accepted in all, kept or not
 	msgWake  chan struct{} // closed and replaced when a message is accepted
@@ -393,6 +394,48 @@ func (s *Server) SetThrottle(perSecond float64, burst int) {
 		return
 	}
 	s.limiter = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+}
+
+// partFault is a status answered to the next n submits of one part number.
+type partFault struct {
+	status uint32
+	n      int
+}
+
+// FailPart answers the next n submits that carry concatenation part number
+// part (1-based, from the UDH or sar_* TLVs) with command_status st, for
+// example 0x58 throttled: the carrier that takes part 1 of a long message
+// and refuses part 2 for a while. n <= 0 clears the fault of part.
+func (s *Server) FailPart(part int, st uint32, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.partFail == nil {
+		s.partFail = map[int]partFault{}
+	}
+	if n <= 0 {
+		delete(s.partFail, part)
+		return
+	}
+	s.partFail[part] = partFault{status: st, n: n}
+}
+
+// partStatus consumes one fault of part, if FailPart set one.
+func (s *Server) partStatus(part int) uint32 {
+	if part == 0 {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.partFail[part]
+	if !ok {
+		return 0
+	}
+	if f.n--; f.n <= 0 {
+		delete(s.partFail, part)
+	} else {
+		s.partFail[part] = f
+	}
+	return f.status
 }
 
 // SetAckDelay delays each following submit_sm_resp by d (on a timer, so the
