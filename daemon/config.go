@@ -82,6 +82,13 @@ type CarrierConfig struct {
 	TLS        bool    `yaml:"tls"`
 	TLSCAFile  string  `yaml:"tls_ca_file"` // PEM CAs to trust instead of the system's
 	Simulate   bool    `yaml:"simulate"`
+	// SubmitAckTimeout: a submit unanswered this long rebinds the session
+	// and marks the carrier degraded (default 30s).
+	SubmitAckTimeout Duration `yaml:"submit_ack_timeout"`
+	// StallTimeout: a send waits this long for a submit_sm_resp (or for a
+	// window slot held by unanswered submits) before the route's next
+	// carrier takes it (default 3s; "0s" turns it off).
+	StallTimeout *Duration `yaml:"stall_timeout"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -356,6 +363,12 @@ func (c *Config) Validate() Problems {
 		}
 		if k.Window < 1 {
 			add(p+".window", "must be at least 1")
+		}
+		if k.SubmitAckTimeout < 0 {
+			add(p+".submit_ack_timeout", "must not be negative")
+		}
+		if k.StallTimeout != nil && *k.StallTimeout < 0 {
+			add(p+".stall_timeout", "must not be negative (0s turns it off)")
 		}
 		if k.TLSCAFile != "" {
 			if !k.TLS {

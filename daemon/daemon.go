@@ -56,6 +56,7 @@ type Daemon struct {
 	runs     map[string]*carrierRun
 	bg       context.Context // parent of the carriers' contexts
 	wg       sync.WaitGroup  // carriers' goroutines
+	lateAcks chan otp.Ack    // late submit_sm_resp, for runLateAcks
 }
 
 // carrierRun is one running carrier, with its simulator when simulated.
@@ -76,7 +77,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
-		notify: NewNotifier(logger.With("component", "systemd"))}, nil
+		notify: NewNotifier(logger.With("component", "systemd")), lateAcks: make(chan otp.Ack, lateAckQueue)}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
@@ -188,6 +189,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g.Go(func() error { d.notify.Run(bg, db.Healthy); return nil })
 	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
+	g.Go(func() error { d.runLateAcks(bg, db); return nil })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -279,6 +281,7 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		r.sim, addr = sim, sim.Addr()
 	}
 	cc, err := carrierConfig(kc, addr, d.smppObserver())
+	cc.OnLateAck = d.lateAck
 	if err != nil {
 		if r.sim != nil {
 			r.sim.Close()
@@ -383,7 +386,13 @@ func (d *Daemon) readiness() error {
 func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.CarrierConfig, error) {
 	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password),
 		Observer: obs, SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst,
-		Window: k.Window}
+		Window: k.Window, SubmitAckTimeout: time.Duration(k.SubmitAckTimeout)}
+	if k.StallTimeout != nil {
+		cc.StallTimeout = time.Duration(*k.StallTimeout)
+		if cc.StallTimeout == 0 {
+			cc.StallTimeout = -1 // off
+		}
+	}
 	if k.TLS && !k.Simulate {
 		host, _, _ := net.SplitHostPort(addr)
 		cc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}

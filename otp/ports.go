@@ -36,6 +36,11 @@ type ReceiptStore interface {
 	Message(ctx context.Context, requestID string) (Message, error)
 	// MarkVerified sets Verified on the message of requestID.
 	MarkVerified(ctx context.Context, requestID string) error
+	// RecordLateAck gives a message whose send ended without an answer
+	// (ErrOutcomeUnknown) the carrier's message id that came later, so
+	// that its receipt matches. It returns ErrRequestNotFound while the
+	// message is not stored yet.
+	RecordLateAck(ctx context.Context, a Ack) error
 }
 
 // Change says what UpdateOTP writes back.

@@ -168,60 +168,51 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	sent, err := s.sender.Send(sctx, SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
 		MaskedTo: res.Masked, Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()})
 	cancel()
+	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(), SubmittedAt: now}
+	hash := hashCode(s.secret, key, code.Reveal())
 	if err != nil {
 		if errors.Is(err, ErrInvalidNumber) {
 			return res, err
 		}
 		if errors.Is(err, ErrOutcomeUnknown) {
-			// The handset may have the SMS: the send counts toward the
-			// limits, or a slow carrier would let SMS pumping through.
-			s.recordSend(ctx, key, st.Policy, now)
+			// The handset may have the SMS: its code is kept, so that it
+			// verifies, and the send counts toward the limits, or a slow
+			// carrier would let SMS pumping through. A late
+			// acknowledgement gives the message its carrier and id.
+			if _, serr := s.save(ctx, key, st.Policy, msg, hash, now); serr != nil {
+				s.log.Warn("recording a send of unknown outcome failed", "error", serr)
+			}
 		}
 		return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
 	}
 	res.Carrier = sent.Carrier
-
-	hash := hashCode(s.secret, key, code.Reveal())
-	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(),
-		Carrier: sent.Carrier, SubmittedAt: now}
+	msg.Carrier = sent.Carrier
 	for _, id := range sent.MessageIDs {
 		msg.Parts = append(msg.Parts, Part{MessageID: id, State: StateAccepted})
 	}
-	// The carrier has the message: store it even if the caller went away.
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer wcancel()
-	_, err = s.store.SaveSend(wctx, key, msg, func(r *Record, found bool) {
-		if !found {
-			*r = Record{Key: key}
-		}
-		st.Policy.expireAttempts(r, now)
-		r.CodeHash = hash
-		r.ExpiresAt = now.Add(st.Policy.TTL)
-		r.RequestID = reqID
-		r.Sends = append(pruneSends(r.Sends, now), now)
-		r.KeepUntil = st.Policy.keepUntil(r)
-	})
-	if err != nil {
+	if _, err := s.save(ctx, key, st.Policy, msg, hash, now); err != nil {
 		return res, fmt.Errorf("otp: save send: %w", err)
 	}
 	return res, nil
 }
 
-// recordSend adds a send of unknown outcome to the record's history,
-// leaving its code as it was.
-func (s *Service) recordSend(ctx context.Context, key string, p Policy, now time.Time) {
+// save stores msg and makes hash the record's live code, adding the send
+// to its history. The carrier has (or may have) the message: it is stored
+// even if the caller went away.
+func (s *Service) save(ctx context.Context, key string, p Policy, msg Message, hash []byte, now time.Time) (Message, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := s.store.UpdateOTP(wctx, key, func(r *Record, found bool) (Change, error) {
+	return s.store.SaveSend(wctx, key, msg, func(r *Record, found bool) {
 		if !found {
 			*r = Record{Key: key}
 		}
+		p.expireAttempts(r, now)
+		r.CodeHash = hash
+		r.ExpiresAt = now.Add(p.TTL)
+		r.RequestID = msg.RequestID
 		r.Sends = append(pruneSends(r.Sends, now), now)
-		return p.settle(r), nil
+		r.KeepUntil = p.keepUntil(r)
 	})
-	if err != nil {
-		s.log.Warn("recording a send of unknown outcome failed", "error", err)
-	}
 }
 
 // VerifyRequest is a verify-otp call.

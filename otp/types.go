@@ -75,6 +75,13 @@ type SMS struct {
 	Masked    string // Text with the code replaced by '*'
 }
 
+// Ack is a carrier's acknowledgement of part Part (0-based) of Parts of
+// the SMS of RequestID, under the carrier's MessageID.
+type Ack struct {
+	RequestID, Carrier, MessageID string
+	Part, Parts                   int
+}
+
 // Sent is what a carrier acknowledged for an SMS.
 type Sent struct {
 	Carrier    string

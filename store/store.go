@@ -559,6 +559,61 @@ func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error
 	return m, nil
 }
 
+// RecordLateAck implements otp.ReceiptStore: it gives the part a.Part of
+// the message of a.RequestID the carrier's message id, indexes it (so that
+// its receipt matches) and applies a receipt that came before. A message
+// that went out through another carrier (the late ack is of a copy sent
+// before a failover), or whose part already has an id, is left unchanged.
+// It returns otp.ErrRequestNotFound while the message is not saved yet.
+func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
+	if a.Part < 0 || a.Part >= a.Parts || a.Parts > 255 || a.MessageID == "" {
+		return fmt.Errorf("store: late ack: bad part %d/%d", a.Part, a.Parts)
+	}
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		k := prefixMessage + a.RequestID
+		item, err := txn.Get([]byte(k))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return otp.ErrRequestNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var m otp.Message
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			return fmt.Errorf("message %q: %w", a.RequestID, err)
+		}
+		if m.Carrier == "" && len(m.Parts) == 0 {
+			m.Carrier = a.Carrier
+			m.Parts = make([]otp.Part, a.Parts)
+			for i := range m.Parts {
+				m.Parts[i].State = otp.StateAccepted
+			}
+		}
+		if m.Carrier != a.Carrier || len(m.Parts) != a.Parts || m.Parts[a.Part].MessageID != "" {
+			return nil
+		}
+		m.Parts[a.Part].MessageID = a.MessageID
+		prev, _, _ := m.Summary()
+		if err := db.applyPending(txn, m.Carrier, &m.Parts[a.Part]); err != nil {
+			return err
+		}
+		if err := db.enqueueCallback(txn, prev, m); err != nil {
+			return err
+		}
+		if err := setJSON(txn, k, m, item.ExpiresAt()); err != nil {
+			return err
+		}
+		one := m
+		one.Parts = make([]otp.Part, len(m.Parts))
+		one.Parts[a.Part] = m.Parts[a.Part]
+		return indexMessage(txn, one, item.ExpiresAt())
+	})
+	if err != nil {
+		return fmt.Errorf("store: late ack: %w", err)
+	}
+	return nil
+}
+
 // MarkVerified implements otp.ReceiptStore: it sets Verified on the message
 // of requestID, keeping its expiry, or returns otp.ErrRequestNotFound.
 func (db *DB) MarkVerified(ctx context.Context, requestID string) error {

@@ -165,9 +165,9 @@ type Server struct {
 	pending  map[string][]*receipt // per system_id, while no session can receive
 	limiter  *rate.Limiter
 	partFail map[int]partFault // concatenation part number -> fault (FailPart)
-	messages []Message     // the newest KeepMessages accepted
-	accepted int           // accepted in all, kept or not
-	msgWake  chan struct{} // closed and replaced when a message is accepted
+	messages []Message         // the newest KeepMessages accepted
+	accepted int               // accepted in all, kept or not
+	msgWake  chan struct{}     // closed and replaced when a message is accepted
 }
 
 // Listen validates cfg, listens on addr (e.g. "127.0.0.1:0") and starts
