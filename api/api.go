@@ -230,16 +230,17 @@ func (h *handler) verifyOTP(c *gin.Context) {
 }
 
 type statusResult struct {
-	Status      int    `json:"status"`
-	RequestID   string `json:"requestId"`
-	ClientID    string `json:"clientId"`
-	PhoneNumber string `json:"phoneNumber"`
-	Carrier     string `json:"carrier"`
-	State       string `json:"state"`
-	Error       string `json:"error"`
-	SubmittedAt string `json:"submittedAt"`
-	DoneAt      string `json:"doneAt"`
-	Verified    bool   `json:"verified"`
+	Status      int               `json:"status"`
+	RequestID   string            `json:"requestId"`
+	ClientID    string            `json:"clientId"`
+	PhoneNumber string            `json:"phoneNumber"`
+	Carrier     string            `json:"carrier"`
+	State       string            `json:"state"`
+	Error       string            `json:"error"`
+	SubmittedAt string            `json:"submittedAt"`
+	DoneAt      string            `json:"doneAt"`
+	Verified    bool              `json:"verified"`
+	Attempts    []otp.AttemptBody `json:"attempts,omitempty"`
 }
 
 func (h *handler) status(c *gin.Context) {
@@ -253,7 +254,7 @@ func (h *handler) status(c *gin.Context) {
 	state, code, done := m.Summary()
 	r := statusResult{Status: 200, RequestID: m.RequestID, ClientID: m.ClientID, PhoneNumber: m.Display,
 		Carrier: m.Carrier, State: string(state), Error: code, SubmittedAt: m.SubmittedAt.UTC().Format(time.RFC3339),
-		Verified: m.Verified}
+		Verified: m.Verified, Attempts: otp.AttemptBodies(m)}
 	if !done.IsZero() {
 		r.DoneAt = done.UTC().Format(time.RFC3339)
 	}

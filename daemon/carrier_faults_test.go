@@ -1,9 +1,11 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
@@ -32,5 +34,91 @@ func TestGateway_LateAckAndUnknownOutcome(t *testing.T) {
 	otpCode := codeFor(t, sim, "919876543210", 1)
 	if code, body := verify(t, g, "+91-9876543210", otpCode); code != 200 {
 		t.Fatalf("verify the code of the unknown-outcome send: got %d %s, want 200", code, body)
+	}
+}
+
+// retryConfig is testConfig with a second carrier, b at simB, after a on
+// the route that takes every country but GB.
+func retryConfig(t *testing.T, simA, simB *smsc.Server) *daemon.Config {
+	t.Helper()
+	cfg := testConfig(t, cfgOpts{simAddr: simA.Addr()})
+	cfg.Carriers = append(cfg.Carriers, daemon.CarrierConfig{Name: "b", Address: simB.Addr(), SystemID: "carrier-a",
+		Password: "pw-a", Mode: "transceiver", Binds: 1, Burst: 1, Window: 10})
+	cfg.Routes[1].Carriers = []string{"a", "b"}
+	if ps := cfg.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	return cfg
+}
+
+// TestGateway_RetryUndelivered: carrier a reports the SMS UNDELIV while
+// its code is live; the same text goes once through b, the status shows
+// both attempts, and the code the client was told about still verifies.
+func TestGateway_RetryUndelivered(t *testing.T) {
+	simA := startSim(t, smsc.Config{ReceiptState: "UNDELIV"})
+	simB := startSim(t, smsc.Config{})
+	g := startGateway(t, retryConfig(t, simA, simB))
+	waitCarrierBound(t, g, "a")
+	waitCarrierBound(t, g, "b")
+	code, body := send(t, g, "+91-9876543210")
+	if code != 200 {
+		t.Fatalf("send: got %d %s", code, body)
+	}
+	reqID := requestID(t, body)
+	first := codeFor(t, simA, "919876543210", 1)
+	again := codeFor(t, simB, "919876543210", 1)
+	if first != again {
+		t.Fatal("the retry carried another code than the one sent first")
+	}
+	status := waitStatus(t, g, reqID, `"carrier":"b","state":"DELIVERED"`)
+	var st struct {
+		Result struct {
+			Attempts []struct{ Carrier, State string } `json:"attempts"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil {
+		t.Fatal(err)
+	}
+	if a := st.Result.Attempts; len(a) != 2 || a[0].Carrier != "a" || a[0].State != "UNDELIVERABLE" || a[1].Carrier != "b" || a[1].State != "DELIVERED" {
+		t.Fatalf("attempts %+v, want a UNDELIVERABLE then b DELIVERED (status %s)", a, status)
+	}
+	if code, body := verify(t, g, "+91-9876543210", first); code != 200 {
+		t.Fatalf("verify: got %d %s", code, body)
+	}
+	if n := len(simB.Messages()) + len(simA.Messages()); n != 2 {
+		t.Fatalf("%d SMS in all, want 2 (one retry)", n)
+	}
+}
+
+// TestGateway_NoRetry: no retry when retry_undelivered is off, nor when
+// the code was verified before the failure's receipt came.
+func TestGateway_NoRetry(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		off         bool
+		verifyFirst bool
+	}{{"Off", true, false}, {"AlreadyVerified", false, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			simA := startSim(t, smsc.Config{ReceiptState: "UNDELIV", ReceiptDelay: 400 * time.Millisecond})
+			simB := startSim(t, smsc.Config{})
+			cfg := retryConfig(t, simA, simB)
+			cfg.OTP.RetryUndelivered = !tt.off
+			g := startGateway(t, cfg)
+			waitCarrierBound(t, g, "a")
+			code, body := send(t, g, "+91-9876543210")
+			if code != 200 {
+				t.Fatalf("send: got %d %s", code, body)
+			}
+			if tt.verifyFirst {
+				if code, body := verify(t, g, "+91-9876543210", codeFor(t, simA, "919876543210", 1)); code != 200 {
+					t.Fatalf("verify: got %d %s", code, body)
+				}
+			}
+			waitState(t, g, requestID(t, body), "UNDELIVERABLE")
+			time.Sleep(300 * time.Millisecond) // a retry, if one were made, would be on its way
+			if n := len(simB.Messages()); n != 0 {
+				t.Fatalf("carrier b got %d SMS, want none", n)
+			}
+		})
 	}
 }

@@ -47,6 +47,9 @@ type OTPConfig struct {
 	MaxAttempts         int      `yaml:"max_attempts"`
 	ResendInterval      Duration `yaml:"resend_interval"`
 	MaxPerNumberPerHour int      `yaml:"max_per_number_per_hour"`
+	// RetryUndelivered: a receipt saying UNDELIV, EXPIRED or REJECTD while
+	// the code is live sends it once more through the route's next carrier.
+	RetryUndelivered bool `yaml:"retry_undelivered"`
 }
 
 // ClientConfig is one entry of `clients:`.
@@ -204,7 +207,7 @@ func defaultConfig() Config {
 		SubmitTimeout: Duration(defaultSubmitTimeout),
 		Log:           LogConfig{Level: "info", Format: "json"},
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
-			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour},
+			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true},
 	}
 }
 

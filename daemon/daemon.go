@@ -147,6 +147,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if m := d.Metrics; m != nil {
 		d.receipts.Unmatched = func(carrier string) { m.Receipt(carrier, "pending") }
 	}
+	d.receipts.Failed = func(msg otp.Message) {
+		if svc := d.svc.Load(); svc != nil {
+			svc.RetryFailed(msg)
+		}
+	}
 	failed, err := d.applyCarriers(cfg)
 	d.mu.Unlock()
 	// Every carrier goroutine, of this start or of a reload, is waited for
@@ -412,7 +417,7 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 func buildSettings(cfg *Config) (*otp.Settings, error) {
 	p := otp.Policy{TTL: time.Duration(cfg.OTP.TTL), MaxAttempts: cfg.OTP.MaxAttempts,
 		ResendInterval: time.Duration(cfg.OTP.ResendInterval), MaxPerNumberPerHour: cfg.OTP.MaxPerNumberPerHour,
-		SubmitTimeout: time.Duration(cfg.SubmitTimeout)}
+		SubmitTimeout: time.Duration(cfg.SubmitTimeout), RetryUndelivered: cfg.OTP.RetryUndelivered}
 	clients := make([]otp.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		oc := otp.Client{ID: c.ID, Sender: c.Sender, Countries: upper(c.Countries), RatePerSecond: c.Rate.PerSecond,

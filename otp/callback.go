@@ -38,6 +38,37 @@ type Callback struct {
 	Attempts    int       `json:"a,omitempty"` // tries that failed so far
 	FirstAt     time.Time `json:"f"`           // when it was queued; CallbackMaxAge counts from here
 	Due         time.Time `json:"d"`           // when it is to be tried next
+	// History lists every carrier's attempt, the current one last, when
+	// the message was retried through another carrier (see Message.Earlier).
+	History []AttemptBody `json:"h,omitempty"`
+}
+
+// AttemptBody is one attempt in a callback's or status answer's
+// "attempts" list.
+type AttemptBody struct {
+	Carrier     string `json:"carrier"`
+	State       string `json:"state"`
+	Error       string `json:"error"`
+	SubmittedAt string `json:"submittedAt"`
+	DoneAt      string `json:"doneAt,omitempty"`
+}
+
+// AttemptBodies returns m's attempts as the API shows them (RFC 3339
+// times, UTC), or nil when m was never retried.
+func AttemptBodies(m Message) []AttemptBody {
+	as := m.Attempts()
+	if as == nil {
+		return nil
+	}
+	out := make([]AttemptBody, len(as))
+	for i, a := range as {
+		out[i] = AttemptBody{Carrier: a.Carrier, State: string(a.State), Error: a.Error,
+			SubmittedAt: a.SubmittedAt.UTC().Format(time.RFC3339)}
+		if !a.DoneAt.IsZero() {
+			out[i].DoneAt = a.DoneAt.UTC().Format(time.RFC3339)
+		}
+	}
+	return out
 }
 
 // NewCallback returns the callback telling m's client of m's current
@@ -49,27 +80,30 @@ func NewCallback(m Message, id string, now time.Time) Callback {
 		done = now
 	}
 	return Callback{ID: id, RequestID: m.RequestID, ClientID: m.ClientID, PhoneNumber: m.Display,
-		Carrier: m.Carrier, State: state, Error: code, DoneAt: done, FirstAt: now, Due: now}
+		Carrier: m.Carrier, State: state, Error: code, DoneAt: done, FirstAt: now, Due: now, History: AttemptBodies(m)}
 }
 
 // callbackBody is the JSON the client gets, in the documented key order.
 type callbackBody struct {
-	RequestID   string `json:"requestId"`
-	ClientID    string `json:"clientId"`
-	PhoneNumber string `json:"phoneNumber"`
-	Carrier     string `json:"carrier"`
-	State       string `json:"state"`
-	Error       string `json:"error"`
-	DoneAt      string `json:"doneAt"`
+	RequestID   string        `json:"requestId"`
+	ClientID    string        `json:"clientId"`
+	PhoneNumber string        `json:"phoneNumber"`
+	Carrier     string        `json:"carrier"`
+	State       string        `json:"state"`
+	Error       string        `json:"error"`
+	DoneAt      string        `json:"doneAt"`
+	Attempts    []AttemptBody `json:"attempts,omitempty"`
 }
 
 // Body returns the JSON body POSTed to the client:
 // {"requestId","clientId","phoneNumber","carrier","state","error","doneAt"}
-// with doneAt in RFC 3339 (UTC). The same callback always gives the same
-// bytes.
+// with doneAt in RFC 3339 (UTC), and "attempts" (each carrier's try, the
+// current one last) when the message was retried through another
+// carrier. The same callback always gives the same bytes.
 func (c Callback) Body() []byte {
 	b, err := json.Marshal(callbackBody{RequestID: c.RequestID, ClientID: c.ClientID, PhoneNumber: c.PhoneNumber,
-		Carrier: c.Carrier, State: string(c.State), Error: c.Error, DoneAt: c.DoneAt.UTC().Format(time.RFC3339)})
+		Carrier: c.Carrier, State: string(c.State), Error: c.Error, DoneAt: c.DoneAt.UTC().Format(time.RFC3339),
+		Attempts: c.History})
 	if err != nil { // strings only: cannot happen
 		panic("otp: callback body: " + err.Error())
 	}

@@ -41,6 +41,11 @@ type ReceiptStore interface {
 	// that its receipt matches. It returns ErrRequestNotFound while the
 	// message is not stored yet.
 	RecordLateAck(ctx context.Context, a Ack) error
+	// RecordRetry makes a the current attempt of the message of requestID,
+	// keeping the one it replaces in Earlier, indexes a's parts and applies
+	// receipts that came before. It returns the message as stored, or
+	// ErrRequestNotFound.
+	RecordRetry(ctx context.Context, requestID string, a Attempt) (Message, error)
 }
 
 // Change says what UpdateOTP writes back.

@@ -15,6 +15,10 @@ type Receipts struct {
 	// message when it arrived (kept pending for its message, or for an id
 	// nobody sent): for a metric.
 	Unmatched func(carrier string)
+	// Failed, when set, is called with a message that a receipt just made
+	// UNDELIVERABLE, EXPIRED or REJECTED (for Service.RetryFailed). It must
+	// not block.
+	Failed func(Message)
 }
 
 // NewReceipts returns a receipt handler writing to store.
@@ -28,9 +32,14 @@ func NewReceipts(store ReceiptStore, logger *slog.Logger) *Receipts {
 // HandleReceipt records r. An error means it was not stored, and the
 // carrier should be asked to send it again.
 func (h *Receipts) HandleReceipt(ctx context.Context, r Receipt) error {
-	_, matched, _, err := h.store.ApplyReceipt(ctx, r)
+	msg, matched, changed, err := h.store.ApplyReceipt(ctx, r)
 	if err != nil {
 		return err
+	}
+	if changed && h.Failed != nil {
+		if st, _, _ := msg.Summary(); st.Failed() {
+			h.Failed(msg)
+		}
 	}
 	if !matched {
 		h.log.Debug("receipt matches no message yet: kept pending", "carrier", r.Carrier, "message_id", r.MessageID)

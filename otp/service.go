@@ -34,6 +34,8 @@ type Service struct {
 	inflight map[string]struct{} // record keys with a send in progress
 
 	verified chan string  // request ids to mark verified, drained by Run
+	retries  chan Message // failed deliveries to retry, drained by Run
+	texts    *textCache   // texts of live codes, for retries
 	runMu    sync.RWMutex // read: an enqueue; write: Run stops taking them
 	running  bool
 }
@@ -65,7 +67,7 @@ func NewService(s *Settings, d Deps) (*Service, error) {
 	}
 	svc := &Service{store: d.Store, receipts: d.Receipts, sender: d.Sender, limiter: d.Limiter,
 		secret: d.Secret, log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{},
-		verified: make(chan string, verifiedQueue)}
+		verified: make(chan string, verifiedQueue), retries: make(chan Message, retryQueue), texts: newTextCache(retryTexts)}
 	if svc.log == nil {
 		svc.log = slog.New(slog.DiscardHandler)
 	}
@@ -165,9 +167,13 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	res.RequestID = reqID
 
 	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
-	sent, err := s.sender.Send(sctx, SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
-		MaskedTo: res.Masked, Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()})
+	sms := SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
+		MaskedTo: res.Masked, Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()}
+	sent, err := s.sender.Send(sctx, sms)
 	cancel()
+	if st.Policy.RetryUndelivered && (err == nil || errors.Is(err, ErrOutcomeUnknown)) {
+		s.texts.put(reqID, sms.Text, sms.Masked, now.Add(st.Policy.TTL), now)
+	}
 	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(), SubmittedAt: now}
 	hash := hashCode(s.secret, key, code.Reveal())
 	if err != nil {
@@ -308,15 +314,28 @@ func (s *Service) markVerified(ctx context.Context, requestID string) {
 	}
 }
 
-// Run marks verified requests in the background until ctx is done, then
-// marks those still queued and returns. Without Run, Verify marks them
-// itself before answering.
+// Run marks verified requests and retries failed deliveries (see
+// RetryFailed) in the background until ctx is done, then marks the
+// verified requests still queued and returns; queued retries are dropped.
+// Without Run, Verify marks them itself before answering.
 func (s *Service) Run(ctx context.Context) {
 	s.runMu.Lock()
 	s.running = true
 	s.runMu.Unlock()
 	const workers = 16
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case msg := <-s.retries:
+				s.retry(ctx, msg)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {

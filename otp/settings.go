@@ -14,6 +14,7 @@ type Policy struct {
 	ResendInterval      time.Duration // least time between two sends to one client and number
 	MaxPerNumberPerHour int           // sends per client and number in any hour; 0 = no cap
 	SubmitTimeout       time.Duration // longest a send waits for a carrier
+	RetryUndelivered    bool          // a failed delivery of a live code goes once more through another carrier
 }
 
 // Client is one API client as configured.

@@ -26,6 +26,46 @@ type Message struct {
 	Parts       []Part    `json:"p"`
 	SubmittedAt time.Time `json:"t"`
 	Verified    bool      `json:"v,omitempty"`
+	// Earlier holds the attempts before the current one (Carrier, Parts,
+	// SubmittedAt) when a failed delivery was retried through another
+	// carrier, oldest first.
+	Earlier []Attempt `json:"ea,omitempty"`
+}
+
+// Attempt is one carrier's try at delivering a message.
+type Attempt struct {
+	Carrier     string    `json:"cr"`
+	Parts       []Part    `json:"p"`
+	SubmittedAt time.Time `json:"t"`
+}
+
+// AttemptSummary is an attempt as the status API and callbacks show it.
+type AttemptSummary struct {
+	Carrier     string
+	State       State
+	Error       string
+	SubmittedAt time.Time
+	DoneAt      time.Time // zero while not final
+}
+
+// Attempts summarises every attempt of m, the current one last; nil when
+// m was never retried.
+func (m Message) Attempts() []AttemptSummary {
+	if len(m.Earlier) == 0 {
+		return nil
+	}
+	out := make([]AttemptSummary, 0, len(m.Earlier)+1)
+	for _, a := range append(append([]Attempt(nil), m.Earlier...), Attempt{Carrier: m.Carrier, Parts: m.Parts, SubmittedAt: m.SubmittedAt}) {
+		st, code, done := Message{Parts: a.Parts}.Summary()
+		out = append(out, AttemptSummary{Carrier: a.Carrier, State: st, Error: code, SubmittedAt: a.SubmittedAt, DoneAt: done})
+	}
+	return out
+}
+
+// Failed reports whether s says the message will never reach the handset
+// through this carrier, so that another carrier may be worth a try.
+func (s State) Failed() bool {
+	return s == StateUndeliverable || s == StateExpired || s == StateRejected
 }
 
 // Part is one SMS segment of a message, with its carrier message id and the
@@ -67,12 +107,13 @@ type Receipt struct {
 type SMS struct {
 	RequestID string
 	ClientID  string
-	Source    string // sender id: alphanumeric or digits
-	To        string // E.164 digits without '+'
-	MaskedTo  string // To as logs show it, "+91-98******10"
-	Country   string // ISO 3166 alpha-2 of the number, upper case
-	Text      string // full text, code included: never log it
-	Masked    string // Text with the code replaced by '*'
+	Source    string   // sender id: alphanumeric or digits
+	To        string   // E.164 digits without '+'
+	MaskedTo  string   // To as logs show it, "+91-98******10"
+	Country   string   // ISO 3166 alpha-2 of the number, upper case
+	Text      string   // full text, code included: never log it
+	Masked    string   // Text with the code replaced by '*'
+	Avoid     []string // carriers not to use (a retry avoids the one that failed)
 }
 
 // Ack is a carrier's acknowledgement of part Part (0-based) of Parts of

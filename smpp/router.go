@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,7 +148,7 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 		bo      = backoff{min: retryMin, max: retryMax}
 	)
 	for pass := 1; ; pass++ {
-		cands := rt.candidates()
+		cands := rt.candidates(sms.Avoid)
 		if len(cands) == 0 {
 			if lastErr == nil {
 				return otp.Sent{}, fmt.Errorf("smpp: router: route %d: no carrier bound: %w", rt.index, otp.ErrUpstreamDown)
@@ -205,12 +206,13 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 
 // candidates returns the route's carriers that may take a message now, in
 // failover order: the bound ones, less the degraded ones while a healthy
-// carrier is among them (but for a probe now and then, see Carrier.probe).
-func (rt *route) candidates() []*Carrier {
+// carrier is among them (but for a probe now and then, see Carrier.probe),
+// less those named in avoid.
+func (rt *route) candidates(avoid []string) []*Carrier {
 	out := make([]*Carrier, 0, len(rt.carriers))
 	healthy := false
 	for _, c := range rt.carriers {
-		if c.Bound() > 0 {
+		if c.Bound() > 0 && !slices.Contains(avoid, c.Name()) {
 			out = append(out, c)
 			healthy = healthy || !c.Degraded()
 		}

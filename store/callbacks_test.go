@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func TestDB_Callbacks_Enqueue(t *testing.T) {
 			t.Fatalf("got %+v, want %+v", cb, want)
 		}
 		cb.DoneAt, cb.FirstAt, cb.Due = want.DoneAt, want.FirstAt, want.Due
-		if cb != want {
+		if !reflect.DeepEqual(cb, want) {
 			t.Fatalf("got %+v, want %+v", cb, want)
 		}
 		// A duplicate receipt, and a later non-final one, queue nothing.

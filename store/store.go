@@ -614,6 +614,46 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 	return nil
 }
 
+// RecordRetry implements otp.ReceiptStore.
+func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) (otp.Message, error) {
+	var stored otp.Message
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		k := prefixMessage + requestID
+		item, err := txn.Get([]byte(k))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return otp.ErrRequestNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var m otp.Message
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			return fmt.Errorf("message %q: %w", requestID, err)
+		}
+		m.Earlier = append(m.Earlier, otp.Attempt{Carrier: m.Carrier, Parts: m.Parts, SubmittedAt: m.SubmittedAt})
+		m.Carrier, m.SubmittedAt = a.Carrier, a.SubmittedAt
+		m.Parts = append([]otp.Part(nil), a.Parts...)
+		prev, _, _ := m.Summary()
+		for i := range m.Parts {
+			if err := db.applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
+				return err
+			}
+		}
+		if err := db.enqueueCallback(txn, prev, m); err != nil {
+			return err
+		}
+		if err := setJSON(txn, k, m, item.ExpiresAt()); err != nil {
+			return err
+		}
+		stored = m
+		return indexMessage(txn, m, item.ExpiresAt())
+	})
+	if err != nil {
+		return otp.Message{}, fmt.Errorf("store: record retry: %w", err)
+	}
+	return stored, nil
+}
+
 // MarkVerified implements otp.ReceiptStore: it sets Verified on the message
 // of requestID, keeping its expiry, or returns otp.ErrRequestNotFound.
 func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
