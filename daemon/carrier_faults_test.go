@@ -82,6 +82,9 @@ func TestGateway_RetryUndelivered(t *testing.T) {
 	if a := st.Result.Attempts; len(a) != 2 || a[0].Carrier != "a" || a[0].State != "UNDELIVERABLE" || a[1].Carrier != "b" || a[1].State != "DELIVERED" {
 		t.Fatalf("attempts %+v, want a UNDELIVERABLE then b DELIVERED (status %s)", a, status)
 	}
+	// The answer with its attempts conforms to openapi.yaml.
+	newAPIChecker(t, loadOpenAPI(t), g.url).do(t, exchange{name: "retried", method: "GET",
+		path: "/api/v3/otp-verification/status/" + reqID, key: keyA, status: 200})
 	if code, body := verify(t, g, "+91-9876543210", first); code != 200 {
 		t.Fatalf("verify: got %d %s", code, body)
 	}
