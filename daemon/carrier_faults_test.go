@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -123,5 +124,43 @@ func TestGateway_NoRetry(t *testing.T) {
 				t.Fatalf("carrier b got %d SMS, want none", n)
 			}
 		})
+	}
+}
+
+// TestGateway_StuckCarrier: the route's first carrier stops answering
+// submit_sm (it still answers enquire_link). 50 concurrent send-otp all
+// succeed through the second carrier within submit_timeout (3s here),
+// each after at most stall_timeout (300ms) on the stuck one.
+func TestGateway_StuckCarrier(t *testing.T) {
+	simA := startSim(t, smsc.Config{})
+	simB := startSim(t, smsc.Config{})
+	cfg := retryConfig(t, simA, simB)
+	stall := daemon.Duration(300 * time.Millisecond)
+	cfg.Carriers[0].StallTimeout = &stall
+	g := startGateway(t, cfg)
+	waitCarrierBound(t, g, "a")
+	waitCarrierBound(t, g, "b")
+	simA.SetNoAck(true)
+	const n = 50
+	start := time.Now()
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			code, body := send(t, g, fmt.Sprintf("+91-98765%05d", i))
+			if code != 200 {
+				errs <- fmt.Sprintf("send %d: got %d %s", i, code, body)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	t.Logf("%d sends through the next carrier in %s", n, time.Since(start).Round(time.Millisecond))
+	if got := len(simB.Messages()); got != n {
+		t.Fatalf("carrier b accepted %d, want %d", got, n)
 	}
 }
