@@ -25,13 +25,14 @@ func (e *invalidError) Unwrap() error { return ErrInvalid }
 
 // Preallocated so that a rejected number costs no allocation.
 var (
-	errEmpty     = &invalidError{"empty"}
-	errTooLong   = &invalidError{"longer than 32 bytes"}
-	errNoPlus    = &invalidError{"no leading '+'"}
-	errSyntax    = &invalidError{"only digits and one '-' or ' ' after the country code"}
-	errUnknownCC = &invalidError{"country code not supported"}
-	errLength    = &invalidError{"national number length out of range"}
-	errNoFit     = &invalidError{"no supported country code fits the number"}
+	errEmpty      = &invalidError{"empty"}
+	errTooLong    = &invalidError{"longer than 32 bytes"}
+	errNoPlus     = &invalidError{"no leading '+'"}
+	errSyntax     = &invalidError{"only digits and one '-' or ' ' after the country code"}
+	errUnknownCC  = &invalidError{"country code not supported"}
+	errLength     = &invalidError{"national number length out of range"}
+	errNoFit      = &invalidError{"no supported country code fits the number"}
+	errImpossible = &invalidError{"no such number in the country's numbering plan (libphonenumber)"}
 )
 
 // Number is a valid phone number.
@@ -77,10 +78,12 @@ func (n Number) Masked() string {
 
 // Parse reads a number written as "+<cc>-<national>" (the vendor format),
 // "+<cc> <national>" or plain E.164 "+<cc><national>", with surrounding white
-// space ignored. Inputs longer than 32 bytes are refused. The number is valid
-// when its calling code is in the table and its national number's length is
-// within the range of that code (the union of the ranges of all rows that
-// share it). Without a separator the calling code is the longest prefix of
+// space ignored. Inputs longer than 32 bytes are refused. A national (trunk)
+// prefix after the calling code is dropped (see callingCode.national). The
+// number is valid when its calling code is in the table, libphonenumber
+// finds its national significant number's length possible for the code,
+// and that length is within the table's range for the code (the union of
+// the ranges of all rows that share it). Without a separator the calling code is the longest prefix of
 // one to four digits that is in the table and leaves a national number of a
 // fitting length.
 //
@@ -114,6 +117,9 @@ func Parse(s string) (Number, error) {
 		if code, ok = byCC[cc]; !ok {
 			return Number{}, errUnknownCC
 		}
+		if nat, ok = code.national(nat); !ok {
+			return Number{}, errImpossible
+		}
 		if len(nat) < code.min || len(nat) > code.max {
 			return Number{}, errLength
 		}
@@ -123,8 +129,11 @@ func Parse(s string) (Number, error) {
 		}
 		for l := min(maxCCLen, len(s)-1); l >= 1; l-- {
 			c, ok := byCC[s[:l]]
-			if ok && len(s)-l >= c.min && len(s)-l <= c.max {
-				code, nat = c, s[l:]
+			if !ok {
+				continue
+			}
+			if n, ok := c.national(s[l:]); ok && len(n) >= c.min && len(n) <= c.max {
+				code, nat = c, n
 				break
 			}
 		}
@@ -133,6 +142,31 @@ func Parse(s string) (Number, error) {
 		}
 	}
 	return Number{CC: code.cc, National: nat, Country: code.country(nat)}, nil
+}
+
+// national returns the national significant number of nat, written after
+// this calling code, and whether libphonenumber finds such a number
+// possible. A national (trunk) prefix written after the calling code,
+// once or more ("+44-07700…", "+44-007700…", "+1-1202…"), is dropped, so
+// that every spelling of one handset gives one number (and one set of
+// limits): of nat and its trunk-stripped suffixes, the shortest whose
+// length is possible wins, so a number that itself starts with the trunk
+// digit but is no number without it ("+7-800…") is kept whole. A code
+// without libphonenumber lengths keeps nat.
+func (c *callingCode) national(nat string) (string, bool) {
+	if c.possible == nil {
+		return nat, true
+	}
+	best, ok := "", false
+	for {
+		if slices.Contains(c.possible, len(nat)) {
+			best, ok = nat, true
+		}
+		if c.trunk == "" || !strings.HasPrefix(nat, c.trunk) {
+			return best, ok
+		}
+		nat = nat[len(c.trunk):]
+	}
 }
 
 // country picks the ISO code of a number with this calling code.

@@ -31,6 +31,11 @@ type callingCode struct {
 	min, max int      // union of the rows' ranges
 	isos     []string // distinct ISO codes of the rows, in table order
 	fallback string   // country when phonenumbers names none of isos
+	// From libphonenumber's metadata for the code's regions (none for a
+	// code it does not know): the national (trunk) prefix, e.g. "0", and
+	// the national significant number lengths it finds possible.
+	trunk    string
+	possible []int
 }
 
 // maxCCLen is the longest calling code in the table ("6723").
@@ -68,6 +73,17 @@ func init() {
 			code.isos = append(code.isos, c.ISO)
 		}
 	}
+	if err := loadLibphonenumber(); err != nil {
+		panic(err) // compiled-in metadata: a broken one is a build defect
+	}
+	for _, code := range byCC {
+		// Where no length of the table's range is possible for
+		// libphonenumber (+236, +378, +675 today), the table decides: it
+		// says which countries are served.
+		if !slices.ContainsFunc(code.possible, func(l int) bool { return l >= code.min && l <= code.max }) {
+			code.possible = nil
+		}
+	}
 	for _, code := range byCC {
 		code.fallback = code.isos[0]
 		if len(code.isos) > 1 {
@@ -76,6 +92,34 @@ func init() {
 			}
 		}
 	}
+}
+
+// loadLibphonenumber adds each calling code's trunk prefix and possible
+// lengths from libphonenumber's metadata: the union of its regions'
+// lengths, and the main region's national prefix (the first region's when
+// none is marked main).
+func loadLibphonenumber() error {
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return fmt.Errorf("phone: libphonenumber metadata: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, md := range coll.GetMetadata() {
+		code, ok := byCC[strconv.Itoa(int(md.GetCountryCode()))]
+		if !ok {
+			continue
+		}
+		if np := md.GetNationalPrefix(); np != "" && isDigits(np) && (!seen[code.cc] || md.GetMainCountryForCode()) {
+			code.trunk = np
+		}
+		seen[code.cc] = true
+		for _, l := range md.GetGeneralDesc().GetPossibleLength() {
+			if !slices.Contains(code.possible, int(l)) {
+				code.possible = append(code.possible, int(l))
+			}
+		}
+	}
+	return nil
 }
 
 // parseTable reads the tab-separated table: ISO, calling code, min, max,
