@@ -24,6 +24,7 @@ import (
 type Config struct {
 	Listen         string          `yaml:"listen"`
 	DebugListen    string          `yaml:"debug_listen"` // pprof; empty: off
+	MaxConnections int             `yaml:"max_connections"`
 	DataDir        string          `yaml:"data_dir"`
 	SecretFile     string          `yaml:"secret_file"`
 	SubmitTimeout  Duration        `yaml:"submit_timeout"`
@@ -137,6 +138,7 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil
 // Defaults of keys left out.
 const (
 	defaultListen        = "127.0.0.1:8080"
+	defaultMaxConns      = 4096
 	defaultDataDir       = "./data"
 	defaultSubmitTimeout = 10 * time.Second
 	defaultTTL           = 5 * time.Minute
@@ -202,10 +204,11 @@ func ParseConfig(r io.Reader) (*Config, error) {
 // onto it keeps an explicit 0 (resend_interval: 0s means no interval).
 func defaultConfig() Config {
 	return Config{
-		Listen:        defaultListen,
-		DataDir:       defaultDataDir,
-		SubmitTimeout: Duration(defaultSubmitTimeout),
-		Log:           LogConfig{Level: "info", Format: "json"},
+		Listen:         defaultListen,
+		MaxConnections: defaultMaxConns,
+		DataDir:        defaultDataDir,
+		SubmitTimeout:  Duration(defaultSubmitTimeout),
+		Log:            LogConfig{Level: "info", Format: "json"},
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
 			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true},
 	}
@@ -244,6 +247,9 @@ func (c *Config) Validate() Problems {
 		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
 			add("debug_listen", "want host:port, got %q", c.DebugListen)
 		}
+	}
+	if c.MaxConnections < 1 {
+		add("max_connections", "must be at least 1")
 	}
 	if err := checkSecretFile(c.SecretFile); err != nil {
 		add("secret_file", "%v", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/smpp/smsc"
 	"github.com/otpgate/otpgate/store"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -184,8 +185,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		defer inflight.Done()
 		apiHandler.ServeHTTP(w, r)
 	})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(d.log.With("component", "http").Handler(), slog.LevelWarn)}
+	srv := newHTTPServer(handler, cfg, d.log)
+	ln = netutil.LimitListener(ln, cfg.MaxConnections)
 
 	var g errgroup.Group
 	g.Go(func() error { return db.Run(bg) })

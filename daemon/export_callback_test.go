@@ -11,3 +11,11 @@ func SetCallbackRetryBase(d time.Duration) (restore func()) {
 	callbackOptions.PollInterval = 50 * time.Millisecond
 	return func() { callbackOptions = old }
 }
+
+// SetReadTimeout sets the HTTP read timeout of the gateways started after
+// it (production: 15 s) and returns a func that restores it.
+func SetReadTimeout(d time.Duration) (restore func()) {
+	old := readTimeout
+	readTimeout = d
+	return func() { readTimeout = old }
+}

@@ -1,7 +1,15 @@
 package daemon_test
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon"
 
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
@@ -27,5 +35,77 @@ func TestGateway_OneNumberOneLimit(t *testing.T) {
 	}
 	if code, body := send(t, g, "+91-98765"); code != 400 {
 		t.Fatalf("impossible number: got %d %s, want 400", code, body)
+	}
+}
+
+// TestGateway_SlowClients: 300 connections that send their headers and
+// one byte of a body are closed by the server once read_timeout (1 s
+// here) has passed, and the gateway answers others meanwhile.
+func TestGateway_SlowClients(t *testing.T) {
+	t.Cleanup(daemon.SetReadTimeout(time.Second))
+	sim := startSim(t, smsc.Config{})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	addr := strings.TrimPrefix(g.url, "http://")
+	const n = 300
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /api/v3/otp-verification/send-otp HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"+
+			"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{", keyA)
+		conns = append(conns, c)
+	}
+	if code, _ := call(t, "GET", g.url+"/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz while 300 clients stall: %d", code)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("connection %d not closed by the server: %v", i, err)
+		}
+	}
+	t.Logf("300 stalled requests closed %s after the last was opened", time.Since(start).Round(time.Millisecond))
+}
+
+// TestGateway_MaxConnections: past max_connections a new connection waits
+// until one of the others ends.
+func TestGateway_MaxConnections(t *testing.T) {
+	t.Cleanup(daemon.SetReadTimeout(time.Second))
+	sim := startSim(t, smsc.Config{})
+	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
+	cfg.MaxConnections = 4
+	g := startGateway(t, cfg)
+	addr := strings.TrimPrefix(g.url, "http://")
+	var held []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n") // headers never finished
+		held = append(held, c)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept the four
+	answered := make(chan time.Time, 1)
+	go func() {
+		resp, err := http.Get(g.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- time.Now()
+	}()
+	var closedAt time.Time
+	for _, c := range held {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, c) // the read timeout ends it
+		closedAt = time.Now()
+	}
+	if at := <-answered; at.Before(closedAt.Add(-200 * time.Millisecond)) {
+		t.Fatalf("a fifth connection was served %s before the four held ones ended", closedAt.Sub(at))
 	}
 }
