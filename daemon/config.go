@@ -51,6 +51,11 @@ type OTPConfig struct {
 	// RetryUndelivered: a receipt saying UNDELIV, EXPIRED or REJECTD while
 	// the code is live sends it once more through the route's next carrier.
 	RetryUndelivered bool `yaml:"retry_undelivered"`
+	// MaxFailuresPerDay caps wrong guesses per client and number over 24
+	// hours from the first (0: no cap).
+	MaxFailuresPerDay int `yaml:"max_failures_per_day"`
+	// MinDigits is the shortest code a template may produce.
+	MinDigits int `yaml:"min_digits"`
 }
 
 // ClientConfig is one entry of `clients:`.
@@ -137,14 +142,16 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil
 
 // Defaults of keys left out.
 const (
-	defaultListen        = "127.0.0.1:8080"
-	defaultMaxConns      = 4096
-	defaultDataDir       = "./data"
-	defaultSubmitTimeout = 10 * time.Second
-	defaultTTL           = 5 * time.Minute
-	defaultMaxAttempts   = 5
-	defaultResend        = 30 * time.Second
-	defaultPerHour       = 5
+	defaultListen         = "127.0.0.1:8080"
+	defaultMaxConns       = 4096
+	defaultDataDir        = "./data"
+	defaultSubmitTimeout  = 10 * time.Second
+	defaultTTL            = 5 * time.Minute
+	defaultMaxAttempts    = 5
+	defaultResend         = 30 * time.Second
+	defaultPerHour        = 5
+	defaultFailuresPerDay = 20
+	defaultMinDigits      = 4
 )
 
 // Problem is one thing wrong with a config file, and where.
@@ -210,7 +217,8 @@ func defaultConfig() Config {
 		SubmitTimeout:  Duration(defaultSubmitTimeout),
 		Log:            LogConfig{Level: "info", Format: "json"},
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
-			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true},
+			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true,
+			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits},
 	}
 }
 
@@ -275,6 +283,12 @@ func (c *Config) Validate() Problems {
 	if c.OTP.MaxPerNumberPerHour < 0 {
 		add("otp.max_per_number_per_hour", "must not be negative")
 	}
+	if c.OTP.MaxFailuresPerDay < 0 {
+		add("otp.max_failures_per_day", "must not be negative")
+	}
+	if c.OTP.MinDigits < 1 || c.OTP.MinDigits > otp.MaxCodeLength {
+		add("otp.min_digits", "want 1 to %d", otp.MaxCodeLength)
+	}
 
 	ids := map[string]int{}
 	keys := map[string]string{}
@@ -320,8 +334,10 @@ func (c *Config) Validate() Problems {
 			if _, clash := otp.DefaultTemplates[id]; clash {
 				add(tp, "id %q clashes with the default templates \"4\"..\"8\"", id)
 			}
-			if _, err := otp.ParseTemplate(text); err != nil {
+			if t, err := otp.ParseTemplate(text); err != nil {
 				add(tp, "%v", strings.TrimPrefix(err.Error(), "otp: "))
+			} else if t.Length() < c.OTP.MinDigits {
+				add(tp, "a %d-digit code is shorter than otp.min_digits (%d)", t.Length(), c.OTP.MinDigits)
 			}
 		}
 		if (cl.CallbackURL == "") != (cl.CallbackSecret == "") {

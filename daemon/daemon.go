@@ -418,7 +418,8 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 func buildSettings(cfg *Config) (*otp.Settings, error) {
 	p := otp.Policy{TTL: time.Duration(cfg.OTP.TTL), MaxAttempts: cfg.OTP.MaxAttempts,
 		ResendInterval: time.Duration(cfg.OTP.ResendInterval), MaxPerNumberPerHour: cfg.OTP.MaxPerNumberPerHour,
-		SubmitTimeout: time.Duration(cfg.SubmitTimeout), RetryUndelivered: cfg.OTP.RetryUndelivered}
+		SubmitTimeout: time.Duration(cfg.SubmitTimeout), RetryUndelivered: cfg.OTP.RetryUndelivered,
+		MaxFailuresPerDay: cfg.OTP.MaxFailuresPerDay, MinDigits: cfg.OTP.MinDigits}
 	clients := make([]otp.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		oc := otp.Client{ID: c.ID, Sender: c.Sender, Countries: upper(c.Countries), RatePerSecond: c.Rate.PerSecond,

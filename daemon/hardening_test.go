@@ -109,3 +109,52 @@ func TestGateway_MaxConnections(t *testing.T) {
 		t.Fatalf("a fifth connection was served %s before the four held ones ended", closedAt.Sub(at))
 	}
 }
+
+// TestGateway_DailyFailureBudget: past otp.max_failures_per_day wrong
+// guesses, verify answers 429 even with the right code of a new send.
+func TestGateway_DailyFailureBudget(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr(), maxAttempts: 10})
+	cfg.OTP.MaxFailuresPerDay = 3
+	g := startGateway(t, cfg)
+	waitCarrierBound(t, g, "a")
+	const number = "+91-9876543210"
+	if code, body := send(t, g, number); code != 200 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	good := codeFor(t, sim, "919876543210", 1)
+	for i := 0; i < 3; i++ {
+		if code, _ := verify(t, g, number, flip(good)); code != 400 {
+			t.Fatalf("wrong guess %d: got %d, want 400", i+1, code)
+		}
+	}
+	if code, body := verify(t, g, number, good); code != 429 || !strings.Contains(body, "Maximum verification attempts exceeded") {
+		t.Fatalf("right code past the daily budget: got %d %s, want 429", code, body)
+	}
+	if code, body := send(t, g, number); code != 200 {
+		t.Fatalf("resend: %d %s", code, body)
+	}
+	if code, _ := verify(t, g, number, codeFor(t, sim, "919876543210", 2)); code != 429 {
+		t.Fatalf("a new code does not reset the daily budget: got %d, want 429", code)
+	}
+}
+
+// TestConfig_MinDigits: check-config refuses a template shorter than
+// otp.min_digits, and send-otp refuses such a default text.
+func TestConfig_MinDigits(t *testing.T) {
+	cfg := testConfig(t, cfgOpts{simAddr: "127.0.0.1:1"})
+	cfg.OTP.MinDigits = 5
+	ps := cfg.Validate()
+	if len(ps) != 1 || ps[0].Path != "clients[0].custom_texts.41" {
+		t.Fatalf("got %v, want one problem at clients[0].custom_texts.41", ps)
+	}
+	sim := startSim(t, smsc.Config{})
+	cfg = testConfig(t, cfgOpts{simAddr: sim.Addr()})
+	cfg.OTP.MinDigits = 5
+	delete(cfg.Clients[0].CustomTexts, "41")
+	g := startGateway(t, cfg)
+	code, body := call(t, "POST", g.url+"/api/v3/otp-verification/send-otp", keyA, sendBody(clientA, "+91-9876543210", "4"))
+	if code != 400 || !strings.Contains(body, "Custom text does not exist") {
+		t.Fatalf("4-digit default text with min_digits 5: got %d %s, want 400 Custom text does not exist", code, body)
+	}
+}

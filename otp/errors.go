@@ -29,6 +29,10 @@ var (
 	ErrNotFound = errors.New("otp: otp not found or expired")
 	// ErrMaxAttempts means the wrong guesses reached max_attempts.
 	ErrMaxAttempts = errors.New("otp: maximum verification attempts exceeded")
+	// ErrDailyFailures means the wrong guesses of a client and number
+	// reached max_failures_per_day within 24 hours of the first of them.
+	// It matches ErrMaxAttempts, whose answer it shares.
+	ErrDailyFailures = fmt.Errorf("otp: wrong guesses per day exhausted: %w", ErrMaxAttempts)
 	// ErrTooManyRequests means a resend came too soon, the hourly cap per
 	// number was reached, or the client exceeded its rate.
 	ErrTooManyRequests = errors.New("otp: too many requests")

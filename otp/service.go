@@ -139,7 +139,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	}
 	res := SendResult{Masked: num.Masked()}
 	tpl, ok := c.template(req.CustomTextID)
-	if !ok {
+	if !ok || tpl.Length() < st.Policy.MinDigits {
 		return res, ErrCustomTextNotFound
 	}
 	key := RecordKey(c.ID, num.E164())
@@ -262,6 +262,10 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		if r.Attempts >= p.MaxAttempts && now.Before(r.LastFailAt.Add(p.TTL)) {
 			return Keep, ErrMaxAttempts
 		}
+		p.expireDayFails(r, now)
+		if p.MaxFailuresPerDay > 0 && r.DayFails >= p.MaxFailuresPerDay {
+			return Keep, ErrDailyFailures
+		}
 		p.expireAttempts(r, now)
 		if r.CodeHash == nil || !now.Before(r.ExpiresAt) {
 			return p.settle(r), ErrNotFound
@@ -269,6 +273,10 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		if !hmac.Equal(hashCode(s.secret, key, req.OTP), r.CodeHash) {
 			r.Attempts++
 			r.LastFailAt = now
+			if r.DayFails == 0 {
+				r.DayStart = now
+			}
+			r.DayFails++
 			r.KeepUntil = p.keepUntil(r)
 			return Put, ErrInvalidOTP
 		}
@@ -447,8 +455,19 @@ func (p Policy) expireAttempts(r *Record, now time.Time) {
 	}
 }
 
+// failureWindow is how long max_failures_per_day counts, from the first
+// wrong guess of a window.
+const failureWindow = 24 * time.Hour
+
+// expireDayFails starts a new daily window once the current one is over.
+func (p Policy) expireDayFails(r *Record, now time.Time) {
+	if r.DayFails > 0 && !now.Before(r.DayStart.Add(failureWindow)) {
+		r.DayFails, r.DayStart = 0, time.Time{}
+	}
+}
+
 // keepUntil is when the record stops mattering: the code expired, the
-// wrong-guess count lapsed and the last send left the hourly window.
+// wrong-guess counts lapsed and the last send left the hourly window.
 func (p Policy) keepUntil(r *Record) time.Time {
 	var t time.Time
 	later := func(u time.Time) {
@@ -461,6 +480,9 @@ func (p Policy) keepUntil(r *Record) time.Time {
 	}
 	if r.Attempts > 0 {
 		later(r.LastFailAt.Add(p.TTL))
+	}
+	if r.DayFails > 0 {
+		later(r.DayStart.Add(failureWindow))
 	}
 	if n := len(r.Sends); n > 0 {
 		later(r.Sends[n-1].Add(time.Hour))

@@ -15,6 +15,8 @@ type Policy struct {
 	MaxPerNumberPerHour int           // sends per client and number in any hour; 0 = no cap
 	SubmitTimeout       time.Duration // longest a send waits for a carrier
 	RetryUndelivered    bool          // a failed delivery of a live code goes once more through another carrier
+	MaxFailuresPerDay   int           // wrong guesses per client and number in 24 hours since the first; 0 = no cap
+	MinDigits           int           // shortest code a template may have; shorter ones are refused
 }
 
 // Client is one API client as configured.

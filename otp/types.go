@@ -6,14 +6,16 @@ import "time"
 // HMAC, the wrong-guess count (which a resend does not reset) and the send
 // history that resend_interval and max_per_number_per_hour look at.
 type Record struct {
-	Key        string      `json:"-"`           // RecordKey(clientID, e164)
-	CodeHash   []byte      `json:"h,omitempty"` // HMAC-SHA256 of the code; nil once used
-	ExpiresAt  time.Time   `json:"e,omitzero"`  // end of the code's validity
-	RequestID  string      `json:"r,omitempty"` // request that sent the live code
-	Attempts   int         `json:"a,omitempty"` // wrong guesses since the last success
-	LastFailAt time.Time   `json:"f,omitzero"`  // time of the last wrong guess
-	Sends      []time.Time `json:"s,omitempty"` // sends within the last hour, oldest first
-	KeepUntil  time.Time   `json:"k"`           // the store may drop the record after this
+	Key        string      `json:"-"`            // RecordKey(clientID, e164)
+	CodeHash   []byte      `json:"h,omitempty"`  // HMAC-SHA256 of the code; nil once used
+	ExpiresAt  time.Time   `json:"e,omitzero"`   // end of the code's validity
+	RequestID  string      `json:"r,omitempty"`  // request that sent the live code
+	Attempts   int         `json:"a,omitempty"`  // wrong guesses since the last success
+	LastFailAt time.Time   `json:"f,omitzero"`   // time of the last wrong guess
+	Sends      []time.Time `json:"s,omitempty"`  // sends within the last hour, oldest first
+	DayFails   int         `json:"df,omitempty"` // wrong guesses since DayStart (max_failures_per_day)
+	DayStart   time.Time   `json:"ds,omitzero"`  // first wrong guess of the current 24-hour window
+	KeepUntil  time.Time   `json:"k"`            // the store may drop the record after this
 }
 
 // Message is one send-otp request as handed to a carrier.
