@@ -139,3 +139,24 @@ func TestDB_PendingAppliedFreesCap(t *testing.T) {
 		t.Fatalf("dropped %d, want 0", dropped)
 	}
 }
+
+func TestDB_QueueCallback(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, t.TempDir(), store.Options{})
+	now := time.Now().UTC().Truncate(time.Second) // the record expires a day after FirstAt
+	cb := otp.Callback{ID: "mo1", Kind: otp.CallbackMO, ClientID: "c1", Carrier: "a", From: "+919876543210",
+		To: "OTPGATE", Text: "STOP", DoneAt: now, FirstAt: now, Due: now}
+	if err := db.QueueCallback(ctx, cb); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueueCallback(ctx, otp.Callback{}); err == nil {
+		t.Fatal("queued a callback without id or client")
+	}
+	got, err := db.DueCallbacks(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Kind != otp.CallbackMO || got[0].From != cb.From || got[0].Text != "STOP" || got[0].To != "OTPGATE" || !got[0].DoneAt.Equal(now) {
+		t.Fatalf("got %+v, want %+v", got, cb)
+	}
+}
