@@ -69,6 +69,12 @@ type CarrierConfig struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Observer, when set, is told of submits, bind states and receipts.
 	Observer Observer
+	// ReceiptLocation is the time zone in which the carrier writes its
+	// receipts' done dates; nil means UTC.
+	ReceiptLocation *time.Location
+	// MO, when set, takes the MO messages the binds receive; nil acks them
+	// unhandled.
+	MO MOHandler
 }
 
 // Carrier keeps the binds of one SMSC account up and submits SMS through
@@ -232,10 +238,13 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		Window:      c.cfg.Window,
 		EnquireLink: c.cfg.EnquireLink,
 		Handler:     c.h,
+		MO:          c.cfg.MO,
 		Carrier:     c.cfg.Name,
 		Logger:      log,
 		Observer:    c.obs,
 		LogLimit:    c.logLim,
+
+		ReceiptLocation: c.cfg.ReceiptLocation,
 	}
 	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
 	c.obs.BindState(c.cfg.Name, bindName, false)

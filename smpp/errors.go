@@ -39,8 +39,9 @@ var (
 	// Use errors.As with *SessionLostError to learn whether the submit was
 	// written to the wire (and so may have reached the SMSC).
 	ErrSessionLost = errors.New("smpp: session lost")
-	// ErrNotReceipt means a deliver_sm is not a delivery receipt
-	// (esm_class & 0x3C != 0x04).
+	// ErrNotReceipt means a deliver_sm or data_sm is not a delivery
+	// receipt: neither its esm_class (type bits 0x04), nor a
+	// receipted_message_id or message_state TLV, nor a receipt text says so.
 	ErrNotReceipt = errors.New("smpp: not a delivery receipt")
 )
 
