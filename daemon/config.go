@@ -59,6 +59,7 @@ type ClientConfig struct {
 	CustomTexts    map[string]string `yaml:"custom_texts"`
 	CallbackURL    string            `yaml:"callback_url"`
 	CallbackSecret Secret            `yaml:"callback_secret"`
+	MOCallbackURL  string            `yaml:"mo_callback_url"` // MO messages to sender, signed with callback_secret
 }
 
 // RateConfig is a token bucket.
@@ -82,6 +83,8 @@ type CarrierConfig struct {
 	TLS        bool    `yaml:"tls"`
 	TLSCAFile  string  `yaml:"tls_ca_file"` // PEM CAs to trust instead of the system's
 	Simulate   bool    `yaml:"simulate"`
+	// ReceiptTimezone is the IANA zone of the receipts' done dates; "" is UTC.
+	ReceiptTimezone string `yaml:"receipt_timezone"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -308,8 +311,8 @@ func (c *Config) Validate() Problems {
 				add(tp, "%v", strings.TrimPrefix(err.Error(), "otp: "))
 			}
 		}
-		if (cl.CallbackURL == "") != (cl.CallbackSecret == "") {
-			add(p+".callback_secret", "callback_url and callback_secret go together")
+		if (cl.CallbackURL == "" && cl.MOCallbackURL == "") != (cl.CallbackSecret == "") {
+			add(p+".callback_secret", "callback_url (or mo_callback_url) and callback_secret go together")
 		}
 		if cl.CallbackURL != "" {
 			if u, err := url.Parse(cl.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -365,6 +368,7 @@ func (c *Config) Validate() Problems {
 			}
 		}
 	}
+	c.validateInbound(add)
 	if len(c.Carriers) == 0 {
 		add("carriers", "none configured: no SMS could be sent")
 	}
