@@ -77,9 +77,11 @@ type Options struct {
 	Observe func(outcome string)
 }
 
-// Settings returns the callback_url and callback_secret of a client; ok is
-// false when the client has none (its callbacks are then dropped).
-type Settings func(clientID string) (url, secret string, ok bool)
+// Settings returns where a client's callbacks of kind go (the
+// callback_url for receipts, the mo_callback_url for MO messages) and the
+// callback_secret; ok is false when the client has no such URL (those
+// callbacks are then dropped).
+type Settings func(clientID string, kind otp.CallbackKind) (url, secret string, ok bool)
 
 // Dispatcher delivers the callbacks of a queue. Run drains the queue; New
 // only builds. Notify is safe to call from any goroutine at any time.
@@ -223,7 +225,7 @@ func (d *Dispatcher) fill(ctx context.Context, inflight map[string]struct{}, per
 		if _, busy := inflight[cb.ID]; busy {
 			continue
 		}
-		url, secret, ok := d.settings(cb.ClientID)
+		url, secret, ok := d.settings(cb.ClientID, cb.Kind)
 		if !ok || url == "" {
 			drop = append(drop, cb) // the client has no callback_url
 			continue
@@ -263,7 +265,7 @@ func (d *Dispatcher) deliver(ctx context.Context, cb otp.Callback, target, secre
 	// callback is not sent again.
 	wctx := context.WithoutCancel(ctx)
 	lg := d.log.With("request_id", cb.RequestID, "client", cb.ClientID, "state", string(cb.State),
-		"attempt", cb.Attempts+1, "host", hostOf(target))
+		"attempt", cb.Attempts+1, "host", hostOf(target), "kind", kindName(cb.Kind))
 	if err == nil && status >= 200 && status < 300 {
 		if err := d.q.CallbackDone(wctx, cb); err != nil {
 			lg.Warn("delivered callback not removed: it will be sent again", "error", err)
@@ -300,7 +302,15 @@ func (d *Dispatcher) deliver(ctx context.Context, cb otp.Callback, target, secre
 func (d *Dispatcher) dropped(cb otp.Callback, why string) {
 	d.opts.Observe(OutcomeDropped)
 	d.log.Warn("callback dropped: endpoint failed for too long", "request_id", cb.RequestID, "client", cb.ClientID,
-		"state", string(cb.State), "attempts", cb.Attempts, "queued_at", cb.FirstAt, "error", why)
+		"state", string(cb.State), "attempts", cb.Attempts, "queued_at", cb.FirstAt, "error", why, "kind", kindName(cb.Kind))
+}
+
+// kindName names a callback's kind in logs.
+func kindName(k otp.CallbackKind) string {
+	if k == otp.CallbackMO {
+		return "mo"
+	}
+	return "receipt"
 }
 
 // post sends cb to target and returns the response's status code.

@@ -141,9 +141,13 @@ func (o *outcomes) next(tb testing.TB) string {
 	}
 }
 
-// settingsOf maps client ids to callback URLs, all with secret.
+// settingsOf maps client ids to callback URLs, all with secret; the MO
+// URL of client c is under "mo:c".
 func settingsOf(urls map[string]string) callback.Settings {
-	return func(id string) (string, string, bool) {
+	return func(id string, kind otp.CallbackKind) (string, string, bool) {
+		if kind == otp.CallbackMO {
+			id = "mo:" + id
+		}
 		u, ok := urls[id]
 		return u, secret, ok
 	}
@@ -223,6 +227,48 @@ func TestDispatcher_Deliver(t *testing.T) {
 		t.Fatalf("outcome: got %s, want delivered", got)
 	}
 	waitEmpty(t, db)
+}
+
+// TestDispatcher_MO: an MO callback goes to the client's MO URL (not its
+// receipt URL), with the MO body, signed like a receipt; it is retried
+// like one.
+func TestDispatcher_MO(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	receipts := newEndpoint(t, nil)
+	mo := newEndpoint(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	o := newOutcomes()
+	run(t, callback.New(db, settingsOf(map[string]string{"c1": receipts.URL, "mo:c1": mo.URL + "/mo"}), fastOpts(o)))
+
+	at := time.Date(2026, 11, 25, 19, 50, 14, 0, time.UTC)
+	now := time.Now()
+	if err := db.QueueCallback(context.Background(), otp.Callback{ID: "mo-1", Kind: otp.CallbackMO, ClientID: "c1",
+		Carrier: "carrier-a", From: "+919876543210", To: "OTPGATE", Text: "STOP \"now\" ü", DoneAt: at, FirstAt: now, Due: now}); err != nil {
+		t.Fatal(err)
+	}
+	mo.next(t) // 503
+	h := mo.next(t)
+	want := `{"from":"+919876543210","to":"OTPGATE","text":"STOP \"now\" ü","carrier":"carrier-a","receivedAt":"2026-11-25T19:50:14Z"}`
+	if h.body != want {
+		t.Fatalf("body: got %s, want %s", h.body, want)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(h.body))
+	if wantSig := "sha256=" + hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(h.signature), []byte(wantSig)) {
+		t.Fatalf("signature: got %q, want %q", h.signature, wantSig)
+	}
+	for _, want := range []string{callback.OutcomeRetry, callback.OutcomeDelivered} {
+		if got := o.next(t); got != want {
+			t.Fatalf("outcome: got %s, want %s", got, want)
+		}
+	}
+	waitEmpty(t, db)
+	if n := receipts.count(); n != 0 {
+		t.Fatalf("receipt URL got %d requests, want 0", n)
+	}
 }
 
 func TestDispatcher_RetryUntil2xx(t *testing.T) {

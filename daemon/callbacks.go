@@ -17,7 +17,7 @@ import (
 var callbackOptions callback.Options
 
 // startCallbacks runs in g, until ctx is done, the dispatcher of the
-// receipt callbacks that db queues, and the watch that wakes it when one
+// receipt and MO callbacks that db queues, and the watch that wakes it when one
 // is queued. Clients' callback_url and callback_secret are read from the
 // settings svc has in force at each try, so a reload applies at once.
 func startCallbacks(ctx context.Context, g *errgroup.Group, db *store.DB, svc *otp.Service, log *slog.Logger, m *metrics.Metrics) {
@@ -26,8 +26,8 @@ func startCallbacks(ctx context.Context, g *errgroup.Group, db *store.DB, svc *o
 	if m != nil {
 		opts.Observe = m.Callback
 	}
-	d := callback.New(db, func(clientID string) (string, string, bool) {
-		return svc.Settings().Callback(clientID)
+	d := callback.New(db, func(clientID string, kind otp.CallbackKind) (string, string, bool) {
+		return svc.Settings().CallbackFor(clientID, kind)
 	}, opts)
 	g.Go(func() error { return d.Run(ctx) })
 	g.Go(func() error { return db.WatchCallbacks(ctx, d.Notify) })

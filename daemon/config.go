@@ -68,6 +68,7 @@ type ClientConfig struct {
 	CustomTexts    map[string]string `yaml:"custom_texts"`
 	CallbackURL    string            `yaml:"callback_url"`
 	CallbackSecret Secret            `yaml:"callback_secret"`
+	MOCallbackURL  string            `yaml:"mo_callback_url"` // MO messages to sender, signed with callback_secret
 }
 
 // RateConfig is a token bucket.
@@ -98,6 +99,8 @@ type CarrierConfig struct {
 	// window slot held by unanswered submits) before the route's next
 	// carrier takes it (default 3s; "0s" turns it off).
 	StallTimeout *Duration `yaml:"stall_timeout"`
+	// ReceiptTimezone is the IANA zone of the receipts' done dates; "" is UTC.
+	ReceiptTimezone string `yaml:"receipt_timezone"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -340,8 +343,8 @@ func (c *Config) Validate() Problems {
 				add(tp, "a %d-digit code is shorter than otp.min_digits (%d)", t.Length(), c.OTP.MinDigits)
 			}
 		}
-		if (cl.CallbackURL == "") != (cl.CallbackSecret == "") {
-			add(p+".callback_secret", "callback_url and callback_secret go together")
+		if (cl.CallbackURL == "" && cl.MOCallbackURL == "") != (cl.CallbackSecret == "") {
+			add(p+".callback_secret", "callback_url (or mo_callback_url) and callback_secret go together")
 		}
 		if cl.CallbackURL != "" {
 			if u, err := url.Parse(cl.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -403,6 +406,7 @@ func (c *Config) Validate() Problems {
 			}
 		}
 	}
+	c.validateInbound(add)
 	if len(c.Carriers) == 0 {
 		add("carriers", "none configured: no SMS could be sent")
 	}

@@ -51,6 +51,7 @@ type Daemon struct {
 	addr     net.Addr
 	db       *store.DB
 	receipts *otp.Receipts
+	inbox    *otp.Inbox // MO messages
 	router   atomic.Pointer[smpp.Router]
 	svc      atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
 	stopping bool                        // shutdown has begun: no more reloads
@@ -113,7 +114,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.DataDir, store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback})
+	db, err := store.Open(cfg.DataDir, store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
+		PendingDropped: d.pendingDropped})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -153,6 +155,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			svc.RetryFailed(msg)
 		}
 	}
+	d.inbox = d.newInbox(db, settings)
 	failed, err := d.applyCarriers(cfg)
 	d.mu.Unlock()
 	// Every carrier goroutine, of this start or of a reload, is waited for
@@ -294,6 +297,12 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		}
 		return nil, err
 	}
+	if err := d.inbound(kc, &cc); err != nil {
+		if r.sim != nil {
+			r.sim.Close()
+		}
+		return nil, err
+	}
 	r.carrier = smpp.NewCarrier(cc, d.receipts, d.log)
 	ctx, cancel := context.WithCancel(d.bg)
 	r.cancel = cancel
@@ -424,7 +433,7 @@ func buildSettings(cfg *Config) (*otp.Settings, error) {
 	for _, c := range cfg.Clients {
 		oc := otp.Client{ID: c.ID, Sender: c.Sender, Countries: upper(c.Countries), RatePerSecond: c.Rate.PerSecond,
 			RateBurst: c.Rate.Burst, Texts: map[string]otp.Template{}, CallbackURL: c.CallbackURL,
-			CallbackSecret: string(c.CallbackSecret)}
+			CallbackSecret: string(c.CallbackSecret), MOCallbackURL: c.MOCallbackURL}
 		for _, k := range c.APIKeys {
 			h, err := parseKeyHash(k)
 			if err != nil {

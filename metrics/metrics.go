@@ -23,6 +23,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	callbacks     *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
+	mo            *prometheus.CounterVec
 }
 
 // New registers the collectors (and the Go and process collectors).
@@ -40,17 +41,20 @@ func New() *Metrics {
 	m.bindUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "otpgate_bind_up",
 		Help: "1 when the carrier session is bound, else 0."}, []string{"carrier", "bind"})
 	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_receipts_total",
-		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived."}, []string{"carrier", "state"})
+		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived, " +
+			"state=dropped for those of them dropped for the per-carrier cap, state=refused for those answered with an error (id too long)."}, []string{"carrier", "state"})
 	m.ratelimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_ratelimited_total",
 		Help: "Requests refused by a limit: client, resend, hourly, inflight."}, []string{"scope"})
 	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_verifications_total",
 		Help: "verify-otp outcomes: ok, invalid, not_found, locked."}, []string{"result"})
 	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_callbacks_total",
-		Help: "Receipt callbacks by outcome: delivered, retry, dropped."}, []string{"outcome"})
+		Help: "Receipt and MO callbacks by outcome: delivered, retry, dropped."}, []string{"outcome"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_config_reloads_total",
 		Help: "SIGHUP reloads by result: ok, rejected."}, []string{"result"})
+	m.mo = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_mo_total",
+		Help: "MO messages (not receipts) received and acknowledged, by carrier."}, []string{"carrier"})
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.submits, m.submitLatency, m.bindUp,
-		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.reloads,
+		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.reloads, m.mo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -95,6 +99,9 @@ func (m *Metrics) BindState(carrier, bind string, up bool) {
 
 // Receipt counts one delivery receipt.
 func (m *Metrics) Receipt(carrier, state string) { m.receipts.WithLabelValues(carrier, state).Inc() }
+
+// MO counts one MO message handled.
+func (m *Metrics) MO(carrier string) { m.mo.WithLabelValues(carrier).Inc() }
 
 // Callback counts one callback attempt's outcome.
 func (m *Metrics) Callback(outcome string) { m.callbacks.WithLabelValues(outcome).Inc() }

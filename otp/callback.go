@@ -23,9 +23,24 @@ const (
 	CallbackSignatureHeader = "X-Otpgate-Signature"
 )
 
-// Callback is one delivery-state change of a message, queued for the
-// client's callback_url. The first seven fields are what the client gets;
-// the rest is the queue's bookkeeping.
+// CallbackKind says what a queued callback reports, and so which URL of
+// the client it goes to.
+type CallbackKind string
+
+// Kinds of callback.
+const (
+	// CallbackReceipt is a delivery-state change of a message, POSTed to
+	// the client's callback_url. It is the zero value, so that records
+	// queued before kinds existed read as receipts.
+	CallbackReceipt CallbackKind = ""
+	// CallbackMO is an MO message to the client's sender, POSTed to its
+	// mo_callback_url.
+	CallbackMO CallbackKind = "mo"
+)
+
+// Callback is one delivery-state change of a message (or, with Kind
+// CallbackMO, one MO message), queued for the client. Body says what the
+// client gets; Attempts, FirstAt and Due are the queue's bookkeeping.
 type Callback struct {
 	ID          string    `json:"id"` // unique within the queue
 	RequestID   string    `json:"r"`
@@ -38,6 +53,12 @@ type Callback struct {
 	Attempts    int       `json:"a,omitempty"` // tries that failed so far
 	FirstAt     time.Time `json:"f"`           // when it was queued; CallbackMaxAge counts from here
 	Due         time.Time `json:"d"`           // when it is to be tried next
+	// Kind is CallbackReceipt (zero) or CallbackMO. MO callbacks use
+	// From, To and Text, with DoneAt the time the MO was received.
+	Kind CallbackKind `json:"k,omitempty"`
+	From string       `json:"fr,omitempty"` // full E.164 with '+' when the carrier gave an international number
+	To   string       `json:"to,omitempty"` // the sender the MO was sent to
+	Text string       `json:"x,omitempty"`
 	// History lists every carrier's attempt, the current one last, when
 	// the message was retried through another carrier (see Message.Earlier).
 	History []AttemptBody `json:"h,omitempty"`
@@ -95,12 +116,30 @@ type callbackBody struct {
 	Attempts    []AttemptBody `json:"attempts,omitempty"`
 }
 
+// moBody is the JSON of an MO callback, in the documented key order.
+type moBody struct {
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Text       string `json:"text"`
+	Carrier    string `json:"carrier"`
+	ReceivedAt string `json:"receivedAt"`
+}
+
 // Body returns the JSON body POSTed to the client:
 // {"requestId","clientId","phoneNumber","carrier","state","error","doneAt"}
-// with doneAt in RFC 3339 (UTC), and "attempts" (each carrier's try, the
-// current one last) when the message was retried through another
-// carrier. The same callback always gives the same bytes.
+// with doneAt in RFC 3339 (UTC) and "attempts" (each carrier's try, the
+// current one last) when the message was retried through another carrier;
+// or for an MO {"from","to","text","carrier","receivedAt"} with receivedAt
+// in RFC 3339 (UTC). The same callback always gives the same bytes.
 func (c Callback) Body() []byte {
+	if c.Kind == CallbackMO {
+		b, err := json.Marshal(moBody{From: c.From, To: c.To, Text: c.Text, Carrier: c.Carrier,
+			ReceivedAt: c.DoneAt.UTC().Format(time.RFC3339)})
+		if err != nil { // strings only: cannot happen
+			panic("otp: callback body: " + err.Error())
+		}
+		return b
+	}
 	b, err := json.Marshal(callbackBody{RequestID: c.RequestID, ClientID: c.ClientID, PhoneNumber: c.PhoneNumber,
 		Carrier: c.Carrier, State: string(c.State), Error: c.Error, DoneAt: c.DoneAt.UTC().Format(time.RFC3339),
 		Attempts: c.History})

@@ -30,6 +30,7 @@ type Client struct {
 	Texts          map[string]Template // custom texts on top of DefaultTemplates
 	CallbackURL    string
 	CallbackSecret string
+	MOCallbackURL  string // MO messages to Sender are POSTed here, signed with CallbackSecret
 }
 
 // Settings is an immutable snapshot of what a config file says about
@@ -39,6 +40,9 @@ type Settings struct {
 	clients map[string]*client
 	keys    []keyEntry
 	blocked map[string]struct{}
+	// moSenders maps SenderKey(sender) to the client that takes MOs sent
+	// to that sender.
+	moSenders map[string]string
 }
 
 type client struct {
@@ -86,6 +90,7 @@ func NewSettings(p Policy, clients []Client, blocked []string) (*Settings, error
 	for _, n := range blocked {
 		s.blocked[n] = struct{}{}
 	}
+	s.moSenders = indexMOSenders(clients)
 	return s, nil
 }
 

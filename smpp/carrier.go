@@ -70,6 +70,12 @@ type CarrierConfig struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Observer, when set, is told of submits, bind states and receipts.
 	Observer Observer
+	// ReceiptLocation is the time zone in which the carrier writes its
+	// receipts' done dates; nil means UTC.
+	ReceiptLocation *time.Location
+	// MO, when set, takes the MO messages the binds receive; nil acks them
+	// unhandled.
+	MO MOHandler
 	// SubmitAckTimeout is how long a submit may stay unanswered before its
 	// session is unbound and redialled and the carrier marked degraded;
 	// default 30s.
@@ -296,6 +302,8 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 				c.log.Info("carrier answers submits again: no longer degraded")
 			}
 		},
+		MO:              c.cfg.MO,
+		ReceiptLocation: c.cfg.ReceiptLocation,
 	}
 	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
 	c.obs.BindState(c.cfg.Name, bindName, false)

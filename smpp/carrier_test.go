@@ -229,6 +229,10 @@ func TestCarrier_ReceiptHandlerErrorResent(t *testing.T) {
 		t.Fatalf("stats: got %d nacked, %d sent; want 1 nacked, >=2 sent", st.ReceiptsNacked, st.ReceiptsSent)
 	}
 	eventually(t, "receipt acked", func() bool { return sim.Stats().ReceiptsAcked == 1 })
+	// The failure was answered as temporary (ESME_RX_T_APPN), not RSYSERR.
+	if rs := sim.Responses(); len(rs) != 2 || rs[0].Status != smpp.StatusRxTApp || rs[1].Status != 0 {
+		t.Fatalf("responses: got %+v, want 0x64 then 0", rs)
+	}
 }
 
 func TestCarrier_UnknownPDUsKeepBind(t *testing.T) {
@@ -243,7 +247,13 @@ func TestCarrier_UnknownPDUsKeepBind(t *testing.T) {
 	dataSM = append(dataSM, "X\x00"...)
 	dataSM = append(dataSM, 0, 0, 0)
 	sim.SendRaw(rawPDU(0x00000103, 0, 901, dataSM))
+	sim.SendRaw(rawPDU(0x00000103, 0, 902, dataSM[:5])) // truncated
 	eventually(t, "2 generic_nacks", func() bool { return sim.Stats().GenericNacks == 2 })
+	// A well-formed data_sm gets its data_sm_resp, never a generic_nack.
+	eventually(t, "data_sm_resp", func() bool {
+		rs := sim.Responses()
+		return len(rs) == 1 && rs[0].Command == "data_sm_resp" && rs[0].Seq == 901 && rs[0].Status == 0
+	})
 	if _, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("code 1234")); err != nil {
 		t.Fatalf("Submit after unknown PDUs: %v", err)
 	}

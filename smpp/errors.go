@@ -23,7 +23,6 @@ const (
 	StatusSubmitFail uint32 = 0x00000045 // ESME_RSUBMITFAIL
 	StatusInvSrcTON  uint32 = 0x00000048 // ESME_RINVSRCTON
 	StatusInvSrcNPI  uint32 = 0x00000049 // ESME_RINVSRCNPI
-	StatusRxTApp     uint32 = 0x00000064 // ESME_RX_T_APPN
 	StatusUnknownErr uint32 = 0x000000FF // ESME_RUNKNOWNERR
 )
 
@@ -42,8 +41,9 @@ var (
 	// Use errors.As with *SessionLostError to learn whether the submit was
 	// written to the wire (and so may have reached the SMSC).
 	ErrSessionLost = errors.New("smpp: session lost")
-	// ErrNotReceipt means a deliver_sm is not a delivery receipt
-	// (esm_class & 0x3C != 0x04).
+	// ErrNotReceipt means a deliver_sm or data_sm is not a delivery
+	// receipt: neither its esm_class (type bits 0x04), nor a
+	// receipted_message_id or message_state TLV, nor a receipt text says so.
 	ErrNotReceipt = errors.New("smpp: not a delivery receipt")
 )
 

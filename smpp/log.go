@@ -28,6 +28,7 @@ const (
 	keyBackoff   = "backoff"
 	keyAddress   = "address"
 	keyRoute     = "route"
+	keyStat      = "stat"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -14,7 +14,8 @@ type Observer interface {
 	Submit(carrier, result string, d time.Duration)
 	// BindState reports a session bound (up) or not.
 	BindState(carrier, bind string, up bool)
-	// Receipt reports one parsed delivery receipt by its state.
+	// Receipt reports one parsed delivery receipt by its state, or with
+	// state "refused" one answered with an error (an over-long id).
 	Receipt(carrier, state string)
 }
 

@@ -1,6 +1,7 @@
 package smpp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +15,10 @@ import (
 
 // ReceiptHandler takes the delivery receipts a carrier's sessions receive.
 // HandleReceipt runs on a per-session worker goroutine, one receipt at a
-// time; the deliver_sm_resp goes out after it returns: ESME_ROK on nil,
-// ESME_RSYSERR on an error so that the SMSC sends the receipt again.
-// HandleReceipt must therefore be idempotent.
+// time; the deliver_sm_resp (or data_sm_resp) goes out after it returns:
+// ESME_ROK on nil, ESME_RX_T_APPN (0x64, a temporary error) on an error so
+// that the SMSC sends the receipt again. HandleReceipt must therefore be
+// idempotent.
 type ReceiptHandler interface {
 	HandleReceipt(ctx context.Context, r otp.Receipt) error
 }
@@ -37,69 +39,119 @@ const (
 	tagMessagePayload     = pdutlv.TagMessagePayload     // 0x0424
 )
 
+// esm_class bits of a deliver_sm or data_sm (SMPP 3.4 §5.2.12).
+const (
+	esmTypeMask    byte = 0x3C // message type bits 5..2
+	esmTypeReceipt byte = 0x04 // SMSC delivery receipt
+)
+
 // receiptKeys are the fields of the receipt text (SMPP 3.4 Appendix B),
 // longest first where one is a prefix of another.
 var receiptKeys = []string{"submit date", "done date", "dlvrd", "stat", "text", "sub", "err", "id"}
 
-// ParseReceipt reads a delivery receipt from a deliver_sm's esm_class,
-// short_message and TLVs. It prefers the TLVs receipted_message_id and
-// message_state, and falls back to the text
-// "id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…"
-// (keys in any case and order, any of them missing). The id is kept as
-// written (trimmed, NUL stripped): the store matches its forms. DoneAt is
-// the "done date" (YYMMDDhhmm[ss], UTC) or now. Carrier is left empty.
-//
-// It returns ErrNotReceipt when esm_class does not mark a receipt, and an
-// error when no id or no state can be found. It never panics.
+// ParseReceipt reads a delivery receipt from a deliver_sm's (or data_sm's)
+// esm_class, short_message and TLVs, with a done date in UTC; see
+// parseReceipt for the rules. It returns ErrNotReceipt when nothing marks
+// a receipt, and an error when no id or no state can be found. It never
+// panics.
 func ParseReceipt(esmClass byte, shortMessage []byte, tlvs pdutlv.Map, now time.Time) (otp.Receipt, error) {
-	if esmClass&0x3C != 0x04 {
-		return otp.Receipt{}, ErrNotReceipt
+	m := make(map[uint16][]byte, len(tlvs))
+	for t, f := range tlvs {
+		if f != nil {
+			m[uint16(t)] = f.Bytes()
+		}
 	}
-	text := shortMessage
+	r, _, err := parseReceipt(esmClass, shortMessage, m, now, time.UTC)
+	return r, err
+}
+
+// parseReceipt reads a delivery receipt. A PDU is one when esm_class says
+// so (type bits 0x04, whatever the UDHI and other bits), or when it carries
+// the receipted_message_id or message_state TLV, or when its text is the
+// receipt text "id:… sub:… dlvrd:… submit date:… done date:… stat:… err:…
+// text:…" (starting with id:, with a stat: field): carriers that mark
+// receipts as plain messages exist. With the UDHI bit the text may follow
+// a user data header, which is skipped.
+//
+// The TLVs receipted_message_id and message_state win over the text (keys
+// in any case and order, any of them missing). The id is kept as written
+// (trimmed, NUL stripped): the store matches its forms. DoneAt is the
+// "done date" (YYMMDDhhmm[ss]) read in loc, or now; a done date after now
+// (a carrier clock or zone that is off) is now. Carrier is left empty.
+// stat is the stat: word when it is not one this package knows (the
+// receipt is then taken as intermediate: ACCEPTED), else "".
+func parseReceipt(esmClass byte, sm []byte, tlvs map[uint16][]byte, now time.Time, loc *time.Location) (r otp.Receipt, stat string, err error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	text := sm
 	if len(text) == 0 {
-		if f := tlvs[tagMessagePayload]; f != nil {
-			text = f.Bytes()
+		text = tlvs[uint16(tagMessagePayload)]
+	}
+	if esmClass&ESMClassUDHI != 0 && !startsWithID(text) {
+		if _, rest, ok := splitUDH(text); ok {
+			text = rest
 		}
 	}
 	fields := receiptFields(string(text))
-	r := otp.Receipt{
+	_, hasID := tlvs[uint16(tagReceiptedMessageID)]
+	_, hasState := tlvs[uint16(tagMessageState)]
+	isText := startsWithID(text) && fields["stat"] != ""
+	if esmClass&esmTypeMask != esmTypeReceipt && !hasID && !hasState && !isText {
+		return otp.Receipt{}, "", ErrNotReceipt
+	}
+	word := firstToken(fields["stat"])
+	state, known := stateFromStat(word)
+	if !known {
+		stat = word
+	}
+	r = otp.Receipt{
 		MessageID: firstToken(fields["id"]),
-		State:     stateFromStat(firstToken(fields["stat"])),
+		State:     state,
 		Error:     firstToken(fields["err"]),
 		DoneAt:    now.UTC(),
 	}
-	if f := tlvs[tagReceiptedMessageID]; f != nil {
-		if id := strings.TrimSpace(strings.TrimRight(string(f.Bytes()), "\x00")); id != "" {
+	if b, ok := tlvs[uint16(tagReceiptedMessageID)]; ok {
+		if id := strings.TrimSpace(strings.TrimRight(string(b), "\x00")); id != "" {
 			r.MessageID = id
 		}
 	}
-	if f := tlvs[tagMessageState]; f != nil && len(f.Bytes()) == 1 {
-		if st := stateFromTLV(f.Bytes()[0]); st != "" {
-			r.State = st
+	if b := tlvs[uint16(tagMessageState)]; len(b) == 1 {
+		if st := stateFromTLV(b[0]); st != "" {
+			r.State, stat = st, ""
 		}
 	}
 	if r.Error == "" {
-		if f := tlvs[tagNetworkErrorCode]; f != nil && len(f.Bytes()) == 3 {
-			b := f.Bytes()
+		if b := tlvs[uint16(tagNetworkErrorCode)]; len(b) == 3 {
 			r.Error = fmt.Sprintf("%03d", int(b[1])<<8|int(b[2]))
 		}
 	}
-	if t, ok := parseReceiptDate(fields["done date"]); ok {
-		// A date to the minute says "some time in that minute": when that
-		// minute is the current one, the receipt's arrival is the closer
-		// reading (and is never before the submit).
-		if len(firstToken(fields["done date"])) == 10 && !now.Before(t) && now.Sub(t) < time.Minute {
+	if t, ok := parseReceiptDate(fields["done date"], loc); ok {
+		switch {
+		case t.After(now):
+			t = now.UTC()
+		case len(firstToken(fields["done date"])) == 10 && now.Sub(t) < time.Minute:
+			// A date to the minute says "some time in that minute": when
+			// that minute is the current one, the receipt's arrival is the
+			// closer reading (and is never before the submit).
 			t = now.UTC()
 		}
 		r.DoneAt = t
 	}
 	switch {
 	case r.MessageID == "":
-		return otp.Receipt{}, errors.New("smpp: receipt: no message id")
+		return otp.Receipt{}, "", errors.New("smpp: receipt: no message id")
 	case r.State == "":
-		return otp.Receipt{}, errors.New("smpp: receipt: no state")
+		return otp.Receipt{}, "", errors.New("smpp: receipt: no state")
 	}
-	return r, nil
+	return r, stat, nil
+}
+
+// startsWithID reports whether b, after leading white space, starts with
+// the receipt text's first key "id:" (any case).
+func startsWithID(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) >= 3 && (b[0]|0x20) == 'i' && (b[1]|0x20) == 'd' && b[2] == ':'
 }
 
 // receiptFields splits a receipt text into its key:value fields. A key
@@ -161,26 +213,34 @@ func firstToken(v string) string {
 	return v
 }
 
-// stateFromStat maps a receipt's stat: value; unknown words map to UNKNOWN,
-// an empty one to "".
-func stateFromStat(s string) otp.State {
+// stateFromStat maps a receipt's stat: value. Only DELIVRD, UNDELIV,
+// EXPIRED, REJECTD, DELETED and UNKNOWN (and their spelled-out forms) are
+// final; ENROUTE, ACCEPTD, BUFFRED/BUFFERD and ACKED say the message is on
+// its way and keep it ACCEPTED. A word it does not know is taken as
+// intermediate too (known false): a final state can never be replaced, so
+// reading an unknown word as final would lock the message in a state the
+// carrier may not have meant, and hide the DELIVRD that follows it; taken as
+// intermediate, the next known word still decides. An empty word is "".
+func stateFromStat(s string) (st otp.State, known bool) {
 	switch strings.ToUpper(s) {
 	case "":
-		return ""
+		return "", true
 	case "DELIVRD", "DELIVERED":
-		return otp.StateDelivered
+		return otp.StateDelivered, true
 	case "UNDELIV", "UNDELIVERABLE":
-		return otp.StateUndeliverable
+		return otp.StateUndeliverable, true
 	case "EXPIRED":
-		return otp.StateExpired
+		return otp.StateExpired, true
 	case "REJECTD", "REJECTED":
-		return otp.StateRejected
+		return otp.StateRejected, true
 	case "DELETED":
-		return otp.StateDeleted
-	case "ACCEPTD", "ACCEPTED", "ENROUTE":
-		return otp.StateAccepted
+		return otp.StateDeleted, true
+	case "UNKNOWN":
+		return otp.StateUnknown, true
+	case "ACCEPTD", "ACCEPTED", "ENROUTE", "BUFFRED", "BUFFERD", "BUFFERED", "ACKED":
+		return otp.StateAccepted, true
 	default:
-		return otp.StateUnknown
+		return otp.StateAccepted, false
 	}
 }
 
@@ -205,8 +265,9 @@ func stateFromTLV(b byte) otp.State {
 	return ""
 }
 
-// parseReceiptDate parses YYMMDDhhmm or YYMMDDhhmmss as UTC.
-func parseReceiptDate(v string) (time.Time, bool) {
+// parseReceiptDate parses YYMMDDhhmm or YYMMDDhhmmss in loc and returns
+// it in UTC.
+func parseReceiptDate(v string, loc *time.Location) (time.Time, bool) {
 	v = firstToken(v)
 	var layout string
 	switch len(v) {
@@ -217,9 +278,9 @@ func parseReceiptDate(v string) (time.Time, bool) {
 	default:
 		return time.Time{}, false
 	}
-	t, err := time.ParseInLocation(layout, v, time.UTC)
+	t, err := time.ParseInLocation(layout, v, loc)
 	if err != nil {
 		return time.Time{}, false
 	}
-	return t, true
+	return t.UTC(), true
 }

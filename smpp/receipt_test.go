@@ -2,6 +2,7 @@ package smpp_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +44,31 @@ func TestParseReceipt(t *testing.T) {
 			nil, otp.Receipt{MessageID: "55", State: otp.StateUnknown, DoneAt: now}},
 		{"Accepted", 0x04, "id:1 stat:ACCEPTD", nil, otp.Receipt{MessageID: "1", State: otp.StateAccepted, DoneAt: now}},
 		{"Enroute", 0x04, "id:1 stat:ENROUTE", nil, otp.Receipt{MessageID: "1", State: otp.StateAccepted, DoneAt: now}},
-		{"OddStat", 0x04, "id:1 stat:WEIRD", nil, otp.Receipt{MessageID: "1", State: otp.StateUnknown, DoneAt: now}},
+		// An unknown word is intermediate: a later known one decides.
+		{"OddStat", 0x04, "id:1 stat:WEIRD", nil, otp.Receipt{MessageID: "1", State: otp.StateAccepted, DoneAt: now}},
+		{"Buffered", 0x04, "id:1 stat:BUFFRED", nil, otp.Receipt{MessageID: "1", State: otp.StateAccepted, DoneAt: now}},
+		{"BufferedOtherSpelling", 0x04, "id:1 stat:BUFFERD", nil, otp.Receipt{MessageID: "1", State: otp.StateAccepted, DoneAt: now}},
+		{"Acked", 0x04, "id:1 stat:ACKED", nil, otp.Receipt{MessageID: "1", State: otp.StateAccepted, DoneAt: now}},
+		{"UnknownIsFinal", 0x04, "id:1 stat:UNKNOWN", nil, otp.Receipt{MessageID: "1", State: otp.StateUnknown, DoneAt: now}},
+		{"FutureDoneDateClamped", 0x04, "id:1 done date:2503040606 stat:DELIVRD", nil,
+			otp.Receipt{MessageID: "1", State: otp.StateDelivered, DoneAt: now}},
+		{"FutureDoneDateWithSecondsClamped", 0x04, "id:1 done date:250304050608 stat:DELIVRD", nil,
+			otp.Receipt{MessageID: "1", State: otp.StateDelivered, DoneAt: now}},
+		// With the UDHI bit, a text that starts with "id:" is never read as
+		// a header, even when its bytes happen to parse as one ('i' = 105
+		// octets of two well-formed elements).
+		{"UDHIFlagTextThatParsesAsHeader", 0x44, "id:1 stat:DELIVRD err:000 text:" + strings.Repeat("a", 30) + "x+" + strings.Repeat("b", 50),
+			nil, otp.Receipt{MessageID: "1", State: otp.StateDelivered, Error: "000", DoneAt: now}},
+		{"UDHIWithHeader", 0x44, "\x05\x00\x03\x2a\x01\x01id:8 stat:DELIVRD err:000", nil,
+			otp.Receipt{MessageID: "8", State: otp.StateDelivered, Error: "000", DoneAt: now}},
+		{"UDHIFlagOnly", 0x44, "id:0000000001 sub:001 dlvrd:001 submit date:2501021340 done date:2501021345 stat:DELIVRD err:000 text:Your OTP for verification is 1234 and more text to pass 105 bytes",
+			nil, otp.Receipt{MessageID: "0000000001", State: otp.StateDelivered, Error: "000", DoneAt: done}},
+		{"TextWithoutReceiptESM", 0x00, "id:5 sub:001 dlvrd:001 stat:EXPIRED err:000", nil,
+			otp.Receipt{MessageID: "5", State: otp.StateExpired, Error: "000", DoneAt: now}},
+		{"IntermediateNotification", 0x20, "id:5 stat:ENROUTE", nil, otp.Receipt{MessageID: "5", State: otp.StateAccepted, DoneAt: now}},
+		{"TLVWithoutReceiptESM", 0x00, "",
+			tlv(pdutlv.TagReceiptedMessageID, pdutlv.CString("9"), pdutlv.TagMessageStateOption, uint8(3)),
+			otp.Receipt{MessageID: "9", State: otp.StateExpired, DoneAt: now}},
 		{"TextQuotesFields", 0x04, "id:9 stat:DELIVRD err:000 text:id:666 stat:REJECTD",
 			nil, otp.Receipt{MessageID: "9", State: otp.StateDelivered, Error: "000", DoneAt: now}},
 		{"KeyInsideWordIgnored", 0x04, "xid:3 id:4 stat:DELIVRD", nil, otp.Receipt{MessageID: "4", State: otp.StateDelivered, DoneAt: now}},
@@ -82,8 +107,9 @@ func TestParseReceipt_Errors(t *testing.T) {
 		esm  byte
 		text string
 	}{
-		{"ErrNotReceiptMO", 0x00, "id:1 stat:DELIVRD"},
-		{"ErrNotReceiptIntermediate", 0x20, "id:1 stat:DELIVRD"},
+		{"ErrNotReceiptMO", 0x00, "hello id:1 stat:DELIVRD"},
+		{"ErrNotReceiptNoStat", 0x00, "id:1 is my id"},
+		{"ErrNotReceiptUDHI", 0x40, "\x05\x00\x03\x2a\x02\x01hello"},
 		{"NoID", 0x04, "sub:001 stat:DELIVRD"},
 		{"NoState", 0x04, "id:1 err:000"},
 		{"Empty", 0x04, ""},
@@ -95,10 +121,25 @@ func TestParseReceipt_Errors(t *testing.T) {
 			if err == nil {
 				t.Fatal("got nil error, want one")
 			}
-			if tt.esm&0x3C != 0x04 && !errors.Is(err, smpp.ErrNotReceipt) {
+			if strings.HasPrefix(tt.name, "ErrNotReceipt") != errors.Is(err, smpp.ErrNotReceipt) {
 				t.Fatalf("got %v, want ErrNotReceipt", err)
 			}
 		})
+	}
+}
+
+// TestParseReceipt_TLVMarksReceipt: either receipt TLV alone makes a
+// plain-looking PDU a receipt (an incomplete one here: an error, not
+// ErrNotReceipt).
+func TestParseReceipt_TLVMarksReceipt(t *testing.T) {
+	for _, m := range []pdutlv.Map{
+		{pdutlv.TagReceiptedMessageID: pdutlv.NewTLV(pdutlv.TagReceiptedMessageID, []byte("9\x00"))},
+		{pdutlv.TagMessageStateOption: pdutlv.NewTLV(pdutlv.TagMessageStateOption, []byte{2})},
+	} {
+		_, err := smpp.ParseReceipt(0x00, []byte("hello"), m, time.Now())
+		if err == nil || errors.Is(err, smpp.ErrNotReceipt) {
+			t.Fatalf("%v: got %v, want an incomplete receipt's error", m, err)
+		}
 	}
 }
 

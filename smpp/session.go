@@ -17,8 +17,6 @@ import (
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
-
-	"github.com/otpgate/otpgate/otp"
 )
 
 // Session limits and timings.
@@ -91,6 +89,8 @@ type sessionConfig struct {
 	OnAckTimeout                   func()        // told when AckTimeout ended the session
 	OnSubmitAnswered               func()        // told of every submit_sm_resp (or nack) that arrives
 	Handler                        ReceiptHandler
+	MO                             MOHandler      // nil acks MO messages unhandled
+	ReceiptLocation                *time.Location // zone of receipts' done dates; nil is UTC
 	Carrier                        string
 	Logger                         *slog.Logger
 	Observer                       Observer
@@ -150,11 +150,6 @@ type result struct {
 	err   error
 }
 
-type receiptJob struct {
-	seq uint32
-	r   otp.Receipt
-}
-
 // session is one bound SMPP session over a net.Conn. It owns three
 // goroutines (reader, keeper, receipt worker) that end when the session
 // dies; close waits for them. All methods are safe for concurrent use.
@@ -176,7 +171,7 @@ type session struct {
 	err     error
 	dead    chan struct{}
 
-	receipts chan receiptJob
+	receipts chan receiptJob // receipts and MO messages for the workers
 	hctx     context.Context // handler context, cancelled when the session dies
 	hcancel  context.CancelFunc
 	wg       sync.WaitGroup
@@ -483,6 +478,11 @@ func (s *session) send(p pdu.Body) {
 		s.log.Error("encode pdu", keyError, err)
 		return
 	}
+	s.sendFrame(b)
+}
+
+// sendFrame writes an encoded PDU that expects no response.
+func (s *session) sendFrame(b []byte) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if !s.alive() {
@@ -526,13 +526,13 @@ func (s *session) dispatch(frame []byte) {
 		s.send(withSeq(pdu.NewUnbindResp(), seq, 0))
 		s.log.Info("smsc unbound")
 		s.kill(errUnbound)
-	case pdu.DeliverSMID:
-		s.deliver(seq, frame)
+	case pdu.DeliverSMID, pdu.DataSMID:
+		s.deliver(id, seq, frame)
 	case pdu.AlertNotificationID:
 		// SMPP 3.4 defines no response to alert_notification.
 		s.log.Debug("alert_notification ignored")
 	default:
-		// data_sm, outbind, a request meant for an SMSC, or an unknown id.
+		// outbind, a request meant for an SMSC, or an unknown id.
 		s.log.Debug("unsupported command", keyCommandID, fmt.Sprintf("%#08x", uint32(id)))
 		s.nack(seq, StatusInvCmdID)
 	}
@@ -565,77 +565,6 @@ func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
 	s.finish(c, result{frame: frame})
 	if late != nil {
 		late(frame)
-	}
-}
-
-// deliver handles a deliver_sm: a receipt goes to the worker, which acks
-// after the handler; anything else (MO) is acked at once.
-func (s *session) deliver(seq uint32, frame []byte) {
-	p, err := pdu.Decode(bytes.NewReader(frame))
-	if err != nil {
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "undecodable deliver_sm", keyError, err, keySeq, seq)
-		s.nack(seq, StatusInvCmdID)
-		return
-	}
-	f := p.Fields()
-	var esm byte
-	if v := f[pdufield.ESMClass]; v != nil && len(v.Bytes()) > 0 {
-		esm = v.Bytes()[0]
-	}
-	var sm []byte
-	if v := f[pdufield.ShortMessage]; v != nil {
-		sm = v.Bytes()
-	}
-	if esm&0x3C != 0x04 {
-		s.log.Debug("mo deliver_sm acked", keySeq, seq, keyLength, len(sm))
-		s.ack(seq, StatusOK)
-		return
-	}
-	r, err := ParseReceipt(esm, sm, p.TLVFields(), time.Now())
-	if err != nil {
-		// Never log the text: it quotes the start of the message, the code.
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "unparsable receipt acked", keyError, err, keySeq, seq, keyLength, len(sm))
-		s.ack(seq, StatusOK)
-		return
-	}
-	r.Carrier = s.cfg.Carrier
-	s.cfg.Observer.Receipt(s.cfg.Carrier, string(r.State))
-	select {
-	case s.receipts <- receiptJob{seq: seq, r: r}:
-	default:
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt queue full, smsc will resend", keySeq, seq)
-		s.ack(seq, StatusSysErr)
-	}
-}
-
-func (s *session) ack(seq, status uint32) {
-	s.send(withSeq(pdu.NewDeliverSMResp(), seq, status))
-}
-
-// receiptLoop runs the handler for one receipt at a time and acks
-// afterwards; receiptWorkers of them share a session's queue, so that a
-// store that commits writes in groups sees many receipts at once.
-// Receipts still queued when the session dies are never acked, so the SMSC
-// delivers them again on another bind.
-func (s *session) receiptLoop() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.dead:
-			return
-		case j := <-s.receipts:
-			status := StatusOK
-			if s.cfg.Handler != nil {
-				ctx, cancel := context.WithTimeout(s.hctx, handlerTimeout)
-				err := s.cfg.Handler.HandleReceipt(ctx, j.r)
-				cancel()
-				if err != nil {
-					warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt handler failed, smsc will resend", keyError, err, keyMessageID, j.r.MessageID)
-					status = StatusSysErr
-				}
-			}
-			s.ack(j.seq, status)
-		}
 	}
 }
 

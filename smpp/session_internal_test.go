@@ -198,35 +198,37 @@ func TestSession_SeqCollision(t *testing.T) {
 	}
 }
 
-func TestSession_HandlerErrorNacks(t *testing.T) {
+// A receipt the handler could not store is answered with a temporary
+// error (ESME_RX_T_APPN), which SMSCs resend, not ESME_RSYSERR.
+func TestSession_HandlerErrorTemporary(t *testing.T) {
 	h := newReceipts()
 	h.err = errors.New("store down")
 	_, p := startPeer(t, sessionConfig{Handler: h})
 	p.write(frame(uint32(pdu.DeliverSMID), 0, 77, deliverBody(0x04, "id:1 stat:DELIVRD")))
-	if st, seq, _ := p.readUntil(pdu.DeliverSMRespID); st != StatusSysErr || seq != 77 {
-		t.Fatalf("got status %#x seq %d, want %#x 77", st, seq, StatusSysErr)
+	if st, seq, _ := p.readUntil(pdu.DeliverSMRespID); st != StatusRxTApp || seq != 77 {
+		t.Fatalf("got status %#x seq %d, want %#x 77", st, seq, StatusRxTApp)
 	}
 }
 
 func TestSession_GenericNackKeepsBind(t *testing.T) {
 	s, p := startPeer(t, sessionConfig{})
 	cases := []struct {
-		name string
-		pdu  []byte
+		name   string
+		pdu    []byte
+		status uint32
 	}{
-		{"UnknownCommand", frame(0x00000999, 0, 11, []byte{1, 2, 3})},
-		{"DataSM", frame(uint32(pdu.DataSMID), 0, 12, deliverBody(0, "x"))},
-		{"BadTLV", frame(uint32(pdu.DeliverSMID), 0, 13, deliverBody(0x04, "id:1 stat:DELIVRD", []byte{0x04, 0x27, 0x00, 0x09, 1}))},
-		{"TooLongForCodec", frame(uint32(pdu.DeliverSMID), 0, 14, make([]byte, 5000))},
-		{"SubmitFromSMSC", frame(uint32(pdu.SubmitSMID), 0, 15, nil)},
+		{"UnknownCommand", frame(0x00000999, 0, 11, []byte{1, 2, 3}), StatusInvCmdID},
+		{"TruncatedDeliverSM", frame(uint32(pdu.DeliverSMID), 0, 12, deliverBody(0x04, "id:1 stat:DELIVRD")[:20]), StatusInvCmdLen},
+		{"TruncatedDataSM", frame(uint32(pdu.DataSMID), 0, 13, []byte{0, 1, 1, '4', '4'}), StatusInvCmdLen},
+		{"SubmitFromSMSC", frame(uint32(pdu.SubmitSMID), 0, 15, nil), StatusInvCmdID},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p.write(c.pdu)
 			_, _, wantSeq := header(c.pdu)
 			st, seq, _ := p.readUntil(pdu.GenericNACKID)
-			if st != StatusInvCmdID || seq != wantSeq {
-				t.Fatalf("generic_nack: got status %#x seq %d, want %#x %d", st, seq, StatusInvCmdID, wantSeq)
+			if st != c.status || seq != wantSeq {
+				t.Fatalf("generic_nack: got status %#x seq %d, want %#x %d", st, seq, c.status, wantSeq)
 			}
 		})
 	}

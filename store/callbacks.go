@@ -17,7 +17,10 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-var _ otp.CallbackQueue = (*DB)(nil)
+var (
+	_ otp.CallbackQueue = (*DB)(nil)
+	_ otp.MOQueue       = (*DB)(nil)
+)
 
 // The callback queue.
 //
@@ -86,6 +89,19 @@ func putCallback(txn *badger.Txn, cb otp.Callback) error {
 	e := badger.NewEntry(callbackKey(cb), v)
 	e.ExpiresAt = unixCeil(cb.FirstAt.Add(callbackTTL))
 	return txn.SetEntry(e)
+}
+
+// QueueCallback implements otp.MOQueue: it stores cb (an MO message's
+// callback, which no delivery-state change queues) due at cb.Due, expiring
+// callbackTTL after cb.FirstAt.
+func (db *DB) QueueCallback(ctx context.Context, cb otp.Callback) error {
+	if cb.ID == "" || cb.ClientID == "" {
+		return errors.New("store: queue callback: empty id or client")
+	}
+	if err := db.update(ctx, func(txn *badger.Txn) error { return putCallback(txn, cb) }); err != nil {
+		return fmt.Errorf("store: queue callback: %w", err)
+	}
+	return nil
 }
 
 // DueCallbacks implements otp.CallbackQueue: it returns, for each client,

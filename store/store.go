@@ -71,6 +71,13 @@ type Options struct {
 	// receipts of other clients queue no callback; nil queues them all
 	// (the dispatcher then drops those of clients without a URL).
 	WantsCallback func(clientID string) bool
+	// MaxPendingPerCarrier caps the receipts kept per carrier that match
+	// no message; beyond it the oldest are dropped. 0 means
+	// DefaultMaxPendingPerCarrier; negative means no cap.
+	MaxPendingPerCarrier int
+	// PendingDropped, when set, is called with the carrier of each pending
+	// receipt dropped for the cap: for a metric. It must not block.
+	PendingDropped func(carrier string)
 }
 
 // DB is a badger database holding otpgate's state. It is safe for
@@ -83,6 +90,8 @@ type DB struct {
 	pending    pendingFilter // which p/ keys may exist
 	messageTTL time.Duration
 	pendingTTL time.Duration
+	pendingMax int                  // per carrier; <= 0: no cap
+	onDropped  func(carrier string) // PendingDropped, never nil
 
 	mu     sync.RWMutex // held shared by operations, exclusively by Close
 	closed bool
@@ -112,6 +121,14 @@ func Open(dir string, opts Options) (*DB, error) {
 		wantsCB:    opts.WantsCallback,
 		messageTTL: opts.MessageTTL,
 		pendingTTL: opts.PendingReceiptTTL,
+		pendingMax: opts.MaxPendingPerCarrier,
+		onDropped:  opts.PendingDropped,
+	}
+	if db.pendingMax == 0 {
+		db.pendingMax = DefaultMaxPendingPerCarrier
+	}
+	if db.onDropped == nil {
+		db.onDropped = func(string) {}
 	}
 	if db.now == nil {
 		db.now = time.Now
@@ -339,8 +356,12 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 	if msg.RequestID == "" {
 		return otp.Message{}, errors.New("store: save send: empty request id")
 	}
-	var stored otp.Message
+	var (
+		stored  otp.Message
+		applied []string // pending keys applied (and deleted) by the last run
+	)
 	err := db.update(ctx, func(txn *badger.Txn) error {
+		applied = applied[:0]
 		rec, found, err := db.getRecord(txn, key)
 		if err != nil {
 			return err
@@ -359,7 +380,7 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 		m := msg
 		m.Parts = append([]otp.Part(nil), msg.Parts...)
 		for i := range m.Parts {
-			if err := db.applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
+			if err := db.applyPending(txn, m.Carrier, &m.Parts[i], &applied); err != nil {
 				return err
 			}
 		}
@@ -376,6 +397,9 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 	})
 	if err != nil {
 		return otp.Message{}, fmt.Errorf("store: save send: %w", err)
+	}
+	for _, k := range applied { // committed: gone from disk
+		db.pending.forget(k)
 	}
 	return stored, nil
 }
@@ -412,6 +436,7 @@ func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
 
 // pendingReceipt is a receipt kept until its message is saved.
 type pendingReceipt struct {
+	Carrier   string    `json:"c,omitempty"`
 	MessageID string    `json:"m"`
 	State     otp.State `json:"s"`
 	Error     string    `json:"e,omitempty"`
@@ -419,8 +444,9 @@ type pendingReceipt struct {
 }
 
 // applyPending applies to p the receipts waiting under its id's canonical
-// and alternate forms, and deletes them.
-func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part) error {
+// and alternate forms, deletes them and appends their keys to applied (for
+// the filter to forget once the transaction has committed).
+func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied *[]string) error {
 	canonical, alts := otp.IDForms(p.MessageID)
 	if canonical == "" {
 		return nil
@@ -443,6 +469,7 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part) error {
 		if err := txn.Delete([]byte(k)); err != nil {
 			return err
 		}
+		*applied = append(*applied, k)
 	}
 	return nil
 }
@@ -523,7 +550,9 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 }
 
 // keepPending stores r until its message is saved. A final state already
-// waiting is not replaced by a non-final one.
+// waiting is never replaced, as on a message: the first final receipt
+// decides. When the carrier then holds more than pendingMax receipts, the
+// oldest are deleted.
 func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
 	k := prefixPending + r.Carrier + "/" + canonical
 	var old pendingReceipt
@@ -531,12 +560,20 @@ func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) erro
 	if err != nil {
 		return err
 	}
-	if ok && (old.State.Final() && !r.State.Final() || old.State == r.State) {
+	if ok && (old.State.Final() || old.State == r.State) {
 		return nil
 	}
-	pr := pendingReceipt{MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt}
+	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt}
 	expires := db.now().Add(db.pendingTTL)
-	db.pending.add(k, expires)
+	for _, ek := range db.pending.add(r.Carrier, k, expires, db.pendingMax) {
+		// Forgotten by the filter whether or not this transaction commits:
+		// the receipt is dropped either way (badger expires it), and
+		// counted once.
+		if err := txn.Delete([]byte(ek)); err != nil {
+			return err
+		}
+		db.onDropped(r.Carrier)
+	}
 	return setJSON(txn, k, pr, unixCeil(expires))
 }
 
@@ -569,7 +606,9 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 	if a.Part < 0 || a.Part >= a.Parts || a.Parts > 255 || a.MessageID == "" {
 		return fmt.Errorf("store: late ack: bad part %d/%d", a.Part, a.Parts)
 	}
+	var applied []string // pending keys applied (and deleted) by the last run
 	err := db.update(ctx, func(txn *badger.Txn) error {
+		applied = applied[:0]
 		k := prefixMessage + a.RequestID
 		item, err := txn.Get([]byte(k))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -594,7 +633,7 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 		}
 		m.Parts[a.Part].MessageID = a.MessageID
 		prev, _, _ := m.Summary()
-		if err := db.applyPending(txn, m.Carrier, &m.Parts[a.Part]); err != nil {
+		if err := db.applyPending(txn, m.Carrier, &m.Parts[a.Part], &applied); err != nil {
 			return err
 		}
 		if err := db.enqueueCallback(txn, prev, m); err != nil {
@@ -611,13 +650,20 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 	if err != nil {
 		return fmt.Errorf("store: late ack: %w", err)
 	}
+	for _, k := range applied { // committed: gone from disk
+		db.pending.forget(k)
+	}
 	return nil
 }
 
 // RecordRetry implements otp.ReceiptStore.
 func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) (otp.Message, error) {
-	var stored otp.Message
+	var (
+		stored  otp.Message
+		applied []string // pending keys applied (and deleted) by the last run
+	)
 	err := db.update(ctx, func(txn *badger.Txn) error {
+		applied = applied[:0]
 		k := prefixMessage + requestID
 		item, err := txn.Get([]byte(k))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -635,7 +681,7 @@ func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) 
 		m.Parts = append([]otp.Part(nil), a.Parts...)
 		prev, _, _ := m.Summary()
 		for i := range m.Parts {
-			if err := db.applyPending(txn, m.Carrier, &m.Parts[i]); err != nil {
+			if err := db.applyPending(txn, m.Carrier, &m.Parts[i], &applied); err != nil {
 				return err
 			}
 		}
@@ -650,6 +696,9 @@ func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) 
 	})
 	if err != nil {
 		return otp.Message{}, fmt.Errorf("store: record retry: %w", err)
+	}
+	for _, k := range applied { // committed: gone from disk
+		db.pending.forget(k)
 	}
 	return stored, nil
 }

@@ -193,8 +193,8 @@ func (c *conn) handle(b []byte) bool {
 		return false
 	case idSubmitSM:
 		c.submit(b, seq)
-	case idDeliverSMResp:
-		c.receiptResp(seq, status)
+	case idDeliverSMResp, idDataSMResp:
+		c.receiptResp(id, seq, status)
 	default:
 		if id&respBit == 0 { // a request the simulator does not serve
 			c.write(encodeHeaderOnly(idGenericNack, statusInvCmdID, seq))

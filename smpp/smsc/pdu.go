@@ -32,6 +32,8 @@ const (
 	idEnquireLink       = uint32(pdu.EnquireLinkID)
 	idEnquireLinkResp   = uint32(pdu.EnquireLinkRespID)
 	idAlertNotification = uint32(pdu.AlertNotificationID)
+	idDataSM            = uint32(pdu.DataSMID)
+	idDataSMResp        = uint32(pdu.DataSMRespID)
 )
 
 // Command statuses (SMPP 3.4 §5.1.3).

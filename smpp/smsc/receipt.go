@@ -7,12 +7,23 @@ import (
 	"time"
 )
 
-// receipt is a delivery receipt due for one accepted message.
+// receipt is a delivery receipt due for one accepted message, or an MO
+// of SendMO (mo set); both are delivered, answered and re-sent alike.
 type receipt struct {
 	msg    Message
 	n      uint64 // message id counter value
 	origin *conn  // the connection the submit came on
-	nacks  int    // deliver_sm_resp received with a non-zero status
+	nacks  int    // responses received with a non-zero status
+	step   int    // index of the state (Config.ReceiptStates) to send next
+	mo     *MO
+}
+
+// systemID is the system_id whose sessions may carry r; "" means any.
+func (r *receipt) systemID() string {
+	if r.mo != nil {
+		return r.mo.SystemID
+	}
+	return r.msg.SystemID
 }
 
 // formatID writes counter value n as a submit_sm_resp message id.
@@ -30,6 +41,8 @@ func (s *Server) receiptID(r *receipt) string {
 		return strconv.FormatUint(r.n, 10)
 	case "hex":
 		return fmt.Sprintf("%X", r.n)
+	case "long":
+		return fmt.Sprintf("%070d", r.n)
 	}
 	return r.msg.ID
 }
@@ -63,13 +76,13 @@ func (s *Server) scheduleReceipt(origin *conn, m Message, n uint64) {
 
 // pickConn chooses the session to carry a receipt for systemID: the one the
 // submit came on if it is a transceiver, else any receiver or transceiver of
-// that system_id. Called with s.mu held.
+// that system_id ("" takes any). Called with s.mu held.
 func (s *Server) pickConn(systemID string, origin *conn) *conn {
 	if origin != nil && !origin.gone && origin.mode == modeTransceiver && origin.systemID == systemID {
 		return origin
 	}
 	for c := range s.conns {
-		if !c.gone && c.mode.canReceive() && c.systemID == systemID {
+		if !c.gone && c.mode.canReceive() && (systemID == "" || c.systemID == systemID) {
 			return c
 		}
 	}
@@ -84,10 +97,11 @@ func (s *Server) deliver(r *receipt) {
 		s.mu.Unlock()
 		return
 	}
-	c := s.pickConn(r.msg.SystemID, r.origin)
+	sid := r.systemID()
+	c := s.pickConn(sid, r.origin)
 	if c == nil {
-		s.pending[r.msg.SystemID] = append(s.pending[r.msg.SystemID], r)
-		s.trimPending(r.msg.SystemID)
+		s.pending[sid] = append(s.pending[sid], r)
+		s.trimPending(sid)
 		s.mu.Unlock()
 		return
 	}
@@ -97,8 +111,15 @@ func (s *Server) deliver(r *receipt) {
 	// Counted before the write, so a client holding the receipt sees it
 	// counted. On a write error the connection closes and its cleanup queues
 	// r again.
+	if r.mo != nil {
+		s.stats.moSent.Add(1)
+		s.log.Debug("mo sent", "system_id", c.systemID, "seq", seq)
+		c.write(encodeMO(r.mo, seq))
+		return
+	}
 	s.stats.receiptsSent.Add(1)
-	s.log.Debug("receipt sent", "system_id", r.msg.SystemID, "message_id", r.msg.ID, "seq", seq)
+	s.log.Debug("receipt sent", "system_id", sid, "message_id", r.msg.ID, "seq", seq,
+		"state", s.cfg.ReceiptStates[r.step])
 	c.write(s.encodeReceipt(r, seq))
 }
 
@@ -125,23 +146,53 @@ func (s *Server) flushPending(systemID string) {
 	}
 }
 
-// receiptResp handles a deliver_sm_resp: a non-zero status re-sends the
-// receipt after ReceiptRetry, up to maxReceiptTries sends.
-func (c *conn) receiptResp(seq, status uint32) {
+// receiptResp handles a deliver_sm_resp or data_sm_resp: it is recorded
+// (Responses); a non-zero status re-sends the receipt or MO after
+// ReceiptRetry, up to maxReceiptTries sends; status 0 sends the receipt's
+// next state, if any, after ReceiptDelay.
+func (c *conn) receiptResp(id, seq, status uint32) {
 	s := c.s
 	s.mu.Lock()
 	r := c.inflight[seq]
 	delete(c.inflight, seq)
+	resp := Response{Command: "deliver_sm_resp", Status: status, Seq: seq, SystemID: c.systemID}
+	if id == idDataSMResp {
+		resp.Command = "data_sm_resp"
+	}
+	if r != nil {
+		resp.MO = r.mo != nil
+		if r.mo == nil {
+			resp.MessageID = r.msg.ID
+			resp.State = s.cfg.ReceiptStates[r.step]
+		}
+	}
+	if len(s.resps) == s.cfg.KeepMessages {
+		s.resps = append(s.resps[:0], s.resps[len(s.resps)/2:]...)
+	}
+	s.resps = append(s.resps, resp)
 	s.mu.Unlock()
 	if r == nil {
-		s.log.Debug("deliver_sm_resp for no receipt", "remote", c.remote, "seq", seq)
+		s.log.Debug("deliver_sm_resp for no receipt", "remote", c.remote, "seq", seq, "command", resp.Command)
 		return
 	}
 	if status == 0 {
+		if r.mo != nil {
+			s.stats.moAcked.Add(1)
+			return
+		}
 		s.stats.receiptsAcked.Add(1)
+		if r.step+1 < len(s.cfg.ReceiptStates) {
+			r.step++
+			r.nacks = 0
+			s.after(max(s.cfg.ReceiptDelay, 0), func() { s.deliver(r) })
+		}
 		return
 	}
-	s.stats.receiptsNacked.Add(1)
+	if r.mo != nil {
+		s.stats.moNacked.Add(1)
+	} else {
+		s.stats.receiptsNacked.Add(1)
+	}
 	r.nacks++
 	if r.nacks >= maxReceiptTries {
 		s.log.Warn("receipt refused, giving up", "system_id", r.msg.SystemID, "message_id", r.msg.ID,
@@ -151,19 +202,20 @@ func (c *conn) receiptResp(seq, status uint32) {
 	s.after(s.cfg.ReceiptRetry, func() { s.deliver(r) })
 }
 
-// receiptText is the classic receipt text (SMPP 3.4 Appendix B).
-func (s *Server) receiptText(r *receipt, id string, done time.Time) string {
-	st := s.cfg.ReceiptState
+// receiptText is the classic receipt text (SMPP 3.4 Appendix B) for state
+// st, its dates in ReceiptLocation.
+func (s *Server) receiptText(r *receipt, id, st string, done time.Time) string {
 	dlvrd, errCode := "000", "001"
 	switch st {
 	case "DELIVRD":
 		dlvrd, errCode = "001", "000"
-	case "ACCEPTD", "ENROUTE":
+	case "ACCEPTD", "ENROUTE", "BUFFRED", "BUFFERD", "ACKED":
 		errCode = "000"
 	}
 	const layout = "0601021504"
+	loc := s.cfg.ReceiptLocation
 	return fmt.Sprintf("id:%s sub:001 dlvrd:%s submit date:%s done date:%s stat:%s err:%s text:%s",
-		id, dlvrd, r.msg.At.Format(layout), done.Format(layout), st, errCode, receiptExcerpt(r.msg.Text))
+		id, dlvrd, r.msg.At.In(loc).Format(layout), done.In(loc).Format(layout), st, errCode, receiptExcerpt(r.msg.Text))
 }
 
 // receiptExcerpt returns the first 20 characters of text, with every
@@ -188,39 +240,71 @@ func receiptExcerpt(text string) string {
 	return b.String()
 }
 
-// encodeReceipt encodes r as a deliver_sm by hand (go-smpp's encoder adds a
-// stray byte): from the submit's destination to its source, esm_class 0x04,
-// data_coding 0, the receipt text, and with ReceiptTLV the
-// receipted_message_id and message_state TLVs.
+// receiptUDH is the user data header of receipts with ReceiptUDHI
+// "header": a concatenation element saying "part 1 of 1".
+var receiptUDH = []byte{0x05, 0x00, 0x03, 0x2A, 0x01, 0x01}
+
+// encodeReceipt encodes r by hand (go-smpp's encoder adds a stray byte) as
+// a deliver_sm, or a data_sm with ReceiptDataSM: from the submit's
+// destination to its source, esm_class 0x04 (0x44 with ReceiptUDHI),
+// data_coding 0, the receipt text of r's current state (in
+// message_payload for a data_sm; none with ReceiptNoText), and with
+// ReceiptTLV the receipted_message_id and message_state TLVs.
 func (s *Server) encodeReceipt(r *receipt, seq uint32) []byte {
 	m := &r.msg
 	id := s.receiptID(r)
-	text := []byte(s.receiptText(r, id, time.Now()))
-	if len(text) > 254 {
-		text = text[:254]
+	st := s.cfg.ReceiptStates[r.step]
+	esm := byte(0x04)
+	var text []byte
+	if !s.cfg.ReceiptNoText {
+		text = []byte(s.receiptText(r, id, st, time.Now().Add(s.cfg.ReceiptDoneShift)))
+		switch s.cfg.ReceiptUDHI {
+		case "header":
+			esm |= 0x40
+			text = append(append([]byte(nil), receiptUDH...), text...)
+		case "flag":
+			esm |= 0x40
+		}
+		if len(text) > 254 {
+			text = text[:254]
+		}
 	}
-	b := appendHeader(make([]byte, 0, 256), idDeliverSM, 0, seq)
+	cmd := idDeliverSM
+	if s.cfg.ReceiptDataSM {
+		cmd = idDataSM
+	}
+	b := appendHeader(make([]byte, 0, 320), cmd, 0, seq)
 	b = append(b, 0) // service_type
 	b = append(b, m.DstTON, m.DstNPI)
 	b = appendCString(b, []byte(m.Dst))
 	b = append(b, m.SrcTON, m.SrcNPI)
 	b = appendCString(b, []byte(m.Src))
-	b = append(b,
-		0x04, // esm_class: SMSC delivery receipt
-		0,    // protocol_id
-		0,    // priority_flag
-		0,    // schedule_delivery_time
-		0,    // validity_period
-		0,    // registered_delivery
-		0,    // replace_if_present_flag
-		0,    // data_coding
-		0,    // sm_default_msg_id
-		byte(len(text)),
-	)
-	b = append(b, text...)
+	if cmd == idDataSM {
+		b = append(b, esm,
+			0, // registered_delivery
+			0, // data_coding
+		)
+		if len(text) > 0 {
+			b = appendTLV(b, uint16(tagMessagePayload), text)
+		}
+	} else {
+		b = append(b,
+			esm,
+			0, // protocol_id
+			0, // priority_flag
+			0, // schedule_delivery_time
+			0, // validity_period
+			0, // registered_delivery
+			0, // replace_if_present_flag
+			0, // data_coding
+			0, // sm_default_msg_id
+			byte(len(text)),
+		)
+		b = append(b, text...)
+	}
 	if s.cfg.ReceiptTLV {
 		b = appendTLV(b, tagReceiptedMessageID, append([]byte(id), 0))
-		b = appendTLV(b, tagMessageState, []byte{messageStates[s.cfg.ReceiptState]})
+		b = appendTLV(b, tagMessageState, []byte{messageStates[st]})
 	}
 	return finish(b)
 }

@@ -59,7 +59,33 @@ type Config struct {
 	// receipted_message_id TLV: "same" (default, as in submit_sm_resp),
 	// "decimal" (the counter in decimal, no padding) or "hex" (the counter in
 	// upper-case hex, no padding). Carriers that switch formats exist.
+	// "long" writes the counter in decimal padded with zeros to 70
+	// characters, beyond the 64 that SMPP allows a message id.
 	ReceiptID string
+	// ReceiptStates, when set, replaces ReceiptState with a sequence: one
+	// receipt per state, in order, each sent ReceiptDelay after the client
+	// acknowledged the one before (e.g. ENROUTE then DELIVRD, or DELIVRD
+	// then UNDELIV as a carrier that changes its mind). BUFFRED, BUFFERD and
+	// ACKED are accepted besides ReceiptState's words.
+	ReceiptStates []string
+	// ReceiptUDHI sets the UDHI bit on receipts (esm_class 0x44):
+	// "header" puts a user data header before the receipt text; "flag" sets
+	// the bit over a plain text, which go-smpp's decoder misreads as a
+	// header; "" (default) sends esm_class 0x04.
+	ReceiptUDHI string
+	// ReceiptDataSM sends receipts as data_sm, the text in the
+	// message_payload TLV, answered with data_sm_resp.
+	ReceiptDataSM bool
+	// ReceiptNoText sends receipts with no text at all: only the
+	// receipted_message_id and message_state TLVs (ReceiptTLV is implied).
+	ReceiptNoText bool
+	// ReceiptLocation is the time zone the receipt text's submit date and
+	// done date are written in (a carrier writing local time); nil means
+	// UTC.
+	ReceiptLocation *time.Location
+	// ReceiptDoneShift is added to the done date written in receipts: a
+	// carrier whose clock is off (a positive shift puts it in the future).
+	ReceiptDoneShift time.Duration
 	// ReceiptTLV adds receipted_message_id (0x001E) and message_state
 	// (0x0427) TLVs to receipts; the text form is always sent.
 	ReceiptTLV bool
@@ -84,8 +110,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// messageStates maps receipt stat: texts to message_state TLV values.
+// messageStates maps receipt stat: texts to message_state TLV values; the
+// intermediate words SMPP 3.4 has no value for are sent as ENROUTE (1) or
+// ACCEPTED (6).
 var messageStates = map[string]byte{
+	"BUFFRED": 1,
+	"BUFFERD": 1,
+	"ACKED":   6,
 	"ENROUTE": 1,
 	"DELIVRD": 2,
 	"EXPIRED": 3,
@@ -128,6 +159,9 @@ type Stats struct {
 	ReceiptsSent   uint64 // deliver_sm receipts written, re-sends included
 	ReceiptsAcked  uint64 // deliver_sm_resp with status 0
 	ReceiptsNacked uint64 // deliver_sm_resp with a non-zero status
+	MOSent         uint64 // MO messages of SendMO written, re-sends included
+	MOAcked        uint64 // their responses with status 0
+	MONacked       uint64 // their responses with a non-zero status
 	EnquireLinks   uint64 // enquire_link received from clients
 	GenericNacks   uint64 // generic_nack received from clients
 	Unbinds        uint64 // unbind received from clients
@@ -136,6 +170,7 @@ type Stats struct {
 type counters struct {
 	binds, bindsRejected, submits, accepted, throttled, rejected, swallowed atomic.Uint64
 	receiptsSent, receiptsAcked, receiptsNacked                             atomic.Uint64
+	moSent, moAcked, moNacked                                               atomic.Uint64
 	enquireLinks, genericNacks, unbinds                                     atomic.Uint64
 }
 
@@ -168,6 +203,7 @@ type Server struct {
 	messages []Message         // the newest KeepMessages accepted
 	accepted int               // accepted in all, kept or not
 	msgWake  chan struct{}     // closed and replaced when a message is accepted
+	resps    []Response        // the newest KeepMessages deliver_sm_resp and data_sm_resp
 }
 
 // Listen validates cfg, listens on addr (e.g. "127.0.0.1:0") and starts
@@ -223,8 +259,28 @@ func (c *Config) normalize() error {
 	if c.ReceiptState == "" {
 		c.ReceiptState = DefaultReceiptState
 	}
-	if _, ok := messageStates[c.ReceiptState]; !ok {
-		return fmt.Errorf("unknown receipt state %q", c.ReceiptState)
+	if len(c.ReceiptStates) == 0 {
+		c.ReceiptStates = []string{c.ReceiptState}
+	}
+	states := make([]string, len(c.ReceiptStates))
+	for i, st := range c.ReceiptStates {
+		states[i] = strings.ToUpper(st)
+		if _, ok := messageStates[states[i]]; !ok {
+			return fmt.Errorf("unknown receipt state %q", st)
+		}
+	}
+	c.ReceiptStates = states
+	c.ReceiptState = states[len(states)-1]
+	switch c.ReceiptUDHI {
+	case "", "header", "flag":
+	default:
+		return fmt.Errorf("unknown receipt udhi %q (want header or flag)", c.ReceiptUDHI)
+	}
+	if c.ReceiptNoText {
+		c.ReceiptTLV = true
+	}
+	if c.ReceiptLocation == nil {
+		c.ReceiptLocation = time.UTC
 	}
 	switch c.IDFormat {
 	case "":
@@ -236,9 +292,9 @@ func (c *Config) normalize() error {
 	switch c.ReceiptID {
 	case "":
 		c.ReceiptID = "same"
-	case "same", "hex", "decimal":
+	case "same", "hex", "decimal", "long":
 	default:
-		return fmt.Errorf("unknown receipt id format %q (want same, hex or decimal)", c.ReceiptID)
+		return fmt.Errorf("unknown receipt id format %q (want same, hex, decimal or long)", c.ReceiptID)
 	}
 	return nil
 }
@@ -528,6 +584,9 @@ func (s *Server) Stats() Stats {
 		ReceiptsSent:   c.receiptsSent.Load(),
 		ReceiptsAcked:  c.receiptsAcked.Load(),
 		ReceiptsNacked: c.receiptsNacked.Load(),
+		MOSent:         c.moSent.Load(),
+		MOAcked:        c.moAcked.Load(),
+		MONacked:       c.moNacked.Load(),
 		EnquireLinks:   c.enquireLinks.Load(),
 		GenericNacks:   c.genericNacks.Load(),
 		Unbinds:        c.unbinds.Load(),

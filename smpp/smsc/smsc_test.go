@@ -525,7 +525,8 @@ func TestServer_CloseWithClients(t *testing.T) {
 }
 
 func TestListen_BadConfig(t *testing.T) {
-	for _, cfg := range []smsc.Config{{ReceiptState: "LOST"}, {IDFormat: "base64"}, {ReceiptID: "octal"}} {
+	for _, cfg := range []smsc.Config{{ReceiptState: "LOST"}, {IDFormat: "base64"}, {ReceiptID: "octal"},
+		{ReceiptStates: []string{"ENROUTE", "GONE"}}, {ReceiptUDHI: "yes"}} {
 		if s, err := smsc.Listen("127.0.0.1:0", cfg); err == nil {
 			s.Close()
 			t.Errorf("Listen(%+v): got nil error", cfg)
