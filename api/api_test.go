@@ -26,6 +26,13 @@ const (
 // bundled simulator.
 func newHandler(tb testing.TB) http.Handler {
 	tb.Helper()
+	return newHandlerWrapped(tb, nil)
+}
+
+// newHandlerWrapped is newHandler with the service's Store wrapped by wrap
+// (nil: the store itself).
+func newHandlerWrapped(tb testing.TB, wrap func(*store.DB) otp.Store) http.Handler {
+	tb.Helper()
 	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
 	if err != nil {
 		tb.Fatal(err)
@@ -60,7 +67,11 @@ func newHandler(tb testing.TB) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := otp.NewService(st, otp.Deps{Store: db, Receipts: db, Sender: router, Limiter: ratelimit.New(nil),
+	var os otp.Store = db
+	if wrap != nil {
+		os = wrap(db)
+	}
+	svc, err := otp.NewService(st, otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(nil),
 		Secret: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		tb.Fatal(err)

@@ -67,6 +67,7 @@ var errorTable = []struct {
 	{otp.ErrMaxAttempts, "max_attempts", envelope(429, "Maximum verification attempts exceeded", "Too Many Requests", 429)},
 	{otp.ErrTooManyRequests, "too_many_requests", envelope(429, "Too many requests", "Too Many Requests", 429)},
 	{otp.ErrRequestNotFound, "request_not_found", envelope(404, "Request not found", "Not Found", 404)},
+	{otp.ErrUnavailable, "unavailable", envelope(503, "Service unavailable", "Service Unavailable", 503)},
 	{errBodyTooLarge, "body_too_large", envelope(413, "Request body too large", "Payload Too Large", 413)},
 	{errRouteNotFound, "no_route", envelope(404, "Not Found", "Not Found", 404)},
 	{errMethodNotAllowed, "method_not_allowed", envelope(405, "Method Not Allowed", "Method Not Allowed", 405)},

@@ -44,6 +44,9 @@ var (
 	// accepted the SMS (a submit written but never answered): the send
 	// still counts toward resend_interval and max_per_number_per_hour.
 	ErrOutcomeUnknown = errors.New("otp: submit outcome unknown")
+	// ErrUnavailable means the store could not make a write durable: no SMS
+	// was sent for it (a send's count is written before its submit).
+	ErrUnavailable = errors.New("otp: service unavailable")
 	// ErrRequestNotFound means a status lookup found no request of this client.
 	ErrRequestNotFound = errors.New("otp: request not found")
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,11 +150,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	defer s.release(key)
 
 	now := s.now()
-	rec, err := s.store.GetOTP(ctx, key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return res, err
-	}
-	if err := st.Policy.checkResend(rec.Sends, now); err != nil {
+	if err := s.reserve(ctx, key, st.Policy, now); err != nil {
 		return res, err
 	}
 	code, err := NewCode(s.rand, tpl.Length())
@@ -177,17 +174,21 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(), SubmittedAt: now}
 	hash := hashCode(s.secret, key, code.Reveal())
 	if err != nil {
-		if errors.Is(err, ErrInvalidNumber) {
-			return res, err
-		}
 		if errors.Is(err, ErrOutcomeUnknown) {
-			// The handset may have the SMS: its code is kept, so that it
-			// verifies, and the send counts toward the limits, or a slow
-			// carrier would let SMS pumping through. A late
-			// acknowledgement gives the message its carrier and id.
+			// The handset may have the SMS: the send stays counted (or a
+			// slow carrier would let SMS pumping through) and its code is
+			// kept, so that it verifies. A late acknowledgement gives the
+			// message its carrier and id.
 			if _, serr := s.save(ctx, key, st.Policy, msg, hash, now); serr != nil {
 				s.log.Warn("recording a send of unknown outcome failed", "error", serr)
 			}
+			return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
+		}
+		// Certainly not sent: the reservation is given back, so that the
+		// caller may try again at once.
+		s.unreserve(ctx, key, st.Policy, now)
+		if errors.Is(err, ErrInvalidNumber) {
+			return res, err
 		}
 		return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
 	}
@@ -197,16 +198,64 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		msg.Parts = append(msg.Parts, Part{MessageID: id, State: StateAccepted})
 	}
 	if _, err := s.save(ctx, key, st.Policy, msg, hash, now); err != nil {
-		return res, fmt.Errorf("otp: save send: %w", err)
+		// The SMS is out but its code could not be stored: it will not
+		// verify. The send stays counted.
+		return res, fmt.Errorf("%w: save send: %w", ErrUnavailable, err)
 	}
 	return res, nil
 }
 
-// save stores msg and makes hash the record's live code, adding the send
-// to its history. The carrier has (or may have) the message: it is stored
-// even if the caller went away.
+// storeTimeout bounds each store write of the send and verify paths.
+const storeTimeout = 10 * time.Second
+
+// reserve checks resend_interval and max_per_number_per_hour against the
+// record under key and counts a send at now, in one durable write, before
+// any SMS goes out: a store that cannot write costs no SMS (ErrUnavailable),
+// and no failure after the submit can leave a sent SMS uncounted.
+func (s *Service) reserve(ctx context.Context, key string, p Policy, now time.Time) error {
+	wctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	err := s.store.UpdateOTP(wctx, key, func(r *Record, found bool) (Change, error) {
+		if !found {
+			*r = Record{Key: key}
+		}
+		if err := p.checkResend(r.Sends, now); err != nil {
+			return Keep, err
+		}
+		r.Sends = append(pruneSends(r.Sends, now), now)
+		return p.settle(r), nil
+	})
+	switch {
+	case err == nil, errors.Is(err, ErrResendTooSoon), errors.Is(err, ErrHourlyCap):
+		return err
+	}
+	return fmt.Errorf("%w: reserve send: %w", ErrUnavailable, err)
+}
+
+// unreserve takes back the send reserve counted at now, when the SMS
+// certainly did not go out. It is best effort: should the write fail, the
+// send stays counted, the safe side.
+func (s *Service) unreserve(ctx context.Context, key string, p Policy, now time.Time) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	err := s.store.UpdateOTP(wctx, key, func(r *Record, found bool) (Change, error) {
+		i := slices.IndexFunc(r.Sends, func(t time.Time) bool { return t.Equal(now) })
+		if !found || i < 0 {
+			return Keep, nil
+		}
+		r.Sends = slices.Delete(slices.Clone(r.Sends), i, i+1)
+		return p.settle(r), nil
+	})
+	if err != nil {
+		s.log.Warn("giving back the reservation of an unsent SMS failed: it stays counted", "error", err)
+	}
+}
+
+// save stores msg and makes hash the record's live code (the send was
+// counted by reserve). The carrier has (or may have) the message: it is
+// stored even if the caller went away.
 func (s *Service) save(ctx context.Context, key string, p Policy, msg Message, hash []byte, now time.Time) (Message, error) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	return s.store.SaveSend(wctx, key, msg, func(r *Record, found bool) {
 		if !found {
@@ -216,7 +265,7 @@ func (s *Service) save(ctx context.Context, key string, p Policy, msg Message, h
 		r.CodeHash = hash
 		r.ExpiresAt = now.Add(p.TTL)
 		r.RequestID = msg.RequestID
-		r.Sends = append(pruneSends(r.Sends, now), now)
+		r.Sends = pruneSends(r.Sends, now)
 		r.KeepUntil = p.keepUntil(r)
 	})
 }
@@ -285,8 +334,12 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		r.Attempts, r.LastFailAt = 0, time.Time{}
 		return p.settle(r), nil
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrMaxAttempts), errors.Is(err, ErrInvalidOTP):
 		return res, err
+	default:
+		return res, fmt.Errorf("%w: verify: %w", ErrUnavailable, err)
 	}
 	// The status API's "verified" need not hold up the answer: Run marks
 	// it in the background, where concurrent verifies share a commit.
@@ -379,8 +432,11 @@ func (s *Service) Status(ctx context.Context, authClientID, requestID string) (M
 		return Message{}, ErrRequestNotFound
 	}
 	m, err := s.receipts.Message(ctx, requestID)
-	if err != nil {
+	if errors.Is(err, ErrRequestNotFound) {
 		return Message{}, err
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: status: %w", ErrUnavailable, err)
 	}
 	if m.ClientID != authClientID {
 		return Message{}, ErrRequestNotFound

@@ -50,6 +50,13 @@ const (
 
 func newHarness(t *testing.T, p otp.Policy) *harness {
 	t.Helper()
+	return newHarnessWrapped(t, p, nil)
+}
+
+// newHarnessWrapped is newHarness with the service's Store wrapped by wrap
+// (nil: the store itself), for decorators that make writes fail.
+func newHarnessWrapped(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Store) *harness {
+	t.Helper()
 	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +92,11 @@ func newHarness(t *testing.T, p otp.Policy) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := otp.NewService(st, otp.Deps{Store: db, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
+	var os otp.Store = db
+	if wrap != nil {
+		os = wrap(db)
+	}
+	svc, err := otp.NewService(st, otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
 		Secret: []byte(strings.Repeat("s", 32)), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
