@@ -166,7 +166,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 
 	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
 	sent, err := s.sender.Send(sctx, SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
-		MaskedTo: res.Masked, Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()})
+		MaskedTo: res.Masked, Country: num.Country, CountryCode: num.CC, Text: tpl.Render(code), Masked: tpl.Masked(),
+		Expires: now.Add(st.Policy.TTL), TLVs: c.tlvs(req.CustomTextID)})
 	cancel()
 	if err != nil {
 		if errors.Is(err, ErrInvalidNumber) {
