@@ -28,6 +28,7 @@ const (
 	keyBackoff   = "backoff"
 	keyAddress   = "address"
 	keyRoute     = "route"
+	keyValidity  = "validity_period"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
