@@ -60,15 +60,19 @@ type OTPConfig struct {
 
 // ClientConfig is one entry of `clients:`.
 type ClientConfig struct {
-	ID             string            `yaml:"id"`
-	APIKeys        []string          `yaml:"api_keys"`
-	Sender         string            `yaml:"sender"`
-	Countries      []string          `yaml:"countries"`
-	Rate           RateConfig        `yaml:"rate"`
-	CustomTexts    map[string]string `yaml:"custom_texts"`
-	CallbackURL    string            `yaml:"callback_url"`
-	CallbackSecret Secret            `yaml:"callback_secret"`
-	MOCallbackURL  string            `yaml:"mo_callback_url"` // MO messages to sender, signed with callback_secret
+	ID             string                `yaml:"id"`
+	APIKeys        []string              `yaml:"api_keys"`
+	Sender         string                `yaml:"sender"`
+	Countries      []string              `yaml:"countries"`
+	Rate           RateConfig            `yaml:"rate"`
+	CustomTexts    map[string]CustomText `yaml:"custom_texts"`
+	CallbackURL    string                `yaml:"callback_url"`
+	CallbackSecret Secret                `yaml:"callback_secret"`
+	MOCallbackURL  string                `yaml:"mo_callback_url"` // MO messages to sender, signed with callback_secret
+	// TLVs go on every SMS of the client; DefaultTextTLVs on those with a
+	// default text ("4".."8"), by text id. Tag "0x1400" → value.
+	TLVs            map[string]string            `yaml:"tlvs"`
+	DefaultTextTLVs map[string]map[string]string `yaml:"default_text_tlvs"`
 }
 
 // RateConfig is a token bucket.
@@ -101,6 +105,20 @@ type CarrierConfig struct {
 	StallTimeout *Duration `yaml:"stall_timeout"`
 	// ReceiptTimezone is the IANA zone of the receipts' done dates; "" is UTC.
 	ReceiptTimezone string `yaml:"receipt_timezone"`
+
+	// What goes into each submit_sm (see submit.go); absent keys take
+	// smpp's defaults.
+	SourceTON          string            `yaml:"source_ton"` // auto or 0..6
+	SourceNPI          string            `yaml:"source_npi"` // auto or 0..18
+	DestTON            *int              `yaml:"dest_ton"`
+	DestNPI            *int              `yaml:"dest_npi"`
+	Validity           string            `yaml:"validity"` // ttl, none or a duration
+	ValidityFormat     string            `yaml:"validity_format"`
+	DCS0Charset        string            `yaml:"dcs0_charset"`
+	LongMessages       string            `yaml:"long_messages"`
+	RegisteredDelivery *int              `yaml:"registered_delivery"`
+	ServiceType        string            `yaml:"service_type"`
+	TLVs               map[string]string `yaml:"tlvs"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -337,12 +355,13 @@ func (c *Config) Validate() Problems {
 			if _, clash := otp.DefaultTemplates[id]; clash {
 				add(tp, "id %q clashes with the default templates \"4\"..\"8\"", id)
 			}
-			if t, err := otp.ParseTemplate(text); err != nil {
+			if t, err := otp.ParseTemplate(text.Text); err != nil {
 				add(tp, "%v", strings.TrimPrefix(err.Error(), "otp: "))
 			} else if t.Length() < c.OTP.MinDigits {
 				add(tp, "a %d-digit code is shorter than otp.min_digits (%d)", t.Length(), c.OTP.MinDigits)
 			}
 		}
+		checkClientTLVs(p, cl, add)
 		if (cl.CallbackURL == "" && cl.MOCallbackURL == "") != (cl.CallbackSecret == "") {
 			add(p+".callback_secret", "callback_url (or mo_callback_url) and callback_secret go together")
 		}
@@ -398,6 +417,7 @@ func (c *Config) Validate() Problems {
 		if k.StallTimeout != nil && *k.StallTimeout < 0 {
 			add(p+".stall_timeout", "must not be negative (0s turns it off)")
 		}
+		checkCarrierSubmit(p, k, add)
 		if k.TLSCAFile != "" {
 			if !k.TLS {
 				add(p+".tls_ca_file", "set but tls is false")

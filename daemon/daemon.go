@@ -283,7 +283,7 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 	addr := kc.Address
 	if kc.Simulate {
 		sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: kc.SystemID, Password: string(kc.Password),
-			ReceiptTLV: true, Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
+			ReceiptTLV: true, DCS0Charset: kc.DCS0Charset, Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("daemon: simulator for %s: %w", kc.Name, err)
 		}
@@ -408,6 +408,9 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 			cc.StallTimeout = -1 // off
 		}
 	}
+	if err := submitConfig(k, &cc); err != nil {
+		return cc, err
+	}
 	if k.TLS && !k.Simulate {
 		host, _, _ := net.SplitHostPort(addr)
 		cc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
@@ -441,8 +444,11 @@ func buildSettings(cfg *Config) (*otp.Settings, error) {
 			}
 			oc.KeyHashes = append(oc.KeyHashes, h)
 		}
+		if err := clientTLVs(c, &oc); err != nil {
+			return nil, err
+		}
 		for id, text := range c.CustomTexts {
-			t, err := otp.ParseTemplate(text)
+			t, err := otp.ParseTemplate(text.Text)
 			if err != nil {
 				return nil, fmt.Errorf("daemon: client %s text %s: %w", c.ID, id, err)
 			}

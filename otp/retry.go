@@ -30,6 +30,7 @@ type textCache struct {
 
 type cachedText struct {
 	text, masked string
+	tlvs         []TLV // the client's and text's, as the first send had them
 	expires      time.Time
 }
 
@@ -39,7 +40,7 @@ func newTextCache(max int) *textCache {
 
 // put keeps text until expires, dropping expired and, past max, the oldest
 // entries.
-func (c *textCache) put(id, text, masked string, expires, now time.Time) {
+func (c *textCache) put(id string, sms SMS, expires, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.order) > 0 {
@@ -55,7 +56,7 @@ func (c *textCache) put(id, text, masked string, expires, now time.Time) {
 	if len(c.order) == 0 {
 		c.order = nil // let the old backing array go
 	}
-	c.byID[id] = cachedText{text: text, masked: masked, expires: expires}
+	c.byID[id] = cachedText{text: sms.Text, masked: sms.Masked, tlvs: sms.TLVs, expires: expires}
 	c.order = append(c.order, id)
 }
 
@@ -115,7 +116,8 @@ func (s *Service) retry(ctx context.Context, msg Message) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
 	sent, err := s.sender.Send(sctx, SMS{RequestID: msg.RequestID, ClientID: c.ID, Source: c.Sender, To: msg.Number,
-		MaskedTo: msg.Display, Country: num.Country, Text: t.text, Masked: t.masked, Avoid: avoid})
+		MaskedTo: msg.Display, Country: num.Country, CountryCode: num.CC, Text: t.text, Masked: t.masked,
+		Expires: rec.ExpiresAt, TLVs: t.tlvs, Avoid: avoid})
 	cancel()
 	if err != nil {
 		s.log.Info("failed delivery not retried: no other carrier took it", "request_id", msg.RequestID,

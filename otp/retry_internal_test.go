@@ -10,7 +10,7 @@ func TestTextCache(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	c := newTextCache(3)
 	for i := 0; i < 5; i++ {
-		c.put(fmt.Sprint(i), "text", "masked", now.Add(time.Minute), now)
+		c.put(fmt.Sprint(i), SMS{Text: "text", Masked: "masked"}, now.Add(time.Minute), now)
 	}
 	if len(c.byID) != 3 || len(c.order) != 3 {
 		t.Fatalf("holds %d texts (%d ids in order), want the newest 3", len(c.byID), len(c.order))
@@ -28,7 +28,7 @@ func TestTextCache(t *testing.T) {
 		t.Fatal("a text was returned twice (a message is retried once)")
 	}
 	// Expired entries go at the next put, whatever the size.
-	c.put("5", "text", "masked", now.Add(2*time.Hour), now.Add(time.Hour))
+	c.put("5", SMS{Text: "text", Masked: "masked"}, now.Add(2*time.Hour), now.Add(time.Hour))
 	if len(c.byID) != 1 {
 		t.Fatalf("holds %d texts after the others expired, want 1", len(c.byID))
 	}

@@ -165,11 +165,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 
 	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
 	sms := SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
-		MaskedTo: res.Masked, Country: num.Country, Text: tpl.Render(code), Masked: tpl.Masked()}
+		MaskedTo: res.Masked, Country: num.Country, CountryCode: num.CC, Text: tpl.Render(code), Masked: tpl.Masked(),
+		Expires: now.Add(st.Policy.TTL), TLVs: c.tlvs(req.CustomTextID)}
 	sent, err := s.sender.Send(sctx, sms)
 	cancel()
 	if st.Policy.RetryUndelivered && (err == nil || errors.Is(err, ErrOutcomeUnknown)) {
-		s.texts.put(reqID, sms.Text, sms.Masked, now.Add(st.Policy.TTL), now)
+		s.texts.put(reqID, sms, now.Add(st.Policy.TTL), now)
 	}
 	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(), SubmittedAt: now}
 	hash := hashCode(s.secret, key, code.Reveal())

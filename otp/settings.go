@@ -28,6 +28,8 @@ type Client struct {
 	RatePerSecond  float64             // send and verify calls per second; <= 0 unlimited
 	RateBurst      int
 	Texts          map[string]Template // custom texts on top of DefaultTemplates
+	TLVs           []TLV               // on every SMS of the client
+	TextTLVs       map[string][]TLV    // by text id (custom or default): on top of TLVs for that text
 	CallbackURL    string
 	CallbackSecret string
 	MOCallbackURL  string // MO messages to Sender are POSTed here, signed with CallbackSecret
@@ -75,6 +77,13 @@ func NewSettings(p Policy, clients []Client, blocked []string) (*Settings, error
 				return nil, fmt.Errorf("otp: client %q: custom text id %q clashes with a default", c.ID, id)
 			}
 		}
+		for id := range c.TextTLVs {
+			if _, ok := DefaultTemplates[id]; !ok {
+				if _, ok := c.Texts[id]; !ok {
+					return nil, fmt.Errorf("otp: client %q: TLVs for unknown text id %q", c.ID, id)
+				}
+			}
+		}
 		cc := &client{Client: c, countries: map[string]struct{}{}}
 		for _, iso := range c.Countries {
 			if iso == "*" {
@@ -118,6 +127,10 @@ func (c *client) template(id string) (Template, bool) {
 	t, ok := c.Texts[id]
 	return t, ok
 }
+
+// tlvs returns the optional parameters of an SMS with text id: the
+// text's over the client's.
+func (c *client) tlvs(id string) []TLV { return MergeTLVs(c.TLVs, c.TextTLVs[id]) }
 
 func (c *client) allows(country string) bool {
 	if c.allCountries {

@@ -107,15 +107,60 @@ type Receipt struct {
 
 // SMS is a text to send to one number.
 type SMS struct {
-	RequestID string
-	ClientID  string
-	Source    string   // sender id: alphanumeric or digits
-	To        string   // E.164 digits without '+'
-	MaskedTo  string   // To as logs show it, "+91-98******10"
-	Country   string   // ISO 3166 alpha-2 of the number, upper case
-	Text      string   // full text, code included: never log it
-	Masked    string   // Text with the code replaced by '*'
-	Avoid     []string // carriers not to use (a retry avoids the one that failed)
+	RequestID   string
+	ClientID    string
+	Source      string // sender id: alphanumeric or digits
+	To          string // E.164 digits without '+'
+	MaskedTo    string // To as logs show it, "+91-98******10"
+	Country     string // ISO 3166 alpha-2 of the number, upper case
+	CountryCode string // country calling code digits of To, e.g. "91"; To without it is the national number
+	Text        string // full text, code included: never log it
+	Masked      string // Text with the code replaced by '*'
+	// Expires is when the code stops being accepted: a carrier should not
+	// deliver the SMS after it. Zero means no limit.
+	Expires time.Time
+	// TLVs are optional parameters to put on every submit of this SMS (the
+	// client's, overridden tag by tag by its text's).
+	TLVs []TLV
+	// Avoid names carriers not to use (a retry avoids the one that failed).
+	Avoid []string
+}
+
+// TLV is an optional parameter of an SMS submit (an SMPP TLV): a tag and
+// the bytes of its value, without the length. The domain carries them
+// (e.g. India's DLT entity and template ids) without knowing the protocol.
+type TLV struct {
+	Tag   uint16
+	Value []byte
+}
+
+// MergeTLVs returns base with over applied on top: a tag present in both
+// takes over's value. Tags keep base's order, then over's new tags in
+// their order. Neither input is changed, but when one is empty the other
+// is returned as is: treat the result as read-only.
+func MergeTLVs(base, over []TLV) []TLV {
+	if len(over) == 0 {
+		return base
+	}
+	if len(base) == 0 {
+		return over
+	}
+	out := make([]TLV, 0, len(base)+len(over))
+	out = append(out, base...)
+	for _, o := range over {
+		replaced := false
+		for i := range out {
+			if out[i].Tag == o.Tag {
+				out[i] = o
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // Ack is a carrier's acknowledgement of part Part (0-based) of Parts of

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
-	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
 
 	"github.com/otpgate/otpgate/otp"
 )
@@ -70,6 +69,37 @@ type CarrierConfig struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Observer, when set, is told of submits, bind states and receipts.
 	Observer Observer
+
+	// SourceTON and SourceNPI override the sender id's type of number and
+	// numbering plan (0..6, 0..18); nil derives them from the sender id:
+	// alphanumeric 5/0, up to 8 digits 3/0, longer 1/1.
+	SourceTON, SourceNPI *uint8
+	// DestTON and DestNPI of every destination; nil means 1 (international)
+	// and 1 (E.164). DestTON 2 (national) sends the number without its
+	// country code (otp.SMS.CountryCode).
+	DestTON, DestNPI *uint8
+	// Validity is what validity_period says: ValidityTTL (default, "", the
+	// code's remaining lifetime), ValidityFixed (ValidityPeriod) or
+	// ValidityNone. A carrier that answers ESME_RINVEXPIRY gets the submit
+	// again without one, and no validity_period from then on.
+	Validity       string
+	ValidityPeriod time.Duration
+	// ValidityFormat is ValidityRelative (default) or ValidityAbsolute.
+	ValidityFormat string
+	// DCS0Charset is what the SMSC reads data_coding 0 as: CharsetGSM7
+	// (default), CharsetLatin1 or CharsetASCII (see EncodeWith).
+	DCS0Charset string
+	// LongMessages is LongUDH (default), LongSAR or LongPayload.
+	LongMessages string
+	// RegisteredDelivery is the registered_delivery of every submit; nil
+	// means 1 (a receipt on success and failure).
+	RegisteredDelivery *uint8
+	// ServiceType is the service_type of every submit (at most 5
+	// characters); default empty.
+	ServiceType string
+	// TLVs go on every submit_sm through this carrier (every part of a long
+	// message); an SMS's own TLVs (otp.SMS.TLVs) override them tag by tag.
+	TLVs []otp.TLV
 	// ReceiptLocation is the time zone in which the carrier writes its
 	// receipts' done dates; nil means UTC.
 	ReceiptLocation *time.Location
@@ -109,6 +139,8 @@ type Carrier struct {
 	logLim  *everyLimiter
 	obs     Observer
 	pace    *adaptive // token bucket and throttle back-off
+	sub     *submitOptions
+	subErr  error // what is wrong with cfg's submit settings; Run refuses to start
 	slots   []*slot
 	ref     atomic.Uint32 // concatenation reference
 	rr      atomic.Uint32 // round-robin start for session choice
@@ -178,6 +210,7 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		c.obs = nopObserver{}
 	}
 	c.pace = newAdaptive(cfg.TPS, cfg.Burst)
+	c.sub, c.subErr = newSubmitOptions(cfg)
 	kinds := []bindKind{bindTransceiver}
 	if cfg.Mode == ModeTransmitterReceiver {
 		kinds = []bindKind{bindTransmitter, bindReceiver}
@@ -239,6 +272,9 @@ func (c *Carrier) Run(ctx context.Context) error {
 	}
 	if c.cfg.Mode != ModeTransceiver && c.cfg.Mode != ModeTransmitterReceiver {
 		return fmt.Errorf("smpp: carrier %s: unknown mode %q", c.cfg.Name, c.cfg.Mode)
+	}
+	if c.subErr != nil {
+		return fmt.Errorf("smpp: carrier %s: %w", c.cfg.Name, c.subErr)
 	}
 	keepCtx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -411,7 +447,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 	if c.Bound() == 0 {
 		return nil, c.errorf("%w", ErrNotBound)
 	}
-	enc, err := Encode(sms.Text, byte(c.ref.Add(1)))
+	enc, err := c.prepare(sms, c.ref.Add(1))
 	if err != nil {
 		return nil, c.errorf("%w", err)
 	}
@@ -438,7 +474,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			}
 		}
 		t0 := time.Now()
-		id, err := submitPart(pctx, s, sms, enc, enc.Parts[i], c.lateAck(sms.RequestID, i, len(enc.Parts)))
+		id, err := c.submitPart(pctx, s, enc, i, c.lateAck(sms.RequestID, i, len(enc.Parts)))
 		c.obs.Submit(c.cfg.Name, submitResult(err), time.Since(t0))
 		if err != nil {
 			// One retry on another session when the lost submit certainly
@@ -538,53 +574,6 @@ func (c *Carrier) pick() *session {
 		}
 	}
 	return best
-}
-
-// submitPart sends one submit_sm and waits for its response.
-func submitPart(ctx context.Context, s *session, sms otp.SMS, enc Encoded, part []byte, onLate func([]byte)) (string, error) {
-	p := pdu.NewSubmitSM(nil)
-	f := p.Fields()
-	ton, npi, src := sourceAddr(sms.Source)
-	f.Set(pdufield.SourceAddrTON, ton)
-	f.Set(pdufield.SourceAddrNPI, npi)
-	f.Set(pdufield.SourceAddr, src)
-	f.Set(pdufield.DestAddrTON, uint8(1))
-	f.Set(pdufield.DestAddrNPI, uint8(1))
-	f.Set(pdufield.DestinationAddr, digitsOnly(sms.To))
-	f.Set(pdufield.ESMClass, enc.ESMClass)
-	f.Set(pdufield.RegisteredDelivery, uint8(pdufield.FinalDeliveryReceipt))
-	f.Set(pdufield.DataCoding, enc.DataCoding)
-	f.Set(pdufield.ShortMessage, part)
-	frame, err := s.requestLate(ctx, p, pdu.SubmitSMRespID, true, onLate)
-	if err != nil {
-		return "", err
-	}
-	id, status, _ := header(frame)
-	if status != StatusOK {
-		return "", &StatusError{Status: status}
-	}
-	if id != pdu.SubmitSMRespID {
-		return "", fmt.Errorf("smpp: %w: %#08x with status 0", errUnexpectedReply, uint32(id))
-	}
-	return strings.TrimSpace(cString(frame[pdu.HeaderLen:])), nil
-}
-
-// sourceAddr returns the TON, NPI and address of a sender id: an
-// alphanumeric one is 5/0, up to 8 digits a short code 3/0, longer digits
-// (or a leading '+') international 1/1.
-func sourceAddr(src string) (ton, npi uint8, addr string) {
-	src = strings.TrimSpace(src)
-	digits := strings.TrimPrefix(src, "+")
-	switch {
-	case src == "":
-		return 0, 0, ""
-	case digits == "" || digitsOnly(digits) != digits:
-		return 5, 0, src
-	case len(digits) <= maxSourceShort && !strings.HasPrefix(src, "+"):
-		return 3, 0, digits
-	default:
-		return 1, 1, digits
-	}
 }
 
 func digitsOnly(s string) string {

@@ -134,3 +134,133 @@ func FuzzEncode(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeWith(t *testing.T) {
+	a := func(n int) string { return strings.Repeat("a", n) }
+	e := func(n int) string { return strings.Repeat("é", n) }
+	zh := func(n int) string { return strings.Repeat("Ж", n) }
+	latin1 := smpp.EncodeOptions{Charset: smpp.CharsetLatin1}
+	ascii := smpp.EncodeOptions{Charset: smpp.CharsetASCII}
+	sar := smpp.EncodeOptions{Long: smpp.LongSAR}
+	payload := smpp.EncodeOptions{Long: smpp.LongPayload}
+	tests := []struct {
+		name  string
+		text  string
+		opt   smpp.EncodeOptions
+		dc    byte
+		esm   byte
+		parts []int // bytes of each part, UDH excluded
+		first []byte
+	}{
+		{"Latin1", "Señor é 12", latin1, smpp.DataCodingGSM7, 0, []int{10}, []byte("Se\xf1or \xe9 12")},
+		{"Latin1NotGSMAcute", "ó", latin1, smpp.DataCodingUCS2, 0, []int{2}, nil},
+		{"Latin1Extension", "{x}", latin1, smpp.DataCodingGSM7, 0, []int{3}, []byte("{x}")},
+		{"Latin1NotGSM", "© 12", latin1, smpp.DataCodingUCS2, 0, []int{8}, nil},
+		{"Latin1Euro", "€ 12", latin1, smpp.DataCodingUCS2, 0, []int{8}, nil},
+		{"Latin1Greek", "Δ 12", latin1, smpp.DataCodingUCS2, 0, []int{8}, nil},
+		{"Latin1Exactly160", e(160), latin1, smpp.DataCodingGSM7, 0, []int{160}, nil},
+		{"Latin1_161", e(161), latin1, smpp.DataCodingGSM7, smpp.ESMClassUDHI, []int{153, 8}, nil},
+		// "{" is two septets on the air: 81 of them are 162 septets, cut
+		// before the escape pair that would straddle 153.
+		{"Latin1EscapesCount", strings.Repeat("{", 81), latin1, smpp.DataCodingGSM7, smpp.ESMClassUDHI, []int{76, 5}, nil},
+		{"ASCII", "Code @ 12 {x}", ascii, smpp.DataCodingGSM7, 0, []int{13}, []byte("Code @ 12 {x}")},
+		{"ASCIINewline", "a\r\nb", ascii, smpp.DataCodingGSM7, 0, []int{4}, []byte("a\r\nb")},
+		{"ASCIIPound", "£1", ascii, smpp.DataCodingUCS2, 0, []int{4}, nil},
+		{"ASCIIUmlaut", "ä", ascii, smpp.DataCodingUCS2, 0, []int{2}, nil},
+		{"GraveEverywhere", "`", ascii, smpp.DataCodingUCS2, 0, []int{2}, nil},
+		{"GSM7Default", "@ä", smpp.EncodeOptions{}, smpp.DataCodingGSM7, 0, []int{2}, []byte{0x00, 0x7B}},
+		{"SARShort", a(160), sar, smpp.DataCodingGSM7, 0, []int{160}, nil},
+		{"SAR", a(200), sar, smpp.DataCodingGSM7, 0, []int{153, 47}, nil},
+		{"SARUCS2", zh(100), sar, smpp.DataCodingUCS2, 0, []int{134, 66}, nil},
+		{"Payload", a(400), payload, smpp.DataCodingGSM7, 0, []int{400}, nil},
+		{"PayloadUCS2", zh(100), payload, smpp.DataCodingUCS2, 0, []int{200}, nil},
+		{"PayloadLatin1", e(200), smpp.EncodeOptions{Charset: smpp.CharsetLatin1, Long: smpp.LongPayload},
+			smpp.DataCodingGSM7, 0, []int{200}, []byte(strings.Repeat("\xe9", 200))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc, err := smpp.EncodeWith(tt.text, 0x1234, tt.opt)
+			if err != nil {
+				t.Fatalf("EncodeWith: %v", err)
+			}
+			if enc.DataCoding != tt.dc || enc.ESMClass != tt.esm || enc.Ref != 0x1234 {
+				t.Fatalf("got dc %d esm %#x ref %#x, want dc %d esm %#x ref 0x1234", enc.DataCoding, enc.ESMClass, enc.Ref, tt.dc, tt.esm)
+			}
+			if len(enc.Parts) != len(tt.parts) {
+				t.Fatalf("parts: got %d, want %d", len(enc.Parts), len(tt.parts))
+			}
+			for i, p := range enc.Parts {
+				if tt.esm == smpp.ESMClassUDHI {
+					udh := []byte{0x05, 0x00, 0x03, 0x34, byte(len(enc.Parts)), byte(i + 1)}
+					if !bytes.HasPrefix(p, udh) {
+						t.Fatalf("part %d UDH: got % x, want % x", i, p[:min(6, len(p))], udh)
+					}
+					p = p[6:]
+				}
+				if len(p) != tt.parts[i] {
+					t.Fatalf("part %d: got %d bytes, want %d", i, len(p), tt.parts[i])
+				}
+			}
+			if tt.first != nil && !bytes.Equal(enc.Parts[0], tt.first) {
+				t.Fatalf("bytes: got % x, want % x", enc.Parts[0], tt.first)
+			}
+		})
+	}
+}
+
+func TestEncodeWith_Errors(t *testing.T) {
+	payload := smpp.EncodeOptions{Long: smpp.LongPayload}
+	if _, err := smpp.EncodeWith(strings.Repeat("a", 0xFFFF), 1, payload); err != nil {
+		t.Fatalf("65535 bytes of payload: got %v, want nil", err)
+	}
+	if _, err := smpp.EncodeWith(strings.Repeat("a", 0x10000), 1, payload); !errors.Is(err, smpp.ErrTextTooLong) {
+		t.Fatalf("65536 bytes of payload: got %v, want ErrTextTooLong", err)
+	}
+	sar := smpp.EncodeOptions{Long: smpp.LongSAR}
+	if _, err := smpp.EncodeWith(strings.Repeat("a", 153*255+1), 1, sar); !errors.Is(err, smpp.ErrTextTooLong) {
+		t.Fatalf("256 SAR parts: got %v, want ErrTextTooLong", err)
+	}
+	for _, opt := range []smpp.EncodeOptions{{Charset: "utf8"}, {Long: "mms"}} {
+		if _, err := smpp.EncodeWith("a", 1, opt); err == nil {
+			t.Errorf("%+v: got nil error", opt)
+		}
+	}
+}
+
+// FuzzEncodeWith checks, for every charset and method, that data_coding 0
+// parts read back (in their charset) as the text, and that no part
+// exceeds an SMS.
+func FuzzEncodeWith(f *testing.F) {
+	f.Add("Señor é 12 {x}", uint8(1), uint8(0))
+	f.Add(strings.Repeat("é{", 90), uint8(1), uint8(1))
+	f.Add("Code @ 12\r\n", uint8(2), uint8(2))
+	charsets := []string{smpp.CharsetGSM7, smpp.CharsetLatin1, smpp.CharsetASCII}
+	longs := []string{smpp.LongUDH, smpp.LongSAR, smpp.LongPayload}
+	f.Fuzz(func(t *testing.T, s string, cs, long uint8) {
+		opt := smpp.EncodeOptions{Charset: charsets[int(cs)%3], Long: longs[int(long)%3]}
+		e, err := smpp.EncodeWith(s, 7, opt)
+		if err != nil {
+			return
+		}
+		var joined []byte
+		for _, p := range e.Parts {
+			if e.ESMClass == smpp.ESMClassUDHI {
+				p = p[6:]
+			}
+			if opt.Long != smpp.LongPayload && len(p) > 160 {
+				t.Fatalf("part of %d bytes > 160", len(p))
+			}
+			joined = append(joined, p...)
+		}
+		if e.DataCoding != smpp.DataCodingGSM7 || opt.Charset == smpp.CharsetGSM7 {
+			return
+		}
+		r := make([]rune, len(joined))
+		for i, b := range joined {
+			r[i] = rune(b)
+		}
+		if string(r) != s {
+			t.Fatalf("%s: read back %q, want %q", opt.Charset, string(r), s)
+		}
+	})
+}

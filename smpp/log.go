@@ -29,6 +29,7 @@ const (
 	keyAddress   = "address"
 	keyRoute     = "route"
 	keyStat      = "stat"
+	keyValidity  = "validity_period"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -15,6 +15,7 @@ import (
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutlv"
 
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
@@ -155,6 +156,10 @@ type sm struct {
 	raw        []byte // short_message as is when set (e.g. with a UDH)
 	dc, esm    uint8
 	registered uint8
+	srcTON     uint8 // 5 when 0
+	validity   string
+	service    string
+	tlvs       map[uint16][]byte
 }
 
 func (c *client) sendSubmit(m sm) uint32 {
@@ -167,7 +172,15 @@ func (c *client) sendSubmit(m sm) uint32 {
 	if m.dst == "" {
 		m.dst = "919800000001"
 	}
-	f.Set(pdufield.SourceAddrTON, uint8(5))
+	if m.srcTON == 0 {
+		m.srcTON = 5
+	}
+	f.Set(pdufield.SourceAddrTON, m.srcTON)
+	f.Set(pdufield.ServiceType, m.service)
+	f.Set(pdufield.ValidityPeriod, m.validity)
+	for tag, v := range m.tlvs {
+		p.TLVFields().Set(pdutlv.Tag(tag), v)
+	}
 	f.Set(pdufield.SourceAddr, m.src)
 	f.Set(pdufield.DestAddrTON, uint8(1))
 	f.Set(pdufield.DestAddrNPI, uint8(1))

@@ -294,9 +294,12 @@ func (c *conn) submit(b []byte, seq uint32) {
 		s.stats.swallowed.Add(1)
 		return
 	}
-	m := parseSubmit(p)
+	m := parseSubmit(p, s.cfg.DCS0Charset)
 	m.SystemID = c.systemID
 	st := s.submitStatus.Load()
+	if policy := s.policy.Load(); st == 0 && policy != nil {
+		st = (*policy)(m)
+	}
 	if st == 0 {
 		st = s.partStatus(m.Part)
 	}
@@ -305,6 +308,9 @@ func (c *conn) submit(b []byte, seq uint32) {
 		s.stats.rejected.Add(1)
 	case m.Dst == "":
 		st = statusInvDstAdr
+		s.stats.rejected.Add(1)
+	case m.ValidityPeriod != "" && s.rejectValidity.Load():
+		st = statusInvExpiry
 		s.stats.rejected.Add(1)
 	case !s.allow():
 		st = statusThrottled

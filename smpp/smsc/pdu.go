@@ -47,6 +47,11 @@ const (
 	statusInvPaswd  = 0x0E // ESME_RINVPASWD
 	statusInvSysID  = 0x0F // ESME_RINVSYSID
 	statusThrottled = 0x58 // ESME_RTHROTTLED
+	statusInvSrcTON = 0x48 // ESME_RINVSRCTON
+	statusInvSrcNPI = 0x49 // ESME_RINVSRCNPI
+	statusInvDstTON = 0x50 // ESME_RINVDSTTON
+	statusInvDstNPI = 0x51 // ESME_RINVDSTNPI
+	statusInvExpiry = 0x62 // ESME_RINVEXPIRY
 )
 
 // TLV tags read or written by the simulator.
@@ -126,8 +131,8 @@ func fieldByte(f pdufield.Map, k pdufield.Name) uint8 {
 }
 
 // parseSubmit reads a decoded submit_sm into a Message (no ID, SystemID or
-// At yet).
-func parseSubmit(p pdu.Body) Message {
+// At yet), reading data_coding 0 as dcs0 (see Config.DCS0Charset).
+func parseSubmit(p pdu.Body, dcs0 string) Message {
 	f := p.Fields()
 	m := Message{
 		Src:                fieldString(f, pdufield.SourceAddr),
@@ -139,12 +144,20 @@ func parseSubmit(p pdu.Body) Message {
 		ESMClass:           fieldByte(f, pdufield.ESMClass),
 		RegisteredDelivery: fieldByte(f, pdufield.RegisteredDelivery),
 		DataCoding:         fieldByte(f, pdufield.DataCoding),
+		ServiceType:        fieldString(f, pdufield.ServiceType),
+		ValidityPeriod:     fieldString(f, pdufield.ValidityPeriod),
 	}
 	var sm []byte
 	if v := f[pdufield.ShortMessage]; v != nil {
 		sm = v.Bytes()
 	}
 	tlv := p.TLVFields()
+	if len(tlv) > 0 {
+		m.TLVs = make(map[uint16][]byte, len(tlv))
+		for tag, v := range tlv {
+			m.TLVs[uint16(tag)] = append([]byte{}, v.Bytes()...)
+		}
+	}
 	if len(sm) == 0 {
 		if v := tlv[tagMessagePayload]; v != nil {
 			sm = v.Bytes()
@@ -155,7 +168,19 @@ func parseSubmit(p pdu.Body) Message {
 	} else if ref, total, seq := tlv[tagSarMsgRefNum], tlv[tagSarTotalSegments], tlv[tagSarSegmentSeqnum]; ref != nil && total != nil && seq != nil {
 		m.Ref, m.Parts, m.Part = beInt(ref.Bytes()), beInt(total.Bytes()), beInt(seq.Bytes())
 	}
-	m.Text = decodeText(m.DataCoding, sm)
+	switch {
+	case m.DataCoding == 0x00 && dcs0 == "latin1":
+		m.Text = decodeText(0x03, sm)
+	case m.DataCoding == 0x00 && dcs0 == "ascii":
+		m.Text = strings.Map(func(r rune) rune {
+			if r > 0x7F {
+				return utf8.RuneError
+			}
+			return r
+		}, decodeText(0x03, sm))
+	default:
+		m.Text = decodeText(m.DataCoding, sm)
+	}
 	return m
 }
 

@@ -104,6 +104,11 @@ type Config struct {
 	// FirstID is the counter value of the first message id; 0 means 1.
 	// Set it to keep ids unique across simulator restarts.
 	FirstID uint64
+	// DCS0Charset is what the simulator reads data_coding 0 as, like a
+	// carrier whose SMSC default alphabet is not GSM 03.38: "gsm7" (default,
+	// unpacked septets), "latin1" (ISO-8859-1 bytes) or "ascii" (bytes above
+	// 0x7F become U+FFFD).
+	DCS0Charset string
 	// Logger receives the simulator's log; nil discards. Every accepted SMS
 	// is logged at Info ("sms received") with its full text, OTP code
 	// included: the simulator plays the handset, for trials and tests only.
@@ -141,6 +146,12 @@ type Message struct {
 	// Ref, Part and Parts come from a concatenation UDH (or the sar_* TLVs);
 	// all 0 for a single message.
 	Ref, Part, Parts int
+	// ServiceType and ValidityPeriod are the submit's fields as sent
+	// (validity_period "" when the submit had none).
+	ServiceType, ValidityPeriod string
+	// TLVs are every optional parameter of the submit by tag, the sar_* and
+	// message_payload ones included; nil when it had none.
+	TLVs map[uint16][]byte
 	// SystemID is the system_id of the session that submitted it.
 	SystemID string
 	// At is when it was accepted.
@@ -186,10 +197,12 @@ type Server struct {
 
 	nextID atomic.Uint64 // next message id counter value
 
-	bindStatus   atomic.Uint32
-	submitStatus atomic.Uint32
-	ackDelay     atomic.Int64
-	noAck        atomic.Bool
+	bindStatus     atomic.Uint32
+	submitStatus   atomic.Uint32
+	ackDelay       atomic.Int64
+	noAck          atomic.Bool
+	rejectValidity atomic.Bool
+	policy         atomic.Pointer[func(Message) uint32]
 
 	stats counters
 
@@ -295,6 +308,13 @@ func (c *Config) normalize() error {
 	case "same", "hex", "decimal", "long":
 	default:
 		return fmt.Errorf("unknown receipt id format %q (want same, hex, decimal or long)", c.ReceiptID)
+	}
+	switch c.DCS0Charset {
+	case "":
+		c.DCS0Charset = "gsm7"
+	case "gsm7", "latin1", "ascii":
+	default:
+		return fmt.Errorf("unknown dcs0 charset %q (want gsm7, latin1 or ascii)", c.DCS0Charset)
 	}
 	return nil
 }
@@ -502,6 +522,54 @@ func (s *Server) SetAckDelay(d time.Duration) { s.ackDelay.Store(int64(d)) }
 // SetNoAck makes the simulator swallow every following submit_sm: no
 // response, no receipt, not recorded (the carrier that never answers).
 func (s *Server) SetNoAck(on bool) { s.noAck.Store(on) }
+
+// SetRejectValidity makes the simulator answer 0x62 ESME_RINVEXPIRY to
+// every following submit_sm that has a validity_period (a carrier that
+// accepts none); false accepts them again.
+func (s *Server) SetRejectValidity(on bool) { s.rejectValidity.Store(on) }
+
+// SetSubmitPolicy makes the simulator ask f about every following
+// submit_sm (decoded, not yet accepted) and answer with the status f
+// returns; 0 accepts. f runs on the connection's reader and must be safe
+// for concurrent use. nil removes the policy. RequireSource and
+// RequireDest build the usual ones.
+func (s *Server) SetSubmitPolicy(f func(Message) uint32) {
+	if f == nil {
+		s.policy.Store(nil)
+		return
+	}
+	s.policy.Store(&f)
+}
+
+// RequireSource is a submit policy that refuses a source address whose
+// type of number is not ton (0x48 ESME_RINVSRCTON) or whose numbering plan
+// is not npi (0x49 ESME_RINVSRCNPI), as carriers strict about sender ids do.
+func RequireSource(ton, npi uint8) func(Message) uint32 {
+	return func(m Message) uint32 {
+		switch {
+		case m.SrcTON != ton:
+			return statusInvSrcTON
+		case m.SrcNPI != npi:
+			return statusInvSrcNPI
+		}
+		return 0
+	}
+}
+
+// RequireDest is a submit policy that refuses a destination whose type of
+// number is not ton (0x50 ESME_RINVDSTTON) or whose numbering plan is not
+// npi (0x51 ESME_RINVDSTNPI).
+func RequireDest(ton, npi uint8) func(Message) uint32 {
+	return func(m Message) uint32 {
+		switch {
+		case m.DstTON != ton:
+			return statusInvDstTON
+		case m.DstNPI != npi:
+			return statusInvDstNPI
+		}
+		return 0
+	}
+}
 
 // DropConnections abruptly closes every current connection, bound or not,
 // without unbind, and returns how many it closed. Receipts sent on them and

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestServer_SubmitAndReceipt(t *testing.T) {
 		t.Fatalf("Messages: got %d, want 1", len(ms))
 	}
 	ms[0].At = time.Time{}
-	if ms[0] != want {
+	if !reflect.DeepEqual(ms[0], want) {
 		t.Errorf("Messages[0]: got %+v, want %+v", ms[0], want)
 	}
 	if !strings.Contains(logs.String(), `"msg":"sms received"`) {
@@ -131,7 +132,7 @@ func TestServer_Encodings(t *testing.T) {
 				t.Errorf("ID: got %q, want %q", got.ID, id)
 			}
 			got.ID, got.At, got.Src, got.Dst, got.SrcTON, got.DstTON, got.DstNPI, got.SystemID = "", time.Time{}, "", "", 0, 0, 0, ""
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
@@ -255,6 +256,99 @@ func TestServer_SetSubmitStatus(t *testing.T) {
 	}
 	if got := len(s.Messages()); got != 1 {
 		t.Errorf("Messages: got %d, want only the accepted one", got)
+	}
+}
+
+func TestServer_SubmitFields(t *testing.T) {
+	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	c := bound(t, s)
+	tlvs := map[uint16][]byte{0x1400: []byte("1101234567890"), 0x1401: {0x00, 0xFF}}
+	if st, _ := c.submit(sm{text: pdutext.GSM7("x"), validity: "000000000500000R", service: "OTP", tlvs: tlvs}); st != 0 {
+		t.Fatalf("submit: got %#x, want 0", st)
+	}
+	c.submit(sm{text: pdutext.GSM7("y")})
+	ms := waitMessages(t, s, 2)
+	if m := ms[0]; m.ValidityPeriod != "000000000500000R" || m.ServiceType != "OTP" || !reflect.DeepEqual(m.TLVs, tlvs) {
+		t.Errorf("got validity %q service %q tlvs %v, want 000000000500000R, OTP, %v", m.ValidityPeriod, m.ServiceType, m.TLVs, tlvs)
+	}
+	if m := ms[1]; m.ValidityPeriod != "" || m.ServiceType != "" || m.TLVs != nil {
+		t.Errorf("bare submit: got validity %q service %q tlvs %v, want none", m.ValidityPeriod, m.ServiceType, m.TLVs)
+	}
+}
+
+func TestServer_SetRejectValidity(t *testing.T) {
+	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	c := bound(t, s)
+	s.SetRejectValidity(true)
+	if st, id := c.submit(sm{text: pdutext.GSM7("x"), validity: "000000000500000R"}); st != 0x62 || id != "" {
+		t.Errorf("with validity: got %#x %q, want 0x62 and no id", st, id)
+	}
+	if st, _ := c.submit(sm{text: pdutext.GSM7("x")}); st != 0 {
+		t.Errorf("without validity: got %#x, want 0", st)
+	}
+	s.SetRejectValidity(false)
+	if st, _ := c.submit(sm{text: pdutext.GSM7("x"), validity: "000000000500000R"}); st != 0 {
+		t.Errorf("knob off: got %#x, want 0", st)
+	}
+	if st := s.Stats(); st.Rejected != 1 || st.Accepted != 2 {
+		t.Errorf("Stats: got %+v, want 1 rejected, 2 accepted", st)
+	}
+}
+
+func TestServer_SetSubmitPolicy(t *testing.T) {
+	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	c := bound(t, s)
+	tests := []struct {
+		name   string
+		policy func(smsc.Message) uint32
+		m      sm
+		want   uint32
+	}{
+		{"DestTONWrong", smsc.RequireDest(2, 1), sm{}, 0x50}, // the client sends 1/1
+		{"DestNPIWrong", smsc.RequireDest(1, 9), sm{}, 0x51},
+		{"DestOK", smsc.RequireDest(1, 1), sm{}, 0},
+		{"SourceTONWrong", smsc.RequireSource(1, 0), sm{}, 0x48}, // the client sends 5/0
+		{"SourceNPIWrong", smsc.RequireSource(5, 1), sm{}, 0x49},
+		{"SourceOK", smsc.RequireSource(1, 0), sm{srcTON: 1}, 0},
+		{"Custom", func(m smsc.Message) uint32 {
+			if strings.HasPrefix(m.Dst, "91") {
+				return 0x0B
+			}
+			return 0
+		}, sm{}, 0x0B},
+		{"Removed", nil, sm{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.SetSubmitPolicy(tt.policy)
+			tt.m.text = pdutext.GSM7("x")
+			if st, _ := c.submit(tt.m); st != tt.want {
+				t.Errorf("got %#x, want %#x", st, tt.want)
+			}
+		})
+	}
+}
+
+func TestServer_DCS0Charset(t *testing.T) {
+	tests := []struct {
+		charset string
+		raw     []byte
+		want    string
+	}{
+		{"", []byte{0x00, 'a', 0x04}, "@aè"},
+		{"gsm7", []byte{0x00, 'a', 0x04}, "@aè"},
+		{"latin1", []byte{'@', 'a', 0xE9}, "@aé"},
+		{"ascii", []byte{'@', 'a', 0xE9}, "@a\uFFFD"},
+	}
+	for _, tt := range tests {
+		t.Run("Charset"+tt.charset, func(t *testing.T) {
+			s := newServer(t, smsc.Config{ReceiptDelay: -1, DCS0Charset: tt.charset})
+			c := bound(t, s)
+			c.submit(sm{raw: tt.raw})
+			if m := waitMessages(t, s, 1)[0]; m.Text != tt.want || m.DataCoding != 0 {
+				t.Errorf("got %q dc %d, want %q dc 0", m.Text, m.DataCoding, tt.want)
+			}
+		})
 	}
 }
 
@@ -526,7 +620,7 @@ func TestServer_CloseWithClients(t *testing.T) {
 
 func TestListen_BadConfig(t *testing.T) {
 	for _, cfg := range []smsc.Config{{ReceiptState: "LOST"}, {IDFormat: "base64"}, {ReceiptID: "octal"},
-		{ReceiptStates: []string{"ENROUTE", "GONE"}}, {ReceiptUDHI: "yes"}} {
+		{ReceiptStates: []string{"ENROUTE", "GONE"}}, {ReceiptUDHI: "yes"}, {DCS0Charset: "utf8"}} {
 		if s, err := smsc.Listen("127.0.0.1:0", cfg); err == nil {
 			s.Close()
 			t.Errorf("Listen(%+v): got nil error", cfg)
