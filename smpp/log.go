@@ -28,6 +28,12 @@ const (
 	keyBackoff   = "backoff"
 	keyAddress   = "address"
 	keyRoute     = "route"
+	keyStatus    = "status"
+	keyReason    = "reason"
+	keySystemID  = "system_id"
+	keyRetryIn   = "retry_in"
+	keyUptime    = "uptime"
+	keyIdle      = "idle"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

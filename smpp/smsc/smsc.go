@@ -131,12 +131,14 @@ type Stats struct {
 	EnquireLinks   uint64 // enquire_link received from clients
 	GenericNacks   uint64 // generic_nack received from clients
 	Unbinds        uint64 // unbind received from clients
+	UnbindsSent    uint64 // unbind sent to clients (SetUnbindAfter)
 }
 
 type counters struct {
 	binds, bindsRejected, submits, accepted, throttled, rejected, swallowed atomic.Uint64
 	receiptsSent, receiptsAcked, receiptsNacked                             atomic.Uint64
 	enquireLinks, genericNacks, unbinds                                     atomic.Uint64
+	unbindsSent                                                             atomic.Uint64
 }
 
 // Server is a running simulator. Its methods are safe for concurrent use.
@@ -155,6 +157,7 @@ type Server struct {
 	submitStatus atomic.Uint32
 	ackDelay     atomic.Int64
 	noAck        atomic.Bool
+	link         linkFaults // SetUnbindAfter, SetSilent, SetEnquireLinkDelay
 
 	stats counters
 
@@ -488,6 +491,7 @@ func (s *Server) Stats() Stats {
 		EnquireLinks:   c.enquireLinks.Load(),
 		GenericNacks:   c.genericNacks.Load(),
 		Unbinds:        c.unbinds.Load(),
+		UnbindsSent:    c.unbindsSent.Load(),
 	}
 }
 
