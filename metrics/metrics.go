@@ -121,4 +121,5 @@ func (m *Metrics) Reload(ok bool) {
 // ForgetCarrier removes the bind series of a carrier that is gone.
 func (m *Metrics) ForgetCarrier(carrier string) {
 	m.bindUp.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
+	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 }

@@ -71,7 +71,8 @@ type CarrierConfig struct {
 	// than the credential ones; default 10s. Each wait is jittered between
 	// half and all of its step, and the step doubles up to
 	// ReconnectDelayMax (default 5m). A dial that fails (network, TLS,
-	// timeout) steps from min(ReconnectDelay, 1s) on the same back-off.
+	// timeout) steps from min(ReconnectDelay, 1s) to 30s at most, on the
+	// same back-off.
 	ReconnectDelay, ReconnectDelayMax time.Duration
 	// StableAfter is how long a bind must stay up to count as stable: when
 	// it is lost it is redialled at once and the back-off starts over.
@@ -344,15 +345,16 @@ type backoff struct {
 	min, max, cur time.Duration
 }
 
-func (b *backoff) next() time.Duration { return b.nextFrom(b.min) }
+func (b *backoff) next() time.Duration { return b.nextIn(b.min, b.max) }
 
-// nextFrom is next for a wait whose cause calls for a step of at least
-// floor: the step is the larger of floor and the step reached so far.
-func (b *backoff) nextFrom(floor time.Duration) time.Duration {
-	b.cur = min(max(b.cur, floor), b.max)
-	d := b.cur/2 + rand.N(b.cur/2+1)
-	b.cur = min(b.cur*2, b.max)
-	return d
+// nextIn is next for a wait whose cause calls for a step between floor and
+// ceil: the step reached so far, raised to floor, lowered to ceil. The
+// step reached still doubles, so causes that share a back-off keep its
+// history.
+func (b *backoff) nextIn(floor, ceil time.Duration) time.Duration {
+	step := min(max(b.cur, floor), ceil, b.max)
+	b.cur = max(b.cur, min(step*2, b.max))
+	return step/2 + rand.N(step/2+1)
 }
 
 func (b *backoff) reset() { b.cur = 0 }

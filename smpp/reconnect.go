@@ -15,10 +15,12 @@ const (
 	defaultReconnectMax   = 5 * time.Minute
 	defaultStableAfter    = time.Minute
 	defaultAuthRetry      = 10 * time.Minute
-	// dialRetryMin is the first step after a failed dial: a refused or
-	// unreachable connection costs the SMSC nothing, and a network blip
-	// should not keep a carrier down for long.
+	// dialRetryMin and dialRetryMax bound the steps after a failed dial
+	// (network, TLS, timeout): a refused or unreachable connection costs
+	// the SMSC nothing, and a carrier back from an outage should not wait
+	// minutes to be used again.
 	dialRetryMin = time.Second
+	dialRetryMax = 30 * time.Second
 )
 
 // errHandshake marks a failed TLS handshake.
@@ -59,13 +61,14 @@ func (c *Carrier) newBackoff() backoff {
 
 // failureWait is the wait after a bind attempt failed for reason (not a
 // credential refusal, which the auth gate handles). An SMSC that answered
-// and refused gets the full ReconnectDelay: asking again at once would not
-// change its mind.
+// and refused gets steps from ReconnectDelay, as a flapping one: asking
+// again at once would not change its mind. A failed dial steps from 1s to
+// 30s at most.
 func (c *Carrier) failureWait(b *backoff, reason string) time.Duration {
 	if reason == reasonRefused {
-		return b.nextFrom(c.cfg.ReconnectDelay)
+		return b.nextIn(c.cfg.ReconnectDelay, b.max)
 	}
-	return b.next()
+	return b.nextIn(b.min, max(b.min, dialRetryMax))
 }
 
 // lossWait is the wait before redialling a bind lost after it was up for
@@ -78,7 +81,7 @@ func (c *Carrier) lossWait(b *backoff, uptime time.Duration) time.Duration {
 		b.reset()
 		return 0
 	}
-	return b.nextFrom(c.cfg.ReconnectDelay)
+	return b.nextIn(c.cfg.ReconnectDelay, b.max)
 }
 
 // RetryAuthNow lets the binds that wait after the SMSC refused the

@@ -19,7 +19,7 @@ func TestSession_InactivityTimeout(t *testing.T) {
 	if id, _, _, _ := p.read(); id != pdu.EnquireLinkID {
 		t.Fatalf("got command %#x, want our enquire_link", uint32(id))
 	}
-	<-s.dead // the peer never answers anything
+	waitDead(t, s) // the peer never answers anything
 	if !errors.Is(s.Err(), errInactive) {
 		t.Fatalf("got %v, want errInactive", s.Err())
 	}
@@ -42,9 +42,19 @@ func TestSession_AnyPDUIsLife(t *testing.T) {
 	if !s.alive() {
 		t.Fatalf("session died while the peer was sending: %v", s.Err())
 	}
-	<-s.dead
+	waitDead(t, s)
 	if !errors.Is(s.Err(), errInactive) {
 		t.Fatalf("got %v, want errInactive", s.Err())
+	}
+}
+
+// waitDead waits for s to die; it fails the test after 10s.
+func waitDead(t *testing.T, s *session) {
+	t.Helper()
+	select {
+	case <-s.dead:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session is still alive after 10s")
 	}
 }
 
@@ -106,6 +116,13 @@ func TestCarrier_ReconnectWaits(t *testing.T) {
 	if w := d.lossWait(&b, time.Minute); w != 0 {
 		t.Fatalf("loss after 60s: got %v, want 0", w)
 	}
+	// After long flapping, a failed dial still waits 30s at most, and the
+	// flapping's step is kept.
+	for range 10 {
+		d.lossWait(&b, 0)
+	}
+	within(t, "failed dial after flapping", d.failureWait(&b, reasonNetwork), 15*time.Second, 30*time.Second)
+	within(t, "young loss after flapping", d.lossWait(&b, 0), 150*time.Second, 5*time.Minute)
 }
 
 func TestAuthGate(t *testing.T) {
