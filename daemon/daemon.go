@@ -75,6 +75,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logWarnings(logger, cfg)
 	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
 		notify: NewNotifier(logger.With("component", "systemd"))}, nil
 }
@@ -233,6 +234,8 @@ func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 	}
 	for _, kc := range cfg.Carriers {
 		if r, ok := d.runs[kc.Name]; ok && reflect.DeepEqual(r.cfg, kc) {
+			// The operator may have fixed the account at the carrier.
+			r.carrier.RetryAuthNow()
 			next[kc.Name] = r
 			continue
 		}
@@ -385,8 +388,7 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 		Observer: obs, SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst,
 		Window: k.Window}
 	if k.TLS && !k.Simulate {
-		host, _, _ := net.SplitHostPort(addr)
-		cc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		cc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		if k.TLSCAFile != "" {
 			pool, err := loadCAs(k.TLSCAFile)
 			if err != nil {
@@ -395,7 +397,7 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 			cc.TLS.RootCAs = pool
 		}
 	}
-	return cc, nil
+	return cc, applyLink(k, &cc)
 }
 
 // buildSettings turns the config's clients, limits and block list into the
