@@ -228,6 +228,11 @@ func TestCarrier_FlappingSMSCBacksOff(t *testing.T) {
 	}
 	eventually(t, "6 binds", func() bool { return len(obs.bindUps()) >= 6 })
 	ups := obs.bindUps()
+	gaps := make([]time.Duration, 0, len(ups)-1)
+	for k := 1; k < len(ups); k++ {
+		gaps = append(gaps, ups[k].Sub(ups[k-1]).Round(time.Millisecond))
+	}
+	t.Logf("gaps between binds: %v", gaps)
 	for k := 1; k < 6; k++ {
 		least := step / 2 << (k - 1)
 		if gap := ups[k].Sub(ups[k-1]); gap < least {

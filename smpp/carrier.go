@@ -200,8 +200,8 @@ func (c *Carrier) Bound() int {
 }
 
 // Run keeps the binds up until ctx is done, reconnecting with jittered
-// exponential back-off (see ReconnectDelay, StableAfter and
-// AuthRetryDelay). Then it stops taking submits (they get ErrNotBound), waits up to 10s for
+// exponential back-off (see ReconnectDelay, StableAfter, AuthRetryDelay).
+// Then it stops taking submits (they get ErrNotBound), waits up to 10s for
 // those in flight, unbinds every session and returns nil. Run may be
 // called once; a second call returns an error.
 func (c *Carrier) Run(ctx context.Context) error {
@@ -248,19 +248,19 @@ func (c *Carrier) Run(ctx context.Context) error {
 func (c *Carrier) keep(ctx context.Context, sl *slot) {
 	log := c.log.With(keyBind, sl.kind.String(), keySlot, sl.index)
 	cfg := sessionConfig{
-		Kind:              sl.kind,
-		SystemID:          c.cfg.SystemID,
-		Password:          c.cfg.Password,
-		SystemType:        c.cfg.SystemType,
-		Window:            c.cfg.Window,
-		EnquireLink:       c.cfg.EnquireLink,
-		InactivityTimeout: c.cfg.InactivityTimeout,
-		Handler:           c.h,
-		Carrier:           c.cfg.Name,
-		Logger:            log,
-		Observer:          c.obs,
-		LogLimit:          c.logLim,
+		Kind:        sl.kind,
+		SystemID:    c.cfg.SystemID,
+		Password:    c.cfg.Password,
+		SystemType:  c.cfg.SystemType,
+		Window:      c.cfg.Window,
+		EnquireLink: c.cfg.EnquireLink,
+		Handler:     c.h,
+		Carrier:     c.cfg.Name,
+		Logger:      log,
+		Observer:    c.obs,
+		LogLimit:    c.logLim,
 	}
+	cfg.InactivityTimeout = c.cfg.InactivityTimeout
 	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
 	c.obs.BindState(c.cfg.Name, bindName, false)
 	b := c.newBackoff()

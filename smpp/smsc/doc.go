@@ -6,7 +6,8 @@
 // accepted SMS with its full text (deliberately: it plays the handset), and
 // sends delivery receipts as deliver_sm. Its behaviour can be scripted while it
 // serves: reject binds, reject or throttle submits, delay or swallow acks, drop
-// connections, and inject raw bytes.
+// connections, unbind every session soon after its bind, fall silent, answer
+// enquire_link late or never, and inject raw bytes.
 //
 // Client PDUs are decoded with go-smpp's codec; the PDUs the simulator
 // originates are encoded by hand, because go-smpp's deliver_sm encoder emits a
