@@ -134,12 +134,28 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	if _, err := daemon.LoadConfig(path); err != nil {
+	cfg, err := daemon.LoadConfig(path)
+	if cfg != nil {
+		printWarnings(stderr, path, cfg.Warnings())
+	}
+	if err != nil {
 		printProblems(stderr, path, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
+}
+
+// printWarnings lists what check-config accepts but the operator should
+// check; they do not change the exit status.
+func printWarnings(w io.Writer, path string, ws daemon.Problems) {
+	if len(ws) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s: %d warning(s):\n", path, len(ws))
+	for _, p := range ws {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
 }
 
 func printProblems(w io.Writer, path string, err error) {

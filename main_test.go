@@ -131,3 +131,36 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Fatalf("unknown command: got %d %q", code, errs)
 	}
 }
+
+// TestCheckConfig_Warnings: a password of 9 to 16 characters is a warning
+// (printed, exit 0); longer is a problem.
+func TestCheckConfig_Warnings(t *testing.T) {
+	demo, err := os.ReadFile("configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(pw string) string {
+		y := strings.Replace(string(demo), "password: simpw", "password: "+pw, 1)
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	const long = "sixteen-chars-pw"
+	code, out, errs := runCmd(t, "", "check-config", "-config", write(long))
+	if code != 0 || !strings.HasSuffix(out, ": ok\n") {
+		t.Fatalf("16 characters: got %d %q %s, want ok", code, out, errs)
+	}
+	if !strings.Contains(errs, "1 warning(s)") || !strings.Contains(errs, "carriers[0].password: longer than 8 characters") {
+		t.Fatalf("16 characters: got %q, want the warning", errs)
+	}
+	code, _, errs = runCmd(t, "", "check-config", "-config", write(long+"x"))
+	if code != 1 || !strings.Contains(errs, "carriers[0].password: longer than 16 characters") {
+		t.Fatalf("17 characters: got %d %s, want the problem", code, errs)
+	}
+	if strings.Contains(errs, long) {
+		t.Fatal("check-config printed a password")
+	}
+}

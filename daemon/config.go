@@ -119,6 +119,17 @@ type CarrierConfig struct {
 	RegisteredDelivery *int              `yaml:"registered_delivery"`
 	ServiceType        string            `yaml:"service_type"`
 	TLVs               map[string]string `yaml:"tlvs"`
+
+	// Binds that fail or die, and dead peers; 0 takes smpp's default.
+	AuthRetryDelay      Duration `yaml:"auth_retry_delay"`
+	ReconnectDelay      Duration `yaml:"reconnect_delay"`
+	EnquireLinkInterval Duration `yaml:"enquire_link_interval"`
+	InactivityTimeout   Duration `yaml:"inactivity_timeout"`
+	// TLS client certificate (PEM, both or neither) and the name the
+	// SMSC's certificate is checked against (default: the address's host).
+	TLSCertFile   string `yaml:"tls_cert_file"`
+	TLSKeyFile    string `yaml:"tls_key_file"`
+	TLSServerName string `yaml:"tls_server_name"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -393,8 +404,8 @@ func (c *Config) Validate() Problems {
 		if len(k.SystemID) > 15 {
 			add(p+".system_id", "longer than 15 characters (SMPP 3.4)")
 		}
-		if len(k.Password) > 8 {
-			add(p+".password", "longer than 8 characters (SMPP 3.4)")
+		if len(k.Password) > maxPassword {
+			add(p+".password", "longer than %d characters", maxPassword)
 		}
 		if !oneOf(k.Mode, "transceiver", "transmitter+receiver") {
 			add(p+".mode", "want transceiver or transmitter+receiver, got %q", k.Mode)
@@ -425,6 +436,7 @@ func (c *Config) Validate() Problems {
 				add(p+".tls_ca_file", "%v", err)
 			}
 		}
+		checkCarrierLink(p, k, add)
 	}
 	c.validateInbound(add)
 	if len(c.Carriers) == 0 {

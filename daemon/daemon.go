@@ -78,6 +78,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logWarnings(logger, cfg)
 	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
 		notify: NewNotifier(logger.With("component", "systemd")), lateAcks: make(chan otp.Ack, lateAckQueue)}, nil
 }
@@ -244,6 +245,8 @@ func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 	}
 	for _, kc := range cfg.Carriers {
 		if r, ok := d.runs[kc.Name]; ok && reflect.DeepEqual(r.cfg, kc) {
+			// The operator may have fixed the account at the carrier.
+			r.carrier.RetryAuthNow()
 			next[kc.Name] = r
 			continue
 		}
@@ -412,8 +415,7 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 		return cc, err
 	}
 	if k.TLS && !k.Simulate {
-		host, _, _ := net.SplitHostPort(addr)
-		cc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		cc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		if k.TLSCAFile != "" {
 			pool, err := loadCAs(k.TLSCAFile)
 			if err != nil {
@@ -422,7 +424,7 @@ func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.Carrie
 			cc.TLS.RootCAs = pool
 		}
 	}
-	return cc, nil
+	return cc, applyLink(k, &cc)
 }
 
 // buildSettings turns the config's clients, limits and block list into the

@@ -169,7 +169,13 @@ func TestGateway_RestartKeepsCodesAndReceipts(t *testing.T) {
 
 func TestGateway_Rebind(t *testing.T) {
 	sim := startSim(t, smsc.Config{})
-	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	// The binds are young when dropped: they wait reconnect_delay.
+	y := strings.Replace(configYAML(t, cfgOpts{simAddr: sim.Addr()}), "binds: 2, window: 8}", "binds: 2, window: 8, reconnect_delay: 100ms}", 1)
+	cfg, err := daemon.ParseConfig(strings.NewReader(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, cfg)
 	waitSimBound(t, sim, 2)
 	if code, body := send(t, g, "+91-9000000001"); code != 200 {
 		t.Fatalf("send before drop: %d %s", code, body)

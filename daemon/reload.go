@@ -39,6 +39,7 @@ func (d *Daemon) Reload(cfg *Config) error {
 		d.Metrics.Reload(true)
 	}
 	d.log.Info("configuration reloaded", "clients", len(cfg.Clients), "carriers", len(cfg.Carriers), "routes", len(cfg.Routes))
+	logWarnings(d.log, cfg)
 	return nil
 }
 

@@ -18,6 +18,7 @@ type Metrics struct {
 	submits       *prometheus.CounterVec
 	submitLatency *prometheus.HistogramVec
 	bindUp        *prometheus.GaugeVec
+	bindFailures  *prometheus.CounterVec
 	receipts      *prometheus.CounterVec
 	ratelimited   *prometheus.CounterVec
 	verifications *prometheus.CounterVec
@@ -40,6 +41,10 @@ func New() *Metrics {
 		Help: "Time from submit_sm to its response, by carrier.", Buckets: latencyBuckets}, []string{"carrier"})
 	m.bindUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "otpgate_bind_up",
 		Help: "1 when the carrier session is bound, else 0."}, []string{"carrier", "bind"})
+	m.bindFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_bind_failures_total",
+		Help: "Failed bind attempts by carrier and reason: invalid_password, invalid_system_id, invalid_system_type, refused, timeout, tls, network."},
+		[]string{"carrier", "reason"})
+	f(m.bindFailures)
 	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_receipts_total",
 		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived, " +
 			"state=dropped for those of them dropped for the per-carrier cap, state=refused for those answered with an error (id too long)."}, []string{"carrier", "state"})
@@ -97,6 +102,11 @@ func (m *Metrics) BindState(carrier, bind string, up bool) {
 	m.bindUp.WithLabelValues(carrier, bind).Set(v)
 }
 
+// BindFailure counts one failed bind attempt.
+func (m *Metrics) BindFailure(carrier, reason string) {
+	m.bindFailures.WithLabelValues(carrier, reason).Inc()
+}
+
 // Receipt counts one delivery receipt.
 func (m *Metrics) Receipt(carrier, state string) { m.receipts.WithLabelValues(carrier, state).Inc() }
 
@@ -118,4 +128,5 @@ func (m *Metrics) Reload(ok bool) {
 // ForgetCarrier removes the bind series of a carrier that is gone.
 func (m *Metrics) ForgetCarrier(carrier string) {
 	m.bindUp.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
+	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 }

@@ -24,18 +24,15 @@ const (
 	ModeTransmitterReceiver = "transmitter+receiver"
 )
 
-// Reconnect and shutdown timings.
+// Reconnect and shutdown timings (the back-off's are in reconnect.go).
 const (
-	backoffMin          = 200 * time.Millisecond
-	backoffMax          = 30 * time.Second
-	stableBind          = time.Second // a bind that lived this long is redialled at once when lost
 	bindLogEvery        = time.Minute // repeated bind failures are logged at most this often
 	drainTimeout        = 10 * time.Second
-	defaultStallTimeout = 3 * time.Second
 	defaultWindow       = 10
 	defaultBurst        = 1
 	defaultBinds        = 1
 	maxSourceShort      = 8 // digits of a short code
+	defaultStallTimeout = 3 * time.Second
 )
 
 // ErrPartial means some parts of a long message were accepted before a
@@ -61,13 +58,36 @@ type CarrierConfig struct {
 	Window int
 	// TLS, when set, wraps each connection in TLS.
 	TLS *tls.Config
-	// EnquireLink is the interval of our enquire_link; default 30s. A
-	// session whose enquire_link is not answered within min(EnquireLink,
-	// 10s) is dropped and rebound.
+	// EnquireLink is the interval of our enquire_link; default 30s. Its
+	// answer is not awaited: see InactivityTimeout.
 	EnquireLink time.Duration
+	// InactivityTimeout drops and redials a session from which no PDU at
+	// all (a response, a deliver_sm, the SMSC's own enquire_link) was read
+	// for that long; default 3 x EnquireLink (90s). One late
+	// enquire_link_resp from a busy SMSC does not end a session.
+	InactivityTimeout time.Duration
+	// ReconnectDelay is the first step of the back-off before redialling a
+	// bind that was lost before StableAfter, or refused with a status other
+	// than the credential ones; default 10s. Each wait is jittered between
+	// half and all of its step, and the step doubles up to
+	// ReconnectDelayMax (default 5m). A dial that fails (network, TLS,
+	// timeout) steps from min(ReconnectDelay, 1s) to 30s at most, on the
+	// same back-off.
+	ReconnectDelay, ReconnectDelayMax time.Duration
+	// StableAfter is how long a bind must stay up to count as stable: when
+	// it is lost it is redialled at once and the back-off starts over.
+	// Default 60s.
+	StableAfter time.Duration
+	// AuthRetryDelay is how long every bind of the carrier waits after the
+	// SMSC refused its credentials (ESME_RINVPASWD, ESME_RINVSYSID,
+	// ESME_RINVSYSTYP) before one bind tries them again; RetryAuthNow
+	// cuts it short. Default 10m: carriers lock accounts after a few bad
+	// logins.
+	AuthRetryDelay time.Duration
 	// Dial opens connections; nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Observer, when set, is told of submits, bind states and receipts.
+	// Observer, when set, is told of submits, bind states, bind failures
+	// and receipts.
 	Observer Observer
 
 	// SourceTON and SourceNPI override the sender id's type of number and
@@ -140,7 +160,8 @@ type Carrier struct {
 	obs     Observer
 	pace    *adaptive // token bucket and throttle back-off
 	sub     *submitOptions
-	subErr  error // what is wrong with cfg's submit settings; Run refuses to start
+	subErr  error     // what is wrong with cfg's submit settings; Run refuses to start
+	auth    *authGate // holds binds back after refused credentials
 	slots   []*slot
 	ref     atomic.Uint32 // concatenation reference
 	rr      atomic.Uint32 // round-robin start for session choice
@@ -195,6 +216,7 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = defaultStallTimeout
 	}
+	cfg.reconnectDefaults()
 	if cfg.Dial == nil {
 		d := &net.Dialer{Timeout: defaultBindWait, KeepAlive: 30 * time.Second}
 		cfg.Dial = d.DialContext
@@ -205,6 +227,7 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		log:    logger.With(keyComponent, "smpp", keyCarrier, cfg.Name),
 		obs:    cfg.Observer,
 		logLim: newEveryLimiter(repeatEvery),
+		auth:   newAuthGate(),
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}
@@ -262,7 +285,7 @@ func (c *Carrier) Bound() int {
 }
 
 // Run keeps the binds up until ctx is done, reconnecting with jittered
-// exponential back-off (200ms doubling to 30s, reset after a good bind).
+// exponential back-off (see ReconnectDelay, StableAfter, AuthRetryDelay).
 // Then it stops taking submits (they get ErrNotBound), waits up to 10s for
 // those in flight, unbinds every session and returns nil. Run may be
 // called once; a second call returns an error.
@@ -341,34 +364,49 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		MO:              c.cfg.MO,
 		ReceiptLocation: c.cfg.ReceiptLocation,
 	}
+	cfg.InactivityTimeout = c.cfg.InactivityTimeout
 	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
 	c.obs.BindState(c.cfg.Name, bindName, false)
-	b := backoff{min: backoffMin, max: backoffMax}
+	b := c.newBackoff()
 	var (
 		failures int
 		lastLog  time.Time
 	)
 	for {
+		probe, ok := c.auth.enter(ctx)
+		if !ok {
+			return
+		}
 		s, err := dialSession(ctx, c.cfg.Dial, c.cfg.Address, c.cfg.TLS, cfg)
+		c.auth.done(probe, err, c.cfg.AuthRetryDelay)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			failures++
-			wait := b.next()
+			reason := bindFailureReason(err)
+			c.obs.BindFailure(c.cfg.Name, reason)
+			if status, refused := credentialsRefused(err); refused {
+				// Every attempt is worth a line: each one brings the
+				// account closer to a lock-out. The gate holds every bind
+				// of the carrier until the retry.
+				log.Error("bind refused: credentials rejected", keyStatus, status, keyReason, reason,
+					keySystemID, c.cfg.SystemID, keyRetryIn, c.cfg.AuthRetryDelay, keyAddress, c.cfg.Address)
+				continue
+			}
+			wait := c.failureWait(&b, reason)
 			// One line when binds start failing, then one a minute.
 			if failures == 1 || time.Since(lastLog) >= bindLogEvery {
-				log.Warn("bind failed", keyError, err, keyRetries, failures, keyBackoff, wait, keyAddress, c.cfg.Address)
+				log.Warn("bind failed", keyError, err, keyReason, reason, keyRetries, failures, keyBackoff, wait, keyAddress, c.cfg.Address)
 				lastLog = time.Now()
 			} else {
-				log.Debug("bind failed", keyError, err, keyRetries, failures, keyBackoff, wait)
+				log.Debug("bind failed", keyError, err, keyReason, reason, keyRetries, failures, keyBackoff, wait)
 			}
 			if !sleep(ctx, wait) {
 				return
 			}
 			continue
 		}
-		b.reset()
 		log.Info("bound", keyAddress, c.cfg.Address, keyRetries, failures)
 		failures = 0
 		sl.sess.Store(s)
@@ -385,11 +423,9 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 			log.Info("unbound")
 			return
 		}
-		log.Warn("bind lost", keyError, s.Err())
-		// A bind that lived a while is redialled at once: sends fail with
-		// 409 until it is back. One that died young backs off, so that a
-		// flapping SMSC is not hammered.
-		if time.Since(boundAt) < stableBind && !sleep(ctx, b.next()) {
+		wait := c.lossWait(&b, time.Since(boundAt))
+		log.Warn("bind lost", keyError, s.Err(), keyUptime, time.Since(boundAt).Round(time.Millisecond), keyBackoff, wait)
+		if !sleep(ctx, wait) {
 			return
 		}
 	}
@@ -413,13 +449,16 @@ type backoff struct {
 	min, max, cur time.Duration
 }
 
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	}
-	d := b.cur/2 + rand.N(b.cur/2+1)
-	b.cur = min(b.cur*2, b.max)
-	return d
+func (b *backoff) next() time.Duration { return b.nextIn(b.min, b.max) }
+
+// nextIn is next for a wait whose cause calls for a step between floor and
+// ceil: the step reached so far, raised to floor, lowered to ceil. The
+// step reached still doubles, so causes that share a back-off keep its
+// history.
+func (b *backoff) nextIn(floor, ceil time.Duration) time.Duration {
+	step := min(max(b.cur, floor), ceil, b.max)
+	b.cur = max(b.cur, min(step*2, b.max))
+	return step/2 + rand.N(step/2+1)
 }
 
 func (b *backoff) reset() { b.cur = 0 }

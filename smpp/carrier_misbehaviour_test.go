@@ -21,6 +21,7 @@ func stuckPair(t *testing.T, stuckCfg smpp.CarrierConfig) (r *smpp.Router, stuck
 	simOK = newSMSC(t, smsc.Config{ReceiptDelay: -1})
 	stuckCfg.Name, stuckCfg.Address = "stuck", simStuck.Addr()
 	stuckCfg.SystemID, stuckCfg.Password = testSystemID, testPassword
+	stuckCfg.ReconnectDelay = 20 * time.Millisecond // the stuck session dies young: redial fast
 	stuck = runCarrier(t, stuckCfg, nil)
 	ok := runCarrier(t, carrierConfig("healthy", simOK.Addr()), nil)
 	waitBound(t, stuck, stuckCfg.Binds)

@@ -49,25 +49,7 @@ func TestCarrier_Bind(t *testing.T) {
 }
 
 func TestCarrier_BindRejected(t *testing.T) {
-	t.Run("WrongPassword", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{})
-		cfg := carrierConfig("a", sim.Addr())
-		cfg.Password = "wrong"
-		c := runCarrier(t, cfg, nil)
-		eventually(t, "3 rejected binds", func() bool { return sim.Stats().BindsRejected >= 3 })
-		if n := c.Bound(); n != 0 {
-			t.Fatalf("Bound: got %d, want 0", n)
-		}
-		start := time.Now()
-		_, err := c.Submit(context.Background(), testSMS("code 1234"))
-		if !errors.Is(err, smpp.ErrNotBound) {
-			t.Fatalf("Submit: got %v, want ErrNotBound", err)
-		}
-		// The back-off grows: 3 failures cannot all happen at once.
-		if st := sim.Stats(); st.BindsRejected > 10 {
-			t.Fatalf("bind attempts: got %d in %s, want back-off", st.BindsRejected, time.Since(start))
-		}
-	})
+	// A wrong password: TestCarrier_CredentialsRefused.
 	t.Run("RecoversAfterRejection", func(t *testing.T) {
 		sim := newSMSC(t, smsc.Config{})
 		sim.SetBindStatus(smpp.StatusBindFail)
@@ -459,7 +441,7 @@ func TestCarrier_LogsNoSecrets(t *testing.T) {
 			t.Fatalf("logs contain %q:\n%s", secret, logs)
 		}
 	}
-	if !strings.Contains(logs, "bind failed") || !strings.Contains(logs, "bound") {
+	if !strings.Contains(logs, "bind refused") || !strings.Contains(logs, "bound") {
 		t.Fatalf("logs miss the bind lines:\n%s", logs)
 	}
 }

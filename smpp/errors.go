@@ -16,11 +16,13 @@ const (
 	StatusInvDstAdr  uint32 = 0x0000000B // ESME_RINVDSTADR
 	StatusBindFail   uint32 = 0x0000000D // ESME_RBINDFAIL
 	StatusInvPaswd   uint32 = 0x0000000E // ESME_RINVPASWD
+	StatusInvSysID   uint32 = 0x0000000F // ESME_RINVSYSID
 	StatusMsgQFul    uint32 = 0x00000014 // ESME_RMSGQFUL
 	StatusInvSrcTON  uint32 = 0x00000048 // ESME_RINVSRCTON
 	StatusInvSrcNPI  uint32 = 0x00000049 // ESME_RINVSRCNPI
 	StatusInvDstTON  uint32 = 0x00000050 // ESME_RINVDSTTON
 	StatusInvDstNPI  uint32 = 0x00000051 // ESME_RINVDSTNPI
+	StatusInvSysTyp  uint32 = 0x00000053 // ESME_RINVSYSTYP
 	StatusThrottled  uint32 = 0x00000058 // ESME_RTHROTTLED
 	StatusSubmitFail uint32 = 0x00000045 // ESME_RSUBMITFAIL
 	StatusInvExpiry  uint32 = 0x00000062 // ESME_RINVEXPIRY: validity_period refused

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -34,16 +35,25 @@ func newSMSC(tb testing.TB, cfg smsc.Config) *smsc.Server {
 	return s
 }
 
-// carrierConfig returns a config for the simulator at addr.
+// carrierConfig returns a config for the simulator at addr. Its binds are
+// redialled after a short ReconnectDelay, so that tests which drop
+// connections do not wait the production 10s.
 func carrierConfig(name, addr string) smpp.CarrierConfig {
-	return smpp.CarrierConfig{Name: name, Address: addr, SystemID: testSystemID, Password: testPassword}
+	return smpp.CarrierConfig{Name: name, Address: addr, SystemID: testSystemID, Password: testPassword,
+		ReconnectDelay: 20 * time.Millisecond}
 }
 
 // runCarrier starts a carrier's Run; cleanup cancels it and checks that
 // Run returns nil.
 func runCarrier(tb testing.TB, cfg smpp.CarrierConfig, h smpp.ReceiptHandler) *smpp.Carrier {
 	tb.Helper()
-	c := smpp.NewCarrier(cfg, h, nil)
+	return runCarrierLog(tb, cfg, h, nil)
+}
+
+// runCarrierLog is runCarrier with a logger.
+func runCarrierLog(tb testing.TB, cfg smpp.CarrierConfig, h smpp.ReceiptHandler, logger *slog.Logger) *smpp.Carrier {
+	tb.Helper()
+	c := smpp.NewCarrier(cfg, h, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

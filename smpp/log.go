@@ -30,6 +30,12 @@ const (
 	keyRoute     = "route"
 	keyStat      = "stat"
 	keyValidity  = "validity_period"
+	keyStatus    = "status"
+	keyReason    = "reason"
+	keySystemID  = "system_id"
+	keyRetryIn   = "retry_in"
+	keyUptime    = "uptime"
+	keyIdle      = "idle"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

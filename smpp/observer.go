@@ -14,6 +14,11 @@ type Observer interface {
 	Submit(carrier, result string, d time.Duration)
 	// BindState reports a session bound (up) or not.
 	BindState(carrier, bind string, up bool)
+	// BindFailure reports one failed bind attempt: reason is
+	// invalid_password, invalid_system_id, invalid_system_type (the SMSC
+	// refused the credentials), refused (another bind status), timeout,
+	// tls or network.
+	BindFailure(carrier, reason string)
 	// Receipt reports one parsed delivery receipt by its state, or with
 	// state "refused" one answered with an error (an over-long id).
 	Receipt(carrier, state string)
@@ -23,6 +28,7 @@ type nopObserver struct{}
 
 func (nopObserver) Submit(string, string, time.Duration) {}
 func (nopObserver) BindState(string, string, bool)       {}
+func (nopObserver) BindFailure(string, string)           {}
 func (nopObserver) Receipt(string, string)               {}
 
 // submitResult names the outcome of one submit_sm for metrics.

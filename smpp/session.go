@@ -31,14 +31,13 @@ const (
 	defaultBindWait   = 10 * time.Second
 	defaultAckTimeout = 30 * time.Second
 	defaultEnquire    = 30 * time.Second
-	maxEnquireTimeout = 10 * time.Second
+	inactivityInPings = 3 // default InactivityTimeout, in EnquireLink intervals
 )
 
 var (
 	errBadLength       = errors.New("smpp: broken command_length")
 	errClosed          = errors.New("smpp: session closed")
 	errUnbound         = errors.New("smpp: unbound by the smsc")
-	errEnquireTimeout  = errors.New("smpp: no enquire_link_resp in time")
 	errNoResponse      = errors.New("smpp: no response in time")
 	errAckTimeout      = errors.New("smpp: submit unanswered past submit_ack_timeout")
 	errUnexpectedReply = errors.New("smpp: unexpected reply to bind")
@@ -82,7 +81,7 @@ type sessionConfig struct {
 	SystemID, Password, SystemType string
 	Window                         int           // unacknowledged submits; <1 means 1
 	EnquireLink                    time.Duration // interval of our enquire_link
-	EnquireTimeout                 time.Duration // wait for its response; default min(EnquireLink, 10s)
+	InactivityTimeout              time.Duration // no PDU read for this long ends the session; default 3 x EnquireLink
 	BindTimeout                    time.Duration // wait for bind_resp
 	AckTimeout                     time.Duration // a submit unanswered this long ends the session (default 30s)
 	StallTimeout                   time.Duration // a submit unanswered this long lets its send fail over; 0: never
@@ -104,8 +103,8 @@ func (c *sessionConfig) defaults() {
 	if c.EnquireLink <= 0 {
 		c.EnquireLink = defaultEnquire
 	}
-	if c.EnquireTimeout <= 0 {
-		c.EnquireTimeout = min(c.EnquireLink, maxEnquireTimeout)
+	if c.InactivityTimeout <= 0 {
+		c.InactivityTimeout = inactivityInPings * c.EnquireLink
 	}
 	if c.BindTimeout <= 0 {
 		c.BindTimeout = defaultBindWait
@@ -150,8 +149,8 @@ type result struct {
 	err   error
 }
 
-// session is one bound SMPP session over a net.Conn. It owns three
-// goroutines (reader, keeper, receipt worker) that end when the session
+// session is one bound SMPP session over a net.Conn. It owns goroutines
+// (reader, keeper, keepalive, receipt workers) that end when the session
 // dies; close waits for them. All methods are safe for concurrent use.
 type session struct {
 	cfg  sessionConfig
@@ -161,6 +160,8 @@ type session struct {
 
 	seq      atomic.Uint32
 	window   chan struct{}
+	born     time.Time    // monotonic origin of lastRead
+	lastRead atomic.Int64 // time since born of the last PDU read, in ns
 	inflight atomic.Int32
 
 	writeMu sync.Mutex
@@ -178,7 +179,8 @@ type session struct {
 }
 
 // dialSession dials addr, wraps the connection in TLS when tlsConf is set,
-// binds, and starts the session's goroutines.
+// binds, and starts the session's goroutines. A tlsConf without ServerName
+// verifies the SMSC's certificate against the host of addr.
 func dialSession(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
 	addr string, tlsConf *tls.Config, cfg sessionConfig) (*session, error) {
 	conn, err := dial(ctx, "tcp", addr)
@@ -198,7 +200,7 @@ func dialSession(ctx context.Context, dial func(ctx context.Context, network, ad
 		cancel()
 		if err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("smpp: tls handshake: %w", err)
+			return nil, fmt.Errorf("smpp: %w: %w", errHandshake, err)
 		}
 		conn = tconn
 	}
@@ -221,6 +223,7 @@ func newSession(conn net.Conn, cfg sessionConfig) *session {
 		window:  make(chan struct{}, cfg.Window),
 		pending: make(map[callKey]*call),
 		dead:    make(chan struct{}),
+		born:    time.Now(),
 	}
 	s.hctx, s.hcancel = context.WithCancel(context.Background())
 	if cfg.Kind.canReceive() {
@@ -310,9 +313,11 @@ func (s *session) bind(ctx context.Context) error {
 }
 
 func (s *session) start() {
-	s.wg.Add(2)
+	s.heard()
+	s.wg.Add(3)
 	go s.readLoop()
 	go s.keepLoop()
+	go s.aliveLoop()
 	if s.receipts != nil {
 		for i := 0; i < receiptWorkers; i++ {
 			s.wg.Add(1)
@@ -509,6 +514,10 @@ func (s *session) readLoop() {
 			s.kill(fmt.Errorf("smpp: read: %w", err))
 			return
 		}
+		s.heard()
+		if pingAnswer(frame) {
+			continue
+		}
 		s.dispatch(frame)
 	}
 }
@@ -568,30 +577,17 @@ func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
 	}
 }
 
-// keepLoop sends enquire_link every EnquireLink and ends the session when
-// one is not answered within EnquireTimeout; it also frees the window slots
-// of requests unanswered after AckTimeout, ending the session when one of
-// them is a submit.
+// keepLoop frees the window slots of requests unanswered after
+// AckTimeout, ending the session when one of them is a submit. (aliveLoop
+// keeps the link alive.)
 func (s *session) keepLoop() {
 	defer s.wg.Done()
-	enq := time.NewTicker(s.cfg.EnquireLink)
-	defer enq.Stop()
 	sweep := time.NewTicker(min(s.cfg.AckTimeout/4, time.Second))
 	defer sweep.Stop()
 	for {
 		select {
 		case <-s.dead:
 			return
-		case <-enq.C:
-			ctx, cancel := context.WithTimeout(s.hctx, s.cfg.EnquireTimeout)
-			_, err := s.request(ctx, pdu.NewEnquireLink(), pdu.EnquireLinkRespID, false)
-			timedOut := ctx.Err() != nil && s.alive()
-			cancel()
-			if err != nil && timedOut {
-				s.log.Warn("enquire_link unanswered", keyTimeout, s.cfg.EnquireTimeout)
-				s.kill(errEnquireTimeout)
-				return
-			}
 		case <-sweep.C:
 			s.sweep(time.Now())
 		}

@@ -335,15 +335,6 @@ func TestSession_UnbindFromSMSC(t *testing.T) {
 	}
 }
 
-func TestSession_EnquireLinkTimeout(t *testing.T) {
-	s, p := startPeer(t, sessionConfig{EnquireLink: 20 * time.Millisecond, EnquireTimeout: 50 * time.Millisecond})
-	p.read() // our enquire_link, never answered
-	<-s.dead
-	if !errors.Is(s.Err(), errEnquireTimeout) {
-		t.Fatalf("got %v, want errEnquireTimeout", s.Err())
-	}
-}
-
 func TestSession_CloseUnbinds(t *testing.T) {
 	s, p := startPeer(t, sessionConfig{})
 	done := make(chan struct{})

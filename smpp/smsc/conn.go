@@ -78,6 +78,9 @@ func (c *conn) nextSeq() uint32 {
 // write writes one or more whole PDUs; on failure it closes the connection,
 // which ends the reader.
 func (c *conn) write(b []byte) error {
+	if !c.s.hold() {
+		return fmt.Errorf("smsc: write: %w", ErrClosed)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.writeLocked(b)
@@ -112,6 +115,9 @@ func (c *conn) serve() {
 		full := make([]byte, l)
 		copy(full, hdr[:])
 		if _, err := io.ReadFull(r, full[pdu.HeaderLen:]); err != nil {
+			return
+		}
+		if !s.hold() {
 			return
 		}
 		if !c.handle(full) {
@@ -162,7 +168,7 @@ func (c *conn) handle(b []byte) bool {
 		return c.bind(b, id, seq)
 	case idEnquireLink:
 		s.stats.enquireLinks.Add(1)
-		c.write(encodeHeaderOnly(idEnquireLinkResp, 0, seq))
+		c.answerEnquireLink(seq)
 		return true
 	case idEnquireLinkResp:
 		return true
@@ -272,6 +278,7 @@ func (c *conn) bind(b []byte, id, seq uint32) bool {
 	if mode.canReceive() {
 		s.after(0, func() { s.flushPending(sid) })
 	}
+	c.scheduleUnbind()
 	return true
 }
 

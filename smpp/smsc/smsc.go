@@ -176,6 +176,7 @@ type Stats struct {
 	EnquireLinks   uint64 // enquire_link received from clients
 	GenericNacks   uint64 // generic_nack received from clients
 	Unbinds        uint64 // unbind received from clients
+	UnbindsSent    uint64 // unbind sent to clients (SetUnbindAfter)
 }
 
 type counters struct {
@@ -183,6 +184,7 @@ type counters struct {
 	receiptsSent, receiptsAcked, receiptsNacked                             atomic.Uint64
 	moSent, moAcked, moNacked                                               atomic.Uint64
 	enquireLinks, genericNacks, unbinds                                     atomic.Uint64
+	unbindsSent                                                             atomic.Uint64
 }
 
 // Server is a running simulator. Its methods are safe for concurrent use.
@@ -203,6 +205,7 @@ type Server struct {
 	noAck          atomic.Bool
 	rejectValidity atomic.Bool
 	policy         atomic.Pointer[func(Message) uint32]
+	link           linkFaults // SetUnbindAfter, SetSilent, SetEnquireLinkDelay
 
 	stats counters
 
@@ -658,6 +661,7 @@ func (s *Server) Stats() Stats {
 		EnquireLinks:   c.enquireLinks.Load(),
 		GenericNacks:   c.genericNacks.Load(),
 		Unbinds:        c.unbinds.Load(),
+		UnbindsSent:    c.unbindsSent.Load(),
 	}
 }
 
