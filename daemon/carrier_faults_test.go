@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,6 +138,7 @@ func TestGateway_StuckCarrier(t *testing.T) {
 	cfg := retryConfig(t, simA, simB)
 	stall := daemon.Duration(300 * time.Millisecond)
 	cfg.Carriers[0].StallTimeout = &stall
+	cfg.Carriers[0].SubmitAckTimeout = daemon.Duration(time.Second)
 	g := startGateway(t, cfg)
 	waitCarrierBound(t, g, "a")
 	waitCarrierBound(t, g, "b")
@@ -163,4 +165,22 @@ func TestGateway_StuckCarrier(t *testing.T) {
 	if got := len(simB.Messages()); got != n {
 		t.Fatalf("carrier b accepted %d, want %d", got, n)
 	}
+	// After submit_ack_timeout the NOC sees carrier a degraded.
+	waitMetric(t, g, `otpgate_carrier_degraded{carrier="a"} 1`)
+}
+
+// waitMetric waits until /metrics has the line want.
+func waitMetric(t *testing.T, g *gateway, want string) {
+	t.Helper()
+	var text string
+	for i := 0; i < 500; i++ {
+		_, text = call(t, "GET", g.url+"/metrics", "", "")
+		for _, l := range strings.Split(text, "\n") {
+			if l == want {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("/metrics never had %q", want)
 }

@@ -19,6 +19,7 @@ type Metrics struct {
 	submitLatency *prometheus.HistogramVec
 	bindUp        *prometheus.GaugeVec
 	bindFailures  *prometheus.CounterVec
+	degraded      *prometheus.GaugeVec
 	receipts      *prometheus.CounterVec
 	ratelimited   *prometheus.CounterVec
 	verifications *prometheus.CounterVec
@@ -45,6 +46,10 @@ func New() *Metrics {
 		Help: "Failed bind attempts by carrier and reason: invalid_password, invalid_system_id, invalid_system_type, refused, timeout, tls, network."},
 		[]string{"carrier", "reason"})
 	f(m.bindFailures)
+	m.degraded = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "otpgate_carrier_degraded",
+		Help: "1 while the carrier is degraded (a submit went unanswered for submit_ack_timeout; routes skip it), else 0."},
+		[]string{"carrier"})
+	f(m.degraded)
 	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_receipts_total",
 		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived, " +
 			"state=dropped for those of them dropped for the per-carrier cap, state=refused for those answered with an error (id too long)."}, []string{"carrier", "state"})
@@ -107,6 +112,15 @@ func (m *Metrics) BindFailure(carrier, reason string) {
 	m.bindFailures.WithLabelValues(carrier, reason).Inc()
 }
 
+// Degraded sets the degraded gauge of a carrier.
+func (m *Metrics) Degraded(carrier string, degraded bool) {
+	v := 0.0
+	if degraded {
+		v = 1
+	}
+	m.degraded.WithLabelValues(carrier).Set(v)
+}
+
 // Receipt counts one delivery receipt.
 func (m *Metrics) Receipt(carrier, state string) { m.receipts.WithLabelValues(carrier, state).Inc() }
 
@@ -129,4 +143,5 @@ func (m *Metrics) Reload(ok bool) {
 func (m *Metrics) ForgetCarrier(carrier string) {
 	m.bindUp.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
+	m.degraded.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 }

@@ -23,6 +23,7 @@ type recorder struct {
 
 func (r *recorder) Submit(string, string, time.Duration) {}
 func (r *recorder) Receipt(string, string)               {}
+func (r *recorder) Degraded(string, bool)                {}
 
 func (r *recorder) BindState(_, _ string, up bool) {
 	if up {

@@ -352,12 +352,14 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		OnAckTimeout: func() {
 			c.probedAt.Store(time.Now().UnixNano())
 			if !c.degraded.Swap(true) {
+				c.obs.Degraded(c.cfg.Name, true)
 				c.log.Error("carrier degraded: submits unanswered; routes skip it while another carrier is healthy",
 					keyTimeout, c.cfg.SubmitAckTimeout)
 			}
 		},
 		OnSubmitAnswered: func() {
 			if c.degraded.Load() && c.degraded.Swap(false) {
+				c.obs.Degraded(c.cfg.Name, false)
 				c.log.Info("carrier answers submits again: no longer degraded")
 			}
 		},

@@ -19,6 +19,9 @@ type Observer interface {
 	// refused the credentials), refused (another bind status), timeout,
 	// tls or network.
 	BindFailure(carrier, reason string)
+	// Degraded reports a carrier entering (true) or leaving (false) the
+	// degraded state: a submit went unanswered for its submit_ack_timeout.
+	Degraded(carrier string, degraded bool)
 	// Receipt reports one parsed delivery receipt by its state, or with
 	// state "refused" one answered with an error (an over-long id).
 	Receipt(carrier, state string)
@@ -29,6 +32,7 @@ type nopObserver struct{}
 func (nopObserver) Submit(string, string, time.Duration) {}
 func (nopObserver) BindState(string, string, bool)       {}
 func (nopObserver) BindFailure(string, string)           {}
+func (nopObserver) Degraded(string, bool)                {}
 func (nopObserver) Receipt(string, string)               {}
 
 // submitResult names the outcome of one submit_sm for metrics.
