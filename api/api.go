@@ -25,8 +25,6 @@ type Options struct {
 	// Ready reports whether the gateway can serve (store open, a carrier
 	// bound); nil means always ready.
 	Ready func() error
-	// Metrics, when set, is served at /metrics.
-	Metrics http.Handler
 	// Observer, when set, is told the outcome of every request.
 	Observer Observer
 }
@@ -82,9 +80,6 @@ func New(svc *otp.Service, opts Options) http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ok"}`)) })
 	r.GET("/openapi.yaml", serveOpenAPI)
 	r.GET("/readyz", h.ready)
-	if opts.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(opts.Metrics))
-	}
 	return r
 }
 
@@ -263,14 +258,12 @@ func (h *handler) status(c *gin.Context) {
 	}{r})
 }
 
+// ready answers whether the gateway is ready, without the reason: that
+// goes to the admin port and the log, not to the public port.
 func (h *handler) ready(c *gin.Context) {
 	if h.opts.Ready != nil {
 		if err := h.opts.Ready(); err != nil {
-			b, _ := jsonMarshal(struct {
-				Status string `json:"status"`
-				Reason string `json:"reason"`
-			}{"unavailable", err.Error()})
-			c.Data(503, "application/json; charset=utf-8", b)
+			c.Data(503, "application/json; charset=utf-8", []byte(`{"status":"unavailable"}`))
 			return
 		}
 	}

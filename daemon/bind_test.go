@@ -262,7 +262,7 @@ func TestGateway_ReloadRetriesRefusedBind(t *testing.T) {
 	}
 	want := `otpgate_bind_failures_total{carrier="a",reason="invalid_password"}`
 	for i := 0; ; i++ {
-		_, text := call(t, "GET", g.url+"/metrics", "", "")
+		_, text := call(t, "GET", g.admin+"/metrics", "", "")
 		if strings.Contains(text, want) {
 			break
 		}

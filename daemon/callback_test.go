@@ -251,7 +251,7 @@ func waitDelivered(tb testing.TB, g *gateway, n int) {
 	want := fmt.Sprintf(`otpgate_callbacks_total{outcome="delivered"} %d`, n)
 	var m string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, m = call(tb, "GET", g.url+"/metrics", "", ""); strings.Contains(m, want) {
+		if _, m = call(tb, "GET", g.admin+"/metrics", "", ""); strings.Contains(m, want) {
 			return
 		}
 	}
@@ -345,7 +345,7 @@ func TestGateway_DuplicateReceiptsOneCallback(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Each copy was parsed as a DELIVERED receipt (the first one too).
-	_, metrics := call(t, "GET", g.url+"/metrics", "", "")
+	_, metrics := call(t, "GET", g.admin+"/metrics", "", "")
 	if want := fmt.Sprintf(`otpgate_receipts_total{carrier="a",state="DELIVERED"} %d`, n+1); !strings.Contains(metrics, want) {
 		t.Fatalf("metrics lack %s", want)
 	}

@@ -174,7 +174,7 @@ func waitMetric(t *testing.T, g *gateway, want string) {
 	t.Helper()
 	var text string
 	for i := 0; i < 500; i++ {
-		_, text = call(t, "GET", g.url+"/metrics", "", "")
+		_, text = call(t, "GET", g.admin+"/metrics", "", "")
 		for _, l := range strings.Split(text, "\n") {
 			if l == want {
 				return

@@ -23,7 +23,9 @@ import (
 // Config is the YAML configuration file (DESIGN.md, "Configuration").
 type Config struct {
 	Listen         string          `yaml:"listen"`
-	DebugListen    string          `yaml:"debug_listen"` // pprof; empty: off
+	DebugListen    string          `yaml:"debug_listen"` // replaced by admin_listen: refused with a hint
+	AdminListen    string          `yaml:"admin_listen"` // /metrics, /readyz with reason, pprof; "" turns it off
+	Admin          AdminConfig     `yaml:"admin"`
 	MaxConnections int             `yaml:"max_connections"`
 	DataDir        string          `yaml:"data_dir"`
 	SecretFile     string          `yaml:"secret_file"`
@@ -244,6 +246,7 @@ func ParseConfig(r io.Reader) (*Config, error) {
 func defaultConfig() Config {
 	return Config{
 		Listen:         defaultListen,
+		AdminListen:    defaultAdminListen,
 		MaxConnections: defaultMaxConns,
 		DataDir:        defaultDataDir,
 		SubmitTimeout:  Duration(defaultSubmitTimeout),
@@ -283,11 +286,7 @@ func (c *Config) Validate() Problems {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen", "want host:port, got %q", c.Listen)
 	}
-	if c.DebugListen != "" {
-		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
-			add("debug_listen", "want host:port, got %q", c.DebugListen)
-		}
-	}
+	c.validateAdmin(add)
 	if c.MaxConnections < 1 {
 		add("max_connections", "must be at least 1")
 	}

@@ -123,6 +123,7 @@ func TestCrash_KillDuringLoad(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "otpgate.yaml")
 	y := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
 data_dir: %s
 secret_file: %s
 submit_timeout: 3s

@@ -45,20 +45,22 @@ type Daemon struct {
 	ready  chan struct{}
 	notify *Notifier
 
-	reloadMu sync.Mutex // serialises reloads
-	mu       sync.Mutex // guards what follows; held only briefly
-	cfg      *Config
-	addr     net.Addr
-	db       *store.DB
-	receipts *otp.Receipts
-	inbox    *otp.Inbox // MO messages
-	router   atomic.Pointer[smpp.Router]
-	svc      atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
-	stopping bool                        // shutdown has begun: no more reloads
-	runs     map[string]*carrierRun
-	bg       context.Context // parent of the carriers' contexts
-	wg       sync.WaitGroup  // carriers' goroutines
-	lateAcks chan otp.Ack    // late submit_sm_resp, for runLateAcks
+	reloadMu  sync.Mutex // serialises reloads
+	mu        sync.Mutex // guards what follows; held only briefly
+	cfg       *Config
+	addr      net.Addr
+	adminAddr net.Addr
+	notReady  atomic.Pointer[string] // last reason publicReadiness saw ("" ready)
+	db        *store.DB
+	receipts  *otp.Receipts
+	inbox     *otp.Inbox // MO messages
+	router    atomic.Pointer[smpp.Router]
+	svc       atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
+	stopping  bool                        // shutdown has begun: no more reloads
+	runs      map[string]*carrierRun
+	bg        context.Context // parent of the carriers' contexts
+	wg        sync.WaitGroup  // carriers' goroutines
+	lateAcks  chan otp.Ack    // late submit_sm_resp, for runLateAcks
 }
 
 // carrierRun is one running carrier, with its simulator when simulated.
@@ -88,6 +90,14 @@ func (d *Daemon) Addr() net.Addr {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.addr
+}
+
+// AdminAddr returns the admin listener's address (nil when admin_listen is
+// empty); it is valid after Ready is closed.
+func (d *Daemon) AdminAddr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.adminAddr
 }
 
 // Ready is closed once the HTTP listener is bound and serving.
@@ -138,12 +148,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if cfg.DebugListen != "" {
-		dbg, err := startDebug(cfg.DebugListen, d.log)
-		if err != nil {
-			return err
-		}
-		defer dbg.Close()
+	adminSrv, adminLn, err := d.startAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	if adminLn != nil {
+		defer adminLn.Close()
+		d.mu.Lock()
+		d.adminAddr = adminLn.Addr()
+		d.mu.Unlock()
 	}
 	d.mu.Lock()
 	d.db, d.bg, d.addr = db, bg, ln.Addr()
@@ -176,9 +189,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.svc.Store(svc)
 
-	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness}
+	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.publicReadiness}
 	if d.Metrics != nil {
-		opts.Metrics, opts.Observer = d.Metrics.Handler(), d.Metrics
+		opts.Observer = d.Metrics
 	}
 	// inflight lets shutdown wait for handlers that a forced Close left
 	// running, so that none of them finds the store closed.
@@ -200,6 +213,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 	g.Go(func() error { d.runLateAcks(bg, db); return nil })
+	if adminSrv != nil {
+		g.Go(func() error { return serveAdmin(adminSrv, adminLn) })
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -225,6 +241,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.log.Info("otpgate stopping: unbinding carriers")
 	d.stopCarriers()
 	bgCancel()
+	if adminSrv != nil {
+		actx, acancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
+		if adminSrv.Shutdown(actx) != nil {
+			adminSrv.Close()
+		}
+		acancel()
+	}
 	if gerr := g.Wait(); gerr != nil && err == nil {
 		err = gerr
 	}
@@ -384,6 +407,24 @@ func (d *Daemon) stopRuns(runs []*carrierRun) {
 		go func() { defer wg.Done(); d.stopRun(r) }()
 	}
 	wg.Wait()
+}
+
+// publicReadiness is the API port's /readyz: readiness, whose reason goes
+// to the log (once per change) and the admin port, not to the caller.
+func (d *Daemon) publicReadiness() error {
+	err := d.readiness()
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	if old := d.notReady.Swap(&reason); old == nil || *old != reason {
+		if err != nil {
+			d.log.Warn("not ready", "reason", reason)
+		} else if old != nil {
+			d.log.Info("ready again")
+		}
+	}
+	return err
 }
 
 // readiness is /readyz: the store is open and a carrier is bound.

@@ -27,7 +27,8 @@ const (
 // gateway is a running daemon on 127.0.0.1:0.
 type gateway struct {
 	d      *daemon.Daemon
-	url    string
+	url    string // the API port
+	admin  string // the admin port (/metrics, /readyz with its reason)
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -114,6 +115,7 @@ func configYAML(tb testing.TB, o cfgOpts) string {
 	}
 	y := fmt.Sprintf(`
 listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
 data_dir: %[1]s
 secret_file: %[2]s
 submit_timeout: %[9]s
@@ -170,6 +172,9 @@ func runDaemon(tb testing.TB, d *daemon.Daemon) *gateway {
 		tb.Fatal("daemon not ready after 20s")
 	}
 	g.url = "http://" + d.Addr().String()
+	if a := d.AdminAddr(); a != nil {
+		g.admin = "http://" + a.String()
+	}
 	tb.Cleanup(func() { g.stop(tb) })
 	return g
 }
@@ -326,7 +331,7 @@ func waitSimBound(tb testing.TB, sim *smsc.Server, n int) {
 func waitCarrierBound(tb testing.TB, g *gateway, carrier string) {
 	tb.Helper()
 	for i := 0; ; i++ {
-		_, text := call(tb, "GET", g.url+"/metrics", "", "")
+		_, text := call(tb, "GET", g.admin+"/metrics", "", "")
 		for _, l := range strings.Split(text, "\n") {
 			if strings.HasPrefix(l, "otpgate_bind_up{") && strings.Contains(l, `carrier="`+carrier+`"`) && strings.HasSuffix(l, " 1") {
 				return

@@ -66,7 +66,7 @@ func TestGateway_MO(t *testing.T) {
 			t.Fatalf("responses: got %+v, want 2", rs)
 		}
 	}
-	_, metrics := call(t, "GET", g.url+"/metrics", "", "")
+	_, metrics := call(t, "GET", g.admin+"/metrics", "", "")
 	if want := `otpgate_mo_total{carrier="a"} 2`; !strings.Contains(metrics, want) {
 		t.Fatalf("metrics lack %s", want)
 	}

@@ -26,7 +26,7 @@ func TestGateway_Metrics(t *testing.T) {
 	reqID := requestID(t, mustSend(t, g, "+91-9870000002"))
 	waitState(t, g, reqID, "DELIVERED")
 
-	code, text := call(t, "GET", g.url+"/metrics", "", "")
+	code, text := call(t, "GET", g.admin+"/metrics", "", "")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -75,7 +75,7 @@ func TestGateway_UnknownReceipt(t *testing.T) {
 		t.Fatal("no bound connection to send the receipt on")
 	}
 	for i := 0; ; i++ {
-		_, text := call(t, "GET", g.url+"/metrics", "", "")
+		_, text := call(t, "GET", g.admin+"/metrics", "", "")
 		if strings.Contains(text, `otpgate_receipts_total{carrier="a",state="pending"}`) {
 			break
 		}

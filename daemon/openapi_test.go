@@ -106,7 +106,7 @@ func TestOpenAPI_Document(t *testing.T) {
 	t.Run("Endpoints", func(t *testing.T) {
 		want := []string{
 			"GET /api/v3/otp-verification/status/{requestId}",
-			"GET /healthz", "GET /metrics", "GET /openapi.yaml", "GET /readyz",
+			"GET /healthz", "GET /openapi.yaml", "GET /readyz",
 			"POST /api/v3/otp-verification/send-otp", "POST /api/v3/otp-verification/verify-otp",
 		}
 		var got []string
@@ -412,7 +412,7 @@ func TestOpenAPI_Gateway(t *testing.T) {
 	run(exchange{"StatusOK", "GET", status + reqID, "Bearer " + keyA, "", 200, reqValid})
 	run(exchange{"Healthz", "GET", "/healthz", "", "", 200, reqValid})
 	run(exchange{"Readyz", "GET", "/readyz", "", "", 200, reqValid})
-	run(exchange{"Metrics", "GET", "/metrics", "", "", 200, reqValid})
+	run(exchange{"MetricsNotOnAPIPort", "GET", "/metrics", "", "", 404, reqInvalid})
 	doc := run(exchange{"OpenAPI", "GET", "/openapi.yaml", "", "", 200, reqValid})
 	if doc != string(api.OpenAPI()) {
 		t.Error("GET /openapi.yaml: body differs from api.OpenAPI()")

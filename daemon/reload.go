@@ -75,6 +75,9 @@ func (d *Daemon) reload(cfg *Config) error {
 	if cfg.SecretFile != old.SecretFile {
 		fixed = append(fixed, Problem{"secret_file", "cannot change while running (restart instead)"})
 	}
+	if cfg.AdminListen != old.AdminListen || cfg.Admin != old.Admin {
+		fixed = append(fixed, Problem{"admin", "admin_listen and admin cannot change while running (restart instead)"})
+	}
 	if len(fixed) > 0 {
 		return fixed
 	}

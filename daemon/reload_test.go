@@ -85,7 +85,7 @@ func TestGateway_Reload(t *testing.T) {
 			t.Fatalf("after carrier change: got %d %s", code, body)
 		}
 		// The old carrier's last report (down) does not hide the new bind.
-		_, metrics := call(t, "GET", g.url+"/metrics", "", "")
+		_, metrics := call(t, "GET", g.admin+"/metrics", "", "")
 		if !strings.Contains(metrics, `otpgate_bind_up{bind="transceiver-0",carrier="a"} 1`) {
 			t.Fatalf("bind_up of the replaced carrier: %s", grepLines(metrics, "otpgate_bind_up"))
 		}
@@ -98,7 +98,7 @@ func TestGateway_Reload(t *testing.T) {
 		if err := g.d.ReloadFile(path); err != nil {
 			t.Fatalf("reload: %v", err)
 		}
-		_, metrics := call(t, "GET", g.url+"/metrics", "", "")
+		_, metrics := call(t, "GET", g.admin+"/metrics", "", "")
 		if strings.Contains(metrics, `carrier="dead"`) {
 			t.Fatalf("series of a removed carrier remain: %s", grepLines(metrics, "otpgate_bind_up"))
 		}

@@ -145,6 +145,7 @@ func TestGateway_DLTTLVs(t *testing.T) {
 	dir := t.TempDir()
 	cfg, err := daemon.ParseConfig(strings.NewReader(fmt.Sprintf(`
 listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
 data_dir: %s
 secret_file: %s
 submit_timeout: 5s

@@ -34,6 +34,7 @@ func startGateway(tb testing.TB, carrierAddr string) string {
 	dir := tb.TempDir()
 	y := fmt.Sprintf(`
 listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
 data_dir: %s
 secret_file: %s
 submit_timeout: 3s
