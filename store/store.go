@@ -321,7 +321,7 @@ func (db *DB) getRecord(txn *badger.Txn, key string) (rec otp.Record, found bool
 		return otp.Record{}, false, err
 	}
 	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-		return otp.Record{}, false, fmt.Errorf("record %q: %w", key, err)
+		return otp.Record{}, false, fmt.Errorf("record %q: %w", maskKey(key), err)
 	}
 	if !rec.KeepUntil.After(db.now()) {
 		return otp.Record{}, false, nil
@@ -741,7 +741,7 @@ func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
 		return false, err
 	}
 	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
-		return false, fmt.Errorf("decode %q: %w", key, err)
+		return false, fmt.Errorf("decode %q: %w", maskKey(key), err)
 	}
 	return true, nil
 }
