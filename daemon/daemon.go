@@ -82,7 +82,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	}
 	logWarnings(logger, cfg)
 	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
-		notify: NewNotifier(logger.With("component", "systemd")), lateAcks: make(chan otp.Ack, lateAckQueue)}, nil
+		notify: NewNotifier(logger), lateAcks: make(chan otp.Ack, lateAckQueue)}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
