@@ -327,7 +327,7 @@ func (d *Dispatcher) post(ctx context.Context, cb otp.Callback, target, secret s
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "otpgate")
-	req.Header.Set(otp.CallbackSignatureHeader, otp.SignCallback(secret, body))
+	req.Header.Set(otp.CallbackSignatureHeader, otp.SignCallback(secret, d.opts.Now(), body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		var ue *url.Error

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,11 +58,8 @@ func newHook(tb testing.TB, secret string, respond func(n int, w http.ResponseWr
 	h := &hook{secret: secret, arrived: make(chan cbBody, 100)}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		mac := hmac.New(sha256.New, []byte(h.secret))
-		mac.Write(b)
-		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" ||
-			!hmac.Equal([]byte(r.Header.Get("X-Otpgate-Signature")), []byte(want)) {
+			!validSignature(h.secret, r.Header.Get("X-Otpgate-Signature"), b, time.Now()) {
 			h.bad.Add(1)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -86,6 +84,22 @@ func newHook(tb testing.TB, secret string, respond func(n int, w http.ResponseWr
 		}
 	})
 	return h
+}
+
+// validSignature checks an X-Otpgate-Signature as the README tells
+// receivers to: "t=<unix>,v1=<hex>", v1 the HMAC-SHA256 of "<t>.<body>"
+// with secret, and t within 5 minutes of now (an older one is a replay).
+func validSignature(secret, header string, body []byte, now time.Time) bool {
+	ts, v1, ok := strings.Cut(header, ",")
+	ts, ok1 := strings.CutPrefix(ts, "t=")
+	v1, ok2 := strings.CutPrefix(v1, "v1=")
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || !ok1 || !ok2 || err != nil || now.Unix()-t > 300 || t-now.Unix() > 300 {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "." + string(body)))
+	return hmac.Equal([]byte(v1), []byte(hex.EncodeToString(mac.Sum(nil))))
 }
 
 func (h *hook) next(tb testing.TB) cbBody {
