@@ -368,16 +368,22 @@ func TestDispatcher_NoCallbackURL(t *testing.T) {
 	}
 }
 
+// TestDispatcher_SlowClientDoesNotBlockOthers: an endpoint that answered
+// once and then hangs holds PerClient requests at most, and another
+// client's callback goes out meanwhile.
 func TestDispatcher_SlowClientDoesNotBlockOthers(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	release := make(chan struct{})
 	var inA, maxA atomic.Int32
-	slow := newEndpoint(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
-		n := inA.Add(1)
+	slow := newEndpoint(t, func(n int, _ http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			return // answered: the endpoint is healthy
+		}
+		n32 := inA.Add(1)
 		defer inA.Add(-1)
 		for {
 			m := maxA.Load()
-			if n <= m || maxA.CompareAndSwap(m, n) {
+			if n32 <= m || maxA.CompareAndSwap(m, n32) {
 				break
 			}
 		}
@@ -393,6 +399,10 @@ func TestDispatcher_SlowClientDoesNotBlockOthers(t *testing.T) {
 	opts.Timeout = time.Minute
 	run(t, callback.New(db, settingsOf(map[string]string{"a": slow.URL, "b": fast.URL}), opts))
 
+	deliverReceipt(t, db, "a", otp.StateDelivered)
+	if got := o.next(t); got != callback.OutcomeDelivered {
+		t.Fatalf("first callback of a: got %s, want delivered", got)
+	}
 	for range 6 {
 		deliverReceipt(t, db, "a", otp.StateDelivered)
 	}
@@ -413,11 +423,11 @@ func TestDispatcher_SlowClientDoesNotBlockOthers(t *testing.T) {
 		t.Fatal("released too early")
 	default: // b's callback arrived while a's endpoint held every request
 	}
-	if n := slow.count(); n != 2 {
-		t.Fatalf("client a got %d requests while its endpoint hung, want 2 (PerClient)", n)
+	if n := slow.count(); n != 1+2 {
+		t.Fatalf("client a got %d requests while its endpoint hung, want 1+2 (PerClient)", n)
 	}
 	close(release)
-	for range 6 {
+	for range 7 {
 		slow.next(t)
 	}
 	waitEmpty(t, db)
