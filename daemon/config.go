@@ -530,7 +530,7 @@ func loadCAs(path string) (*x509.CertPool, error) {
 }
 
 // checkSecretFile accepts a missing file (the daemon creates it) or a
-// readable one of at least 32 bytes that only its owner can read.
+// readable one of 64 hex digits that only its owner can read.
 func checkSecretFile(path string) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -549,8 +549,8 @@ func checkSecretFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(b))) < 32 {
-		return fmt.Errorf("%s holds fewer than 32 bytes", path)
+	if _, err := parseSecret(b); err != nil {
+		return fmt.Errorf("%s %w", path, err)
 	}
 	return nil
 }
