@@ -34,6 +34,12 @@ type Config struct {
 	Carriers       []CarrierConfig `yaml:"carriers"`
 	Routes         []RouteConfig   `yaml:"routes"`
 	BlockedNumbers []string        `yaml:"blocked_numbers"`
+	// AuthFailuresPerMinute: failed API-key attempts one remote address
+	// may make in a minute before 429 (0: no limit).
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// TrustedProxies: CIDRs of the proxies whose X-Forwarded-For is
+	// believed (empty: none).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // LogConfig selects the log level and format.
@@ -155,6 +161,7 @@ const (
 	defaultPerHour        = 5
 	defaultFailuresPerDay = 20
 	defaultMinDigits      = 4
+	defaultAuthFailures   = 60
 )
 
 // Problem is one thing wrong with a config file, and where.
@@ -222,6 +229,7 @@ func defaultConfig() Config {
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
 			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true,
 			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits},
+		AuthFailuresPerMinute: defaultAuthFailures,
 	}
 }
 
@@ -407,6 +415,7 @@ func (c *Config) Validate() Problems {
 		}
 	}
 	c.validateInbound(add)
+	c.validateAccess(add)
 	if len(c.Carriers) == 0 {
 		add("carriers", "none configured: no SMS could be sent")
 	}

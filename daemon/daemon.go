@@ -50,6 +50,7 @@ type Daemon struct {
 	inbox    *otp.Inbox // MO messages
 	router   atomic.Pointer[smpp.Router]
 	svc      atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
+	access   atomic.Pointer[api.Access]  // trusted proxies, auth failure limit: read at each request
 	stopping bool                        // shutdown has begun: no more reloads
 	runs     map[string]*carrierRun
 	bg       context.Context // parent of the carriers' contexts
@@ -171,7 +172,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.svc.Store(svc)
 
-	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness}
+	d.access.Store(accessOf(cfg))
+	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.readiness, Access: d.access.Load, AuthFailures: limiter}
 	if d.Metrics != nil {
 		opts.Metrics, opts.Observer = d.Metrics.Handler(), d.Metrics
 	}

@@ -45,7 +45,7 @@ func New() *Metrics {
 		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived, " +
 			"state=dropped for those of them dropped for the per-carrier cap, state=refused for those answered with an error (id too long)."}, []string{"carrier", "state"})
 	m.ratelimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_ratelimited_total",
-		Help: "Requests refused by a limit: client, resend, hourly, inflight."}, []string{"scope"})
+		Help: "Requests refused by a limit: client, resend, hourly, inflight, auth (failed API-key attempts of one address)."}, []string{"scope"})
 	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_verifications_total",
 		Help: "verify-otp outcomes: ok, invalid, not_found, locked."}, []string{"result"})
 	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_callbacks_total",
