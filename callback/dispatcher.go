@@ -98,8 +98,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Observe, when set, is called with each try's outcome (OutcomeDelivered,
 	// OutcomeRetry, OutcomeShortCircuited, OutcomeDropped) once the queue
-	// records it. It must be
-	// safe for concurrent use.
+	// records it. It must be safe for concurrent use.
 	Observe func(outcome string)
 }
 
