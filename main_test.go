@@ -66,6 +66,8 @@ routes:
   - prefixes: ["44"]
     carriers: []
 blocked_numbers: ["123"]
+auth_failures_per_minute: -1
+trusted_proxies: ["10.0.0.0/33"]
 `
 	path := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
@@ -104,6 +106,8 @@ blocked_numbers: ["123"]
 		`routes[1].prefixes[0]: want "+" and digits, got "44"`,
 		"routes[1].carriers: empty",
 		`blocked_numbers[0]: not a valid number "123"`,
+		"auth_failures_per_minute: must not be negative",
+		`trusted_proxies[0]: want a CIDR like 10.0.0.0/8 or an address, got "10.0.0.0/33"`,
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("check-config output lacks %q:\n%s", want, errs)

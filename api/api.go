@@ -27,6 +27,13 @@ type Options struct {
 	Ready func() error
 	// Observer, when set, is told the outcome of every request.
 	Observer Observer
+	// Access, when set, returns the Access in force (trusted proxies, the
+	// limit of failed API-key attempts); it is called at each request, so
+	// that a reload applies at once. nil means the zero Access.
+	Access func() *Access
+	// AuthFailures counts the failed API-key attempts of each remote
+	// address (keys "auth/<address>"); nil counts none.
+	AuthFailures otp.Limiter
 }
 
 // Observer receives request outcomes, for metrics. Labels it is given
@@ -38,7 +45,7 @@ type Observer interface {
 	// ok, invalid, not_found, locked.
 	Verification(result string)
 	// RateLimited is called when a limit refused a request: client,
-	// resend, hourly, inflight.
+	// resend, hourly, inflight, auth (failed API-key attempts).
 	RateLimited(scope string)
 }
 
@@ -55,6 +62,7 @@ const (
 	keyCarrier = "otpgate.carrier"
 	keyOutcome = "otpgate.outcome"
 	keyReqID   = "otpgate.request_id"
+	keyRemote  = "otpgate.remote" // netip.Addr
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -92,6 +100,8 @@ func (h *handler) logRequests(c *gin.Context) {
 	}
 	c.Set(keyReqID, id)
 	c.Header("X-Request-Id", id)
+	remote := RemoteAddr(c.Request, h.access().TrustedProxies)
+	c.Set(keyRemote, remote)
 	c.Next()
 	d := time.Since(start)
 	route := c.FullPath()
@@ -108,6 +118,7 @@ func (h *handler) logRequests(c *gin.Context) {
 	}
 	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
 		slog.String("request_id", id),
+		slog.String("remote", remoteString(remote)),
 		slog.String("method", c.Request.Method),
 		slog.String("route", route),
 		slog.Int("status", status),
@@ -143,6 +154,9 @@ func (h *handler) authenticate(c *gin.Context) {
 	}
 	id, err := h.svc.Authenticate(key)
 	if err != nil {
+		if h.authFailureLimited(c) {
+			err = errAuthLimited
+		}
 		h.writeError(c, err)
 		return
 	}

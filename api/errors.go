@@ -65,6 +65,7 @@ var errorTable = []struct {
 	{otp.ErrInvalidOTP, "invalid_otp", envelope(400, "Invalid OTP", "Bad Request", 400)},
 	{otp.ErrNotFound, "not_found", envelope(404, "OTP not found or expired", "Not Found", 404)},
 	{otp.ErrMaxAttempts, "max_attempts", envelope(429, "Maximum verification attempts exceeded", "Too Many Requests", 429)},
+	{errAuthLimited, "auth_limited", envelope(429, "Too many requests", "Too Many Requests", 429)},
 	{otp.ErrTooManyRequests, "too_many_requests", envelope(429, "Too many requests", "Too Many Requests", 429)},
 	{otp.ErrRequestNotFound, "request_not_found", envelope(404, "Request not found", "Not Found", 404)},
 	{otp.ErrUnavailable, "unavailable", envelope(503, "Service unavailable", "Service Unavailable", 503)},
@@ -79,6 +80,10 @@ var (
 	errMethodNotAllowed = errors.New("api: method not allowed")
 	internalError       = envelope(500, "Internal Server Error", "Internal Server Error", 500)
 )
+
+// errAuthLimited means the remote address made too many failed API-key
+// attempts (Access.AuthFailuresPerMinute).
+var errAuthLimited = errors.New("api: too many failed api key attempts")
 
 // lookupError returns the documented body of err, or internalError.
 func lookupError(err error) (errorBody, bool) {
@@ -131,6 +136,8 @@ func limitScope(err error) string {
 		return "hourly"
 	case errors.Is(err, otp.ErrSendInProgress):
 		return "inflight"
+	case errors.Is(err, errAuthLimited):
+		return "auth"
 	}
 	return ""
 }

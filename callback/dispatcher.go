@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/otp"
@@ -22,8 +21,15 @@ const (
 	DefaultTimeout = 10 * time.Second
 	// DefaultWorkers is how many POSTs may be in flight in all.
 	DefaultWorkers = 16
-	// DefaultPerClient is how many POSTs may be in flight to one client.
+	// DefaultPerClient is how many POSTs may be in flight to one client
+	// (to an endpoint whose last try succeeded; to any other, one).
 	DefaultPerClient = 4
+	// DefaultCircuitThreshold is how many consecutive failed tries to one
+	// endpoint open its circuit.
+	DefaultCircuitThreshold = 5
+	// DefaultCircuitCooldown is how long an open circuit lets no request
+	// through before one probe.
+	DefaultCircuitCooldown = 30 * time.Second
 	// DefaultPollInterval is how often the queue is read when nothing
 	// announces a callback.
 	DefaultPollInterval = time.Second
@@ -39,6 +45,9 @@ const (
 	OutcomeDelivered = "delivered" // the endpoint answered 2xx
 	OutcomeRetry     = "retry"     // a try failed; another is scheduled
 	OutcomeDropped   = "dropped"   // given up after otp.CallbackMaxAge
+	// OutcomeShortCircuited: the endpoint's circuit was open, so the try
+	// was counted as failed without a request; another is scheduled.
+	OutcomeShortCircuited = "short_circuited"
 )
 
 // Options tunes a Dispatcher. The zero value gives the production
@@ -52,8 +61,24 @@ type Options struct {
 	// Workers bounds the POSTs in flight; 0 means DefaultWorkers.
 	Workers int
 	// PerClient bounds the POSTs in flight to one client; 0 means
-	// DefaultPerClient.
+	// DefaultPerClient. An endpoint whose last try failed, or that has not
+	// been tried yet, gets one POST at a time, and the endpoints whose
+	// last try failed share at most half of Workers.
 	PerClient int
+	// CircuitThreshold is how many consecutive failed tries to one
+	// endpoint (a client's URL) open its circuit; 0 means
+	// DefaultCircuitThreshold. While open, its due callbacks are
+	// short-circuited (rescheduled at their back-off without a request)
+	// but for one probe once CircuitCooldown has passed; the cool-down
+	// doubles after each failed probe, up to ten times CircuitCooldown.
+	// The first 2xx closes the circuit.
+	CircuitThreshold int
+	// CircuitCooldown: 0 means DefaultCircuitCooldown.
+	CircuitCooldown time.Duration
+	// Circuit, when set, is called with the client's id each time the
+	// circuit of one of its endpoints opens (true) or closes (false),
+	// for a gauge. It is called from Run's goroutine.
+	Circuit func(clientID string, open bool)
 	// RetryBase, MaxInterval and MaxAge set the schedule (see
 	// otp.CallbackDelay); 0 means otp.CallbackRetryBase,
 	// otp.CallbackMaxInterval and otp.CallbackMaxAge.
@@ -72,8 +97,8 @@ type Options struct {
 	// discards.
 	Logger *slog.Logger
 	// Observe, when set, is called with each try's outcome (OutcomeDelivered,
-	// OutcomeRetry, OutcomeDropped) once the queue records it. It must be
-	// safe for concurrent use.
+	// OutcomeRetry, OutcomeShortCircuited, OutcomeDropped) once the queue
+	// records it. It must be safe for concurrent use.
 	Observe func(outcome string)
 }
 
@@ -106,6 +131,15 @@ func New(q otp.CallbackQueue, settings Settings, opts Options) *Dispatcher {
 	}
 	if opts.PerClient <= 0 {
 		opts.PerClient = DefaultPerClient
+	}
+	if opts.CircuitThreshold <= 0 {
+		opts.CircuitThreshold = DefaultCircuitThreshold
+	}
+	if opts.CircuitCooldown <= 0 {
+		opts.CircuitCooldown = DefaultCircuitCooldown
+	}
+	if opts.Circuit == nil {
+		opts.Circuit = func(string, bool) {}
 	}
 	if opts.RetryBase <= 0 {
 		opts.RetryBase = otp.CallbackRetryBase
@@ -165,137 +199,80 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// Run delivers due callbacks until ctx is done, then waits for the POSTs
-// in flight (which ctx cancels) and returns nil. A POST cut short by ctx
-// leaves its callback queued as it was, to be sent after a restart: a
-// callback is delivered at least once, and may be delivered twice.
-func (d *Dispatcher) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	done := make(chan otp.Callback, d.opts.Workers)
-	inflight := make(map[string]struct{}, d.opts.Workers)
-	perClient := map[string]int{}
-	poll := time.NewTimer(0)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-d.wake:
-		case <-poll.C:
-			poll.Reset(d.opts.PollInterval)
-		case cb := <-done:
-			delete(inflight, cb.ID)
-			if perClient[cb.ClientID]--; perClient[cb.ClientID] <= 0 {
-				delete(perClient, cb.ClientID)
-			}
-		}
-		for d.fill(ctx, inflight, perClient, func(cb otp.Callback, url, secret string) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d.deliver(ctx, cb, url, secret)
-				done <- cb
-			}()
-		}) {
-		}
-	}
-}
+// tryResult is how one try of a callback ended.
+type tryResult int
 
-// fill starts the due callbacks that the limits allow and drops those that
-// are too old or whose client has no callback_url. It reports whether it
-// dropped any, in which case the queue is worth reading again at once.
-func (d *Dispatcher) fill(ctx context.Context, inflight map[string]struct{}, perClient map[string]int,
-	start func(cb otp.Callback, url, secret string)) bool {
-	if len(inflight) >= d.opts.Workers {
-		return false
-	}
-	now := d.opts.Now()
-	// Twice the per-client limit: the records in flight are still queued
-	// and come first.
-	due, err := d.q.DueCallbacks(ctx, now, 2*d.opts.PerClient)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.log.Warn("callback queue unreadable", "error", err)
-		}
-		return false
-	}
-	var drop, old []otp.Callback // old: dropped for their age, not for want of a URL
-	for _, cb := range due {
-		if _, busy := inflight[cb.ID]; busy {
-			continue
-		}
-		url, secret, ok := d.settings(cb.ClientID, cb.Kind)
-		if !ok || url == "" {
-			drop = append(drop, cb) // the client has no callback_url
-			continue
-		}
-		if now.Sub(cb.FirstAt) > d.opts.MaxAge {
-			drop = append(drop, cb)
-			old = append(old, cb)
-			continue
-		}
-		if len(inflight) >= d.opts.Workers || perClient[cb.ClientID] >= d.opts.PerClient {
-			continue
-		}
-		inflight[cb.ID] = struct{}{}
-		perClient[cb.ClientID]++
-		start(cb, url, secret)
-	}
-	if len(drop) == 0 {
-		return false
-	}
-	if err := d.q.CallbackDone(context.WithoutCancel(ctx), drop...); err != nil {
-		d.log.Warn("callbacks not removed", "error", err)
-		return false
-	}
-	for _, cb := range old {
-		d.dropped(cb, "too old when read")
-	}
-	return ctx.Err() == nil
-}
+const (
+	tryCut       tryResult = iota // cut short by shutdown: the queue is untouched
+	tryDelivered                  // the endpoint answered 2xx
+	tryFailed                     // no 2xx: retried later, or dropped
+)
 
 // deliver makes one try of cb and records its outcome in the queue.
-func (d *Dispatcher) deliver(ctx context.Context, cb otp.Callback, target, secret string) {
+func (d *Dispatcher) deliver(ctx context.Context, cb otp.Callback, target, secret string) tryResult {
 	status, err := d.post(ctx, cb, target, secret)
 	if err != nil && ctx.Err() != nil {
-		return // cut short by shutdown: the callback stays queued as it was
+		return tryCut // the callback stays queued as it was
 	}
 	// The queue is written even if ctx ends meanwhile, so that a delivered
 	// callback is not sent again.
 	wctx := context.WithoutCancel(ctx)
-	lg := d.log.With("request_id", cb.RequestID, "client", cb.ClientID, "state", string(cb.State),
-		"attempt", cb.Attempts+1, "host", hostOf(target), "kind", kindName(cb.Kind))
+	lg := d.tryLogger(cb, target)
 	if err == nil && status >= 200 && status < 300 {
 		if err := d.q.CallbackDone(wctx, cb); err != nil {
 			lg.Warn("delivered callback not removed: it will be sent again", "error", err)
 		}
 		d.opts.Observe(OutcomeDelivered)
 		lg.Debug("callback delivered", "status", status)
-		return
+		return tryDelivered
 	}
 	if err == nil {
 		err = fmt.Errorf("callback: endpoint answered %d", status)
 	}
+	level := slog.LevelDebug // a dead endpoint fails every try: say so once per callback
+	if cb.Attempts == 0 {
+		level = slog.LevelWarn
+	}
+	d.retryLater(wctx, cb, lg, level, "callback failed: will retry", err, OutcomeRetry)
+	return tryFailed
+}
+
+// shortCircuit counts a try of cb that its endpoint's open circuit
+// skipped as a failed one: cb waits for its next try at the back-off, or
+// is dropped past MaxAge, without a request.
+func (d *Dispatcher) shortCircuit(ctx context.Context, cb otp.Callback, target string) {
+	d.retryLater(context.WithoutCancel(ctx), cb, d.tryLogger(cb, target), slog.LevelDebug,
+		"callback short-circuited: will retry", errCircuitOpen, OutcomeShortCircuited)
+}
+
+// errCircuitOpen is the error of a short-circuited try.
+var errCircuitOpen = errors.New("callback: endpoint failing: circuit open")
+
+// retryLater records a failed try of cb (err): it reschedules cb at the
+// back-off and reports outcome, or drops cb when that would be past MaxAge.
+func (d *Dispatcher) retryLater(ctx context.Context, cb otp.Callback, lg *slog.Logger, level slog.Level, msg string,
+	err error, outcome string) {
 	now := d.opts.Now()
 	cb.Attempts++
 	next := now.Add(otp.CallbackDelay(cb.Attempts, d.opts.RetryBase, d.opts.MaxInterval, d.opts.Jitter()))
 	if next.Sub(cb.FirstAt) > d.opts.MaxAge {
-		if err := d.q.CallbackDone(wctx, cb); err != nil {
+		if err := d.q.CallbackDone(ctx, cb); err != nil {
 			lg.Warn("dropped callback not removed", "error", err)
 		}
 		d.dropped(cb, err.Error())
 		return
 	}
-	level := slog.LevelDebug // a dead endpoint fails every try: say so once per callback
-	if cb.Attempts == 1 {
-		level = slog.LevelWarn
-	}
-	lg.Log(wctx, level, "callback failed: will retry", "error", err, "retry_in", next.Sub(now).Round(time.Millisecond).String())
-	if err := d.q.RescheduleCallback(wctx, cb, next); err != nil {
+	lg.Log(ctx, level, msg, "error", err, "retry_in", next.Sub(now).Round(time.Millisecond).String())
+	if err := d.q.RescheduleCallback(ctx, cb, next); err != nil {
 		lg.Warn("callback not rescheduled: it will be retried at once", "error", err)
 	}
-	d.opts.Observe(OutcomeRetry)
+	d.opts.Observe(outcome)
+}
+
+// tryLogger is the logger of one try of cb to target.
+func (d *Dispatcher) tryLogger(cb otp.Callback, target string) *slog.Logger {
+	return d.log.With("request_id", cb.RequestID, "client", cb.ClientID, "state", string(cb.State),
+		"attempt", cb.Attempts+1, "host", hostOf(target), "kind", kindName(cb.Kind))
 }
 
 // dropped counts and logs a callback given up on.
@@ -327,7 +304,7 @@ func (d *Dispatcher) post(ctx context.Context, cb otp.Callback, target, secret s
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "otpgate")
-	req.Header.Set(otp.CallbackSignatureHeader, otp.SignCallback(secret, body))
+	req.Header.Set(otp.CallbackSignatureHeader, otp.SignCallback(secret, d.opts.Now(), body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		var ue *url.Error

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +69,32 @@ type hit struct {
 	body      string
 	signature string
 	ctype     string
+}
+
+var signatureRE = regexp.MustCompile(`^t=([0-9]+),v1=([0-9a-f]{64})$`)
+
+// checkSignature checks h's X-Otpgate-Signature as a receiver does: the
+// HMAC-SHA256 of "<t>.<body>" with secret, and t within 5 minutes of now.
+// It returns t.
+func checkSignature(tb testing.TB, h hit, now time.Time) int64 {
+	tb.Helper()
+	m := signatureRE.FindStringSubmatch(h.signature)
+	if m == nil {
+		tb.Fatalf("signature %q: want t=<unix>,v1=<64 hex>", h.signature)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(m[1] + "." + h.body))
+	if want := hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(m[2]), []byte(want)) {
+		tb.Fatalf("signature %q: v1 is not HMAC-SHA256(secret, t.body): want %s", h.signature, want)
+	}
+	t, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if d := now.Unix() - t; d > 300 || d < -300 {
+		tb.Fatalf("signature t=%d is %d s from now", t, d)
+	}
+	return t
 }
 
 // endpoint is a client's callback server; respond decides each answer
@@ -215,11 +243,7 @@ func TestDispatcher_Deliver(t *testing.T) {
 	if h.body != want {
 		t.Fatalf("body: got %s, want %s", h.body, want)
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(h.body))
-	if wantSig := "sha256=" + hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(h.signature), []byte(wantSig)) {
-		t.Fatalf("signature: got %q, want %q", h.signature, wantSig)
-	}
+	checkSignature(t, h, time.Now())
 	if h.ctype != "application/json" {
 		t.Fatalf("Content-Type: got %q", h.ctype)
 	}
@@ -255,11 +279,7 @@ func TestDispatcher_MO(t *testing.T) {
 	if h.body != want {
 		t.Fatalf("body: got %s, want %s", h.body, want)
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(h.body))
-	if wantSig := "sha256=" + hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(h.signature), []byte(wantSig)) {
-		t.Fatalf("signature: got %q, want %q", h.signature, wantSig)
-	}
+	checkSignature(t, h, time.Now())
 	for _, want := range []string{callback.OutcomeRetry, callback.OutcomeDelivered} {
 		if got := o.next(t); got != want {
 			t.Fatalf("outcome: got %s, want %s", got, want)
@@ -293,8 +313,9 @@ func TestDispatcher_RetryUntil2xx(t *testing.T) {
 	if len(ep.hits) != 3 {
 		t.Fatalf("got %d requests, want 3", len(ep.hits))
 	}
-	for _, h := range ep.hits[1:] {
-		if h != ep.hits[0] {
+	for _, h := range ep.hits {
+		checkSignature(t, h, time.Now())
+		if h.body != ep.hits[0].body || h.ctype != ep.hits[0].ctype {
 			t.Fatalf("a retry differs: got %+v, want %+v", h, ep.hits[0])
 		}
 	}
@@ -347,16 +368,22 @@ func TestDispatcher_NoCallbackURL(t *testing.T) {
 	}
 }
 
+// TestDispatcher_SlowClientDoesNotBlockOthers: an endpoint that answered
+// once and then hangs holds PerClient requests at most, and another
+// client's callback goes out meanwhile.
 func TestDispatcher_SlowClientDoesNotBlockOthers(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	release := make(chan struct{})
 	var inA, maxA atomic.Int32
-	slow := newEndpoint(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
-		n := inA.Add(1)
+	slow := newEndpoint(t, func(n int, _ http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			return // answered: the endpoint is healthy
+		}
+		n32 := inA.Add(1)
 		defer inA.Add(-1)
 		for {
 			m := maxA.Load()
-			if n <= m || maxA.CompareAndSwap(m, n) {
+			if n32 <= m || maxA.CompareAndSwap(m, n32) {
 				break
 			}
 		}
@@ -372,6 +399,10 @@ func TestDispatcher_SlowClientDoesNotBlockOthers(t *testing.T) {
 	opts.Timeout = time.Minute
 	run(t, callback.New(db, settingsOf(map[string]string{"a": slow.URL, "b": fast.URL}), opts))
 
+	deliverReceipt(t, db, "a", otp.StateDelivered)
+	if got := o.next(t); got != callback.OutcomeDelivered {
+		t.Fatalf("first callback of a: got %s, want delivered", got)
+	}
 	for range 6 {
 		deliverReceipt(t, db, "a", otp.StateDelivered)
 	}
@@ -392,11 +423,11 @@ func TestDispatcher_SlowClientDoesNotBlockOthers(t *testing.T) {
 		t.Fatal("released too early")
 	default: // b's callback arrived while a's endpoint held every request
 	}
-	if n := slow.count(); n != 2 {
-		t.Fatalf("client a got %d requests while its endpoint hung, want 2 (PerClient)", n)
+	if n := slow.count(); n != 1+2 {
+		t.Fatalf("client a got %d requests while its endpoint hung, want 1+2 (PerClient)", n)
 	}
 	close(release)
-	for range 6 {
+	for range 7 {
 		slow.next(t)
 	}
 	waitEmpty(t, db)
@@ -483,9 +514,15 @@ func TestDispatcher_Restart(t *testing.T) {
 	opts = fastOpts(o2)
 	opts.Now = func() time.Time { return time.Now().Add(time.Hour) }
 	run(t, callback.New(db, settings, opts))
-	ep.next(t) // the failed try
-	if h := ep.next(t); !strings.Contains(h.body, `"requestId":"`+reqID+`"`) || !strings.Contains(h.body, `"state":"EXPIRED"`) {
+	first := checkSignature(t, ep.next(t), time.Now()) // the failed try
+	h := ep.next(t)
+	if !strings.Contains(h.body, `"requestId":"`+reqID+`"`) || !strings.Contains(h.body, `"state":"EXPIRED"`) {
 		t.Fatalf("after restart: got %s", h.body)
+	}
+	// Each try is signed at its own time: the retry's t is the clock's,
+	// an hour on.
+	if again := checkSignature(t, h, time.Now().Add(time.Hour)); again < first+3600-60 {
+		t.Fatalf("retry signed at t=%d, the first try at %d: want the retry's own time, an hour later", again, first)
 	}
 	if got := o2.next(t); got != callback.OutcomeDelivered {
 		t.Fatalf("outcome: got %s, want delivered", got)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,11 +58,8 @@ func newHook(tb testing.TB, secret string, respond func(n int, w http.ResponseWr
 	h := &hook{secret: secret, arrived: make(chan cbBody, 100)}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		mac := hmac.New(sha256.New, []byte(h.secret))
-		mac.Write(b)
-		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" ||
-			!hmac.Equal([]byte(r.Header.Get("X-Otpgate-Signature")), []byte(want)) {
+			!validSignature(h.secret, r.Header.Get("X-Otpgate-Signature"), b, time.Now()) {
 			h.bad.Add(1)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -86,6 +84,22 @@ func newHook(tb testing.TB, secret string, respond func(n int, w http.ResponseWr
 		}
 	})
 	return h
+}
+
+// validSignature checks an X-Otpgate-Signature as the README tells
+// receivers to: "t=<unix>,v1=<hex>", v1 the HMAC-SHA256 of "<t>.<body>"
+// with secret, and t within 5 minutes of now (an older one is a replay).
+func validSignature(secret, header string, body []byte, now time.Time) bool {
+	ts, v1, ok := strings.Cut(header, ",")
+	ts, ok1 := strings.CutPrefix(ts, "t=")
+	v1, ok2 := strings.CutPrefix(v1, "v1=")
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || !ok1 || !ok2 || err != nil || now.Unix()-t > 300 || t-now.Unix() > 300 {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "." + string(body)))
+	return hmac.Equal([]byte(v1), []byte(hex.EncodeToString(mac.Sum(nil))))
 }
 
 func (h *hook) next(tb testing.TB) cbBody {
@@ -358,11 +372,17 @@ func TestGateway_DuplicateReceiptsOneCallback(t *testing.T) {
 	}
 }
 
+// TestGateway_SlowCallbackEndpointDoesNotDelayOthers: client A's
+// endpoint answers once, then hangs: it holds 4 requests (its in-flight
+// limit) and client B's callback goes out meanwhile.
 func TestGateway_SlowCallbackEndpointDoesNotDelayOthers(t *testing.T) {
 	fastRetries(t)
 	release := make(chan struct{})
 	var held atomic.Int32
-	slow := newHook(t, cbSecretA, func(_ int, _ http.ResponseWriter, r *http.Request) {
+	slow := newHook(t, cbSecretA, func(n int, _ http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			return // answered: the endpoint is healthy
+		}
 		held.Add(1)
 		select {
 		case <-release:
@@ -373,6 +393,10 @@ func TestGateway_SlowCallbackEndpointDoesNotDelayOthers(t *testing.T) {
 	sim := startSim(t, smsc.Config{ReceiptTLV: true})
 	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, slow.srv.URL, fast.srv.URL))
 
+	if code, body := send(t, g, "+91-9876500040"); code != 200 {
+		t.Fatalf("send A: got %d %s", code, body)
+	}
+	slow.next(t)
 	// Client A's endpoint hangs on more callbacks than it may have in flight.
 	for _, n := range []string{"+91-9876500041", "+91-9876500042", "+91-9876500043", "+91-9876500044", "+91-9876500045"} {
 		if code, body := send(t, g, n); code != 200 {
@@ -401,4 +425,40 @@ func TestGateway_SlowCallbackEndpointDoesNotDelayOthers(t *testing.T) {
 	for len(seen) < 5 {
 		seen[slow.next(t).RequestID] = true
 	}
+}
+
+// TestGateway_CallbackCircuit: an endpoint that fails 5 times in a row
+// has its circuit opened: the gauge says so for its client, and its next
+// tries are short-circuited, without a request.
+func TestGateway_CallbackCircuit(t *testing.T) {
+	fastRetries(t)
+	t.Cleanup(daemon.SetCallbackCircuit(5, time.Hour))
+	h := newHook(t, cbSecretA, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, h.srv.URL, ""))
+	if code, body := send(t, g, "+91-9876500051"); code != 200 {
+		t.Fatalf("send: got %d %s", code, body)
+	}
+	waitMetric(t, g, `otpgate_callback_circuit_open{client="`+clientA+`"}`, 1)
+	waitMetric(t, g, `otpgate_callbacks_total{outcome="short_circuited"}`, 2)
+	if n := h.count(); n != 5 {
+		t.Fatalf("endpoint got %d requests, want the 5 that opened the circuit", n)
+	}
+}
+
+// waitMetric waits until the /metrics series (name and labels) is at
+// least min.
+func waitMetric(tb testing.TB, g *gateway, series string, min float64) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		_, m := call(tb, "GET", g.admin+"/metrics", "", "")
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, series+" "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= min {
+					return
+				}
+			}
+		}
+	}
+	tb.Fatalf("metrics never showed %s at %g or more", series, min)
 }

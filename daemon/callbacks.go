@@ -24,7 +24,7 @@ func startCallbacks(ctx context.Context, g *errgroup.Group, db *store.DB, svc *o
 	opts := callbackOptions
 	opts.Logger = log.With("component", "callbacks")
 	if m != nil {
-		opts.Observe = m.Callback
+		opts.Observe, opts.Circuit = m.Callback, m.CallbackCircuit
 	}
 	d := callback.New(db, func(clientID string, kind otp.CallbackKind) (string, string, bool) {
 		return svc.Settings().CallbackFor(clientID, kind)

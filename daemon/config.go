@@ -36,6 +36,12 @@ type Config struct {
 	Carriers       []CarrierConfig `yaml:"carriers"`
 	Routes         []RouteConfig   `yaml:"routes"`
 	BlockedNumbers []string        `yaml:"blocked_numbers"`
+	// AuthFailuresPerMinute: failed API-key attempts one remote address
+	// may make in a minute before 429 (0: no limit).
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// TrustedProxies: CIDRs of the proxies whose X-Forwarded-For is
+	// believed (empty: none).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // LogConfig selects the log level and format.
@@ -186,6 +192,7 @@ const (
 	defaultPerHour        = 5
 	defaultFailuresPerDay = 20
 	defaultMinDigits      = 4
+	defaultAuthFailures   = 60
 )
 
 // Problem is one thing wrong with a config file, and where.
@@ -254,6 +261,7 @@ func defaultConfig() Config {
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
 			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true,
 			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits},
+		AuthFailuresPerMinute: defaultAuthFailures,
 	}
 }
 
@@ -438,6 +446,7 @@ func (c *Config) Validate() Problems {
 		checkCarrierLink(p, k, add)
 	}
 	c.validateInbound(add)
+	c.validateAccess(add)
 	if len(c.Carriers) == 0 {
 		add("carriers", "none configured: no SMS could be sent")
 	}
@@ -561,7 +570,7 @@ func loadCAs(path string) (*x509.CertPool, error) {
 }
 
 // checkSecretFile accepts a missing file (the daemon creates it) or a
-// readable one of at least 32 bytes that only its owner can read.
+// readable one of 64 hex digits that only its owner can read.
 func checkSecretFile(path string) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -580,8 +589,8 @@ func checkSecretFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(b))) < 32 {
-		return fmt.Errorf("%s holds fewer than 32 bytes", path)
+	if _, err := parseSecret(b); err != nil {
+		return fmt.Errorf("%s %w", path, err)
 	}
 	return nil
 }

@@ -2,16 +2,12 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -56,6 +52,7 @@ type Daemon struct {
 	inbox     *otp.Inbox // MO messages
 	router    atomic.Pointer[smpp.Router]
 	svc       atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
+	access    atomic.Pointer[api.Access]  // trusted proxies, auth failure limit: read at each request
 	stopping  bool                        // shutdown has begun: no more reloads
 	runs      map[string]*carrierRun
 	bg        context.Context // parent of the carriers' contexts
@@ -189,7 +186,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.svc.Store(svc)
 
-	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.publicReadiness}
+	d.access.Store(accessOf(cfg))
+	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.publicReadiness, Access: d.access.Load, AuthFailures: limiter}
 	if d.Metrics != nil {
 		opts.Observer = d.Metrics
 	}
@@ -508,41 +506,6 @@ func buildSettings(cfg *Config) (*otp.Settings, error) {
 		blocked = append(blocked, num.E164())
 	}
 	return otp.NewSettings(p, clients, blocked)
-}
-
-// loadSecret reads the HMAC key, creating a random one (0600) if the file
-// does not exist.
-func loadSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		var k [32]byte
-		if _, err := rand.Read(k[:]); err != nil {
-			return nil, fmt.Errorf("daemon: secret: %w", err)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("daemon: secret: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("daemon: secret: %w", err)
-		}
-		_, werr := f.WriteString(hex.EncodeToString(k[:]) + "\n")
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return nil, fmt.Errorf("daemon: secret: %w", werr)
-		}
-		return loadSecret(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("daemon: secret: %w", err)
-	}
-	key := []byte(strings.TrimSpace(string(b)))
-	if len(key) < 32 {
-		return nil, fmt.Errorf("daemon: secret %s: shorter than 32 bytes", path)
-	}
-	return key, nil
 }
 
 func upper(ss []string) []string {

@@ -12,6 +12,15 @@ func SetCallbackRetryBase(d time.Duration) (restore func()) {
 	return func() { callbackOptions = old }
 }
 
+// SetCallbackCircuit sets the circuit threshold and cool-down of the
+// callbacks of the gateways started after it (production: 5, 30 s) and
+// returns a func that restores them.
+func SetCallbackCircuit(threshold int, cooldown time.Duration) (restore func()) {
+	old := callbackOptions
+	callbackOptions.CircuitThreshold, callbackOptions.CircuitCooldown = threshold, cooldown
+	return func() { callbackOptions = old }
+}
+
 // SetReadTimeout sets the HTTP read timeout of the gateways started after
 // it (production: 15 s) and returns a func that restores it.
 func SetReadTimeout(d time.Duration) (restore func()) {

@@ -478,7 +478,10 @@ func TestOpenAPI_Gateway(t *testing.T) {
 
 	// A gateway whose only carrier never binds, with a client rate of one
 	// call: /readyz answers 503 and the second verify 429 "Too many requests".
-	u := startUnready(t, testConfig(t, cfgOpts{simAddr: deadAddr(t), ratePerSec: 0.001, rateBurst: 1}))
+	// Its auth_failures_per_minute of 1: the second wrong key is answered 429.
+	ucfg := testConfig(t, cfgOpts{simAddr: deadAddr(t), ratePerSec: 0.001, rateBurst: 1})
+	ucfg.AuthFailuresPerMinute = 1
+	u := startUnready(t, ucfg)
 	a.url = u.url
 	a.doc.Servers = openapi3.Servers{{URL: u.url}}
 	if a.router, _ = legacy.NewRouter(a.doc); a.router == nil {
@@ -487,6 +490,8 @@ func TestOpenAPI_Gateway(t *testing.T) {
 	run(exchange{"ReadyzUnavailable", "GET", "/readyz", "", "", 503, reqValid})
 	run(exchange{"VerifyFirstCall", "POST", verify, keyA, verifyBody(clientA, "+91-9800000002", "123456"), 404, reqValid})
 	run(exchange{"VerifyClientRate", "POST", verify, keyA, verifyBody(clientA, "+91-9800000002", "123456"), 429, reqValid})
+	run(exchange{"StatusWrongKeyFirst", "GET", status + "ffffffffffffffffffffffff", "wrong", "", 401, reqValid})
+	run(exchange{"StatusAuthFailures", "GET", status + "ffffffffffffffffffffffff", "wrong", "", 429, reqValid})
 
 	// A store that cannot write (503) takes a full disk to provoke on a
 	// running gateway: TestGateway_FullDisk does that; here its documented

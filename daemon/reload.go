@@ -90,6 +90,7 @@ func (d *Daemon) reload(cfg *Config) error {
 		return fmt.Errorf("daemon: reload: %w", err)
 	}
 	svc.Swap(settings)
+	d.access.Store(accessOf(cfg))
 	if d.Level != nil {
 		d.Level.Set(ParseLevel(cfg.Log.Level))
 	}

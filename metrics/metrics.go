@@ -24,6 +24,7 @@ type Metrics struct {
 	ratelimited   *prometheus.CounterVec
 	verifications *prometheus.CounterVec
 	callbacks     *prometheus.CounterVec
+	circuits      *prometheus.GaugeVec
 	reloads       *prometheus.CounterVec
 	mo            *prometheus.CounterVec
 }
@@ -54,17 +55,19 @@ func New() *Metrics {
 		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived, " +
 			"state=dropped for those of them dropped for the per-carrier cap, state=refused for those answered with an error (id too long)."}, []string{"carrier", "state"})
 	m.ratelimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_ratelimited_total",
-		Help: "Requests refused by a limit: client, resend, hourly, inflight."}, []string{"scope"})
+		Help: "Requests refused by a limit: client, resend, hourly, inflight, auth (failed API-key attempts of one address)."}, []string{"scope"})
 	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_verifications_total",
 		Help: "verify-otp outcomes: ok, invalid, not_found, locked."}, []string{"result"})
 	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_callbacks_total",
-		Help: "Receipt and MO callbacks by outcome: delivered, retry, dropped."}, []string{"outcome"})
+		Help: "Receipt and MO callback tries by outcome: delivered, retry, short_circuited (the endpoint's circuit was open: no request), dropped."}, []string{"outcome"})
+	m.circuits = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "otpgate_callback_circuit_open",
+		Help: "Callback endpoints of the client whose circuit is open after repeated failures (their tries are short-circuited)."}, []string{"client"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_config_reloads_total",
 		Help: "SIGHUP reloads by result: ok, rejected."}, []string{"result"})
 	m.mo = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_mo_total",
 		Help: "MO messages (not receipts) received and acknowledged, by carrier."}, []string{"carrier"})
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.submits, m.submitLatency, m.bindUp,
-		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.reloads, m.mo,
+		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.circuits, m.reloads, m.mo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -129,6 +132,16 @@ func (m *Metrics) MO(carrier string) { m.mo.WithLabelValues(carrier).Inc() }
 
 // Callback counts one callback attempt's outcome.
 func (m *Metrics) Callback(outcome string) { m.callbacks.WithLabelValues(outcome).Inc() }
+
+// CallbackCircuit counts a circuit of one of client's callback endpoints
+// opening (open) or closing.
+func (m *Metrics) CallbackCircuit(client string, open bool) {
+	if open {
+		m.circuits.WithLabelValues(client).Inc()
+	} else {
+		m.circuits.WithLabelValues(client).Dec()
+	}
+}
 
 // Reload counts one reload.
 func (m *Metrics) Reload(ok bool) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -19,7 +20,8 @@ const (
 	// CallbackMaxAge is how long after its receipt a callback is still
 	// tried; then it is dropped.
 	CallbackMaxAge = 24 * time.Hour
-	// CallbackSignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
+	// CallbackSignatureHeader carries "t=<unix seconds>,v1=<hex
+	// HMAC-SHA256 of "<t>.<body>">" (see SignCallback).
 	CallbackSignatureHeader = "X-Otpgate-Signature"
 )
 
@@ -149,12 +151,18 @@ func (c Callback) Body() []byte {
 	return b
 }
 
-// SignCallback returns the X-Otpgate-Signature value of body:
-// "sha256=" and the hex HMAC-SHA256 of body keyed with secret.
-func SignCallback(secret string, body []byte) string {
+// SignCallback returns the X-Otpgate-Signature value of body sent at t:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with
+// secret>". The time is signed with the body so that a receiver can refuse
+// a recorded request played again later (a replay): it checks the MAC,
+// then that t is recent. Each try is signed at its own time.
+func SignCallback(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
 	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // CallbackDelay is the wait before the next try of a callback whose

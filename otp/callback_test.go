@@ -56,9 +56,11 @@ func TestCallback_BodyAndSignature(t *testing.T) {
 	if got := string(cb.Body()); got != want {
 		t.Fatalf("Body: got %s, want %s", got, want)
 	}
-	// HMAC-SHA256("key", `{"a":1}`), computed with Python's hmac module.
-	if got := otp.SignCallback("key", []byte(`{"a":1}`)); got != "sha256=88a67f24bbcdaed0e6c997404bb79a743baf44c6bab2f4c27328e3009d22e342" {
-		t.Fatalf("SignCallback: got %s", got)
+	// HMAC-SHA256("key", `1700000000.{"a":1}`), computed with Python's hmac
+	// module and with openssl dgst -sha256 -hmac key.
+	const wantSig = "t=1700000000,v1=a438e398bfafc57e4396bb7fc2304422f0f768e965d073ca313cb52e22e6ad03"
+	if got := otp.SignCallback("key", time.Unix(1700000000, 999e6), []byte(`{"a":1}`)); got != wantSig {
+		t.Fatalf("SignCallback: got %s, want %s", got, wantSig)
 	}
 	// No done time from the carrier: the time it was queued.
 	m.Parts[0].DoneAt = time.Time{}

@@ -1,0 +1,4 @@
+package daemon
+
+// LoadSecret is loadSecret, for the tests of the secret file.
+var LoadSecret = loadSecret
