@@ -17,18 +17,21 @@ import (
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/phone"
+	"github.com/otpgate/otpgate/smpp"
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the YAML configuration file (DESIGN.md, "Configuration").
+// Config is the YAML configuration file (README, "Configuration"). A
+// top-level key tagged reload:"restart" cannot change on a reload (see
+// restartOnly): the running daemon holds what it opened with it.
 type Config struct {
-	Listen         string          `yaml:"listen"`
-	DebugListen    string          `yaml:"debug_listen"` // replaced by admin_listen: refused with a hint
-	AdminListen    string          `yaml:"admin_listen"` // /metrics, /readyz with reason, pprof; "" turns it off
-	Admin          AdminConfig     `yaml:"admin"`
-	MaxConnections int             `yaml:"max_connections"`
-	DataDir        string          `yaml:"data_dir"`
-	SecretFile     string          `yaml:"secret_file"`
+	Listen         string          `yaml:"listen" reload:"restart"`
+	DebugListen    string          `yaml:"debug_listen"`                  // replaced by admin_listen: refused with a hint
+	AdminListen    string          `yaml:"admin_listen" reload:"restart"` // /metrics, /readyz with reason, pprof; "" turns it off
+	Admin          AdminConfig     `yaml:"admin" reload:"restart"`
+	MaxConnections int             `yaml:"max_connections" reload:"restart"`
+	DataDir        string          `yaml:"data_dir" reload:"restart"`
+	SecretFile     string          `yaml:"secret_file" reload:"restart"`
 	SubmitTimeout  Duration        `yaml:"submit_timeout"`
 	Log            LogConfig       `yaml:"log"`
 	OTP            OTPConfig       `yaml:"otp"`
@@ -460,7 +463,7 @@ func (c *Config) Validate() Problems {
 		}
 		checkCountries(p, r.Countries, add)
 		for k, pre := range r.Prefixes {
-			if !validPrefix(pre) {
+			if _, err := smpp.ParsePrefix(pre); err != nil {
 				add(fmt.Sprintf("%s.prefixes[%d]", p, k), "want \"+\" and digits, got %q", pre)
 			}
 		}
@@ -533,18 +536,6 @@ func checkSender(s string) error {
 		return errors.New("alphanumeric sender longer than 11 characters")
 	}
 	return nil
-}
-
-func validPrefix(p string) bool {
-	if len(p) < 2 || p[0] != '+' {
-		return false
-	}
-	for _, r := range p[1:] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func oneOf(s string, options ...string) bool {

@@ -3,6 +3,8 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // ErrNotRunning means Reload was called before Run set the daemon up.
@@ -65,20 +67,7 @@ func (d *Daemon) reload(cfg *Config) error {
 		return ErrNotRunning
 	}
 	old := d.cfg
-	var fixed Problems
-	if cfg.Listen != old.Listen {
-		fixed = append(fixed, Problem{"listen", "cannot change while running (restart instead)"})
-	}
-	if cfg.DataDir != old.DataDir {
-		fixed = append(fixed, Problem{"data_dir", "cannot change while running (restart instead)"})
-	}
-	if cfg.SecretFile != old.SecretFile {
-		fixed = append(fixed, Problem{"secret_file", "cannot change while running (restart instead)"})
-	}
-	if cfg.AdminListen != old.AdminListen || cfg.Admin != old.Admin {
-		fixed = append(fixed, Problem{"admin", "admin_listen and admin cannot change while running (restart instead)"})
-	}
-	if len(fixed) > 0 {
+	if fixed := restartOnly(old, cfg); len(fixed) > 0 {
 		return fixed
 	}
 	settings, err := buildSettings(cfg)
@@ -102,4 +91,21 @@ func (d *Daemon) isStopping() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stopping
+}
+
+// restartOnly lists the top-level keys tagged reload:"restart" whose value
+// differs between old and next.
+func restartOnly(old, next *Config) Problems {
+	var ps Problems
+	ov, nv := reflect.ValueOf(*old), reflect.ValueOf(*next)
+	t := ov.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Tag.Get("reload") != "restart" || reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		ps = append(ps, Problem{key, "cannot change while running (restart instead)"})
+	}
+	return ps
 }

@@ -68,9 +68,9 @@ func NewRouter(routes []Route, carriers map[string]*Carrier, logger *slog.Logger
 			out.countries[c] = true
 		}
 		for _, p := range rt.Prefixes {
-			d := strings.TrimPrefix(strings.TrimSpace(p), "+")
-			if d == "" || digitsOnly(d) != d {
-				return nil, fmt.Errorf("smpp: route %d: bad prefix %q", i, p)
+			d, err := ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("smpp: route %d: %w", i, err)
 			}
 			out.prefixes = append(out.prefixes, d)
 		}
@@ -90,6 +90,16 @@ func NewRouter(routes []Route, carriers map[string]*Carrier, logger *slog.Logger
 		r.routes = append(r.routes, out)
 	}
 	return r, nil
+}
+
+// ParsePrefix reads a route's E.164 prefix, "+" and one or more digits
+// ("+4477"), and returns its digits.
+func ParsePrefix(p string) (string, error) {
+	d, ok := strings.CutPrefix(strings.TrimSpace(p), "+")
+	if !ok || d == "" || digitsOnly(d) != d {
+		return "", fmt.Errorf("smpp: prefix %q: want \"+\" and digits", p)
+	}
+	return d, nil
 }
 
 // match returns the first route for sms, or nil.

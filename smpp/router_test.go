@@ -191,3 +191,12 @@ func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
 	}
 	t.Logf("throttled %d times on the way", st.Throttled)
 }
+
+func TestParsePrefix(t *testing.T) {
+	for in, want := range map[string]string{"+4477": "4477", " +1 ": "1", "4477": "", "+": "", "+44a": "", "": ""} {
+		got, err := smpp.ParsePrefix(in)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("ParsePrefix(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
