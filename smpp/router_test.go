@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,10 +79,16 @@ func TestRouter_Send(t *testing.T) {
 			t.Fatalf("got %v (ctx %v), want ErrUpstreamDown before the deadline", err, ctx.Err())
 		}
 	})
-	t.Run("ErrNoRoute", func(t *testing.T) {
+	// No route matches: ErrUpstreamDown at once (there is no ErrNoRoute),
+	// and no carrier was tried.
+	t.Run("NoRoute", func(t *testing.T) {
+		before1, before2 := e.sim1.Stats().Submits, e.sim2.Stats().Submits
 		_, ctx, err := send(t, "US", "12025550123", 10*time.Second)
-		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil {
-			t.Fatalf("got %v, want ErrUpstreamDown at once", err)
+		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil || !strings.Contains(err.Error(), "no route for US") {
+			t.Fatalf("got %v (ctx %v), want ErrUpstreamDown for want of a route, before the deadline", err, ctx.Err())
+		}
+		if e.sim1.Stats().Submits != before1 || e.sim2.Stats().Submits != before2 {
+			t.Fatal("a number that no route matches reached a carrier")
 		}
 	})
 	t.Run("ThrottledCarrierFailsOver", func(t *testing.T) {
