@@ -20,7 +20,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the YAML configuration file (DESIGN.md, "Configuration").
+// Config is the YAML configuration file (README.md, "Configuration";
+// configs/otpgate.yaml is the annotated example).
 type Config struct {
 	Listen         string          `yaml:"listen"`
 	DebugListen    string          `yaml:"debug_listen"` // replaced by admin_listen: refused with a hint
