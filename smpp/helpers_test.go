@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,4 +153,55 @@ func rawPDU(id, status, seq uint32, body []byte) []byte {
 	binary.BigEndian.PutUint32(b[8:], status)
 	binary.BigEndian.PutUint32(b[12:], seq)
 	return append(b, body...)
+}
+
+// textRecords parses the lines of slog's text handler into their
+// attributes (key=value, a quoted value unquoted), so that a test matches
+// a message or a value whole: "bound" must not be found in "unbound".
+func textRecords(tb testing.TB, logs string) []map[string]string {
+	tb.Helper()
+	var out []map[string]string
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if line == "" {
+			continue
+		}
+		rec := map[string]string{}
+		for rest := line; rest != ""; {
+			eq := strings.IndexByte(rest, '=')
+			if eq < 0 {
+				tb.Fatalf("not a text log line: %q", line)
+			}
+			key, v := rest[:eq], rest[eq+1:]
+			if strings.HasPrefix(v, `"`) {
+				q, err := strconv.QuotedPrefix(v)
+				if err != nil {
+					tb.Fatalf("bad quoted value in %q: %v", line, err)
+				}
+				rest = v[len(q):]
+				v, _ = strconv.Unquote(q)
+			} else if sp := strings.IndexByte(v, ' '); sp >= 0 {
+				v, rest = v[:sp], v[sp:]
+			} else {
+				rest = ""
+			}
+			rec[key] = v
+			rest = strings.TrimPrefix(rest, " ")
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// hasRecord reports whether one of recs holds every key and value of want.
+func hasRecord(recs []map[string]string, want map[string]string) bool {
+next:
+	for _, r := range recs {
+		for k, v := range want {
+			if r[k] != v {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }
