@@ -108,42 +108,56 @@ func ctxTimeout(tb testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// handler records receipts; fail makes the first n calls fail.
-type handler struct {
+// calls records what a carrier hands on (receipts, MO messages); fail
+// makes the first n calls fail.
+type calls[T any] struct {
 	mu   sync.Mutex
-	got  []otp.Receipt
+	got  []T
 	fail int
 	wake chan struct{}
 }
 
-func newHandler() *handler { return &handler{wake: make(chan struct{}, 1000)} }
-
-func (h *handler) HandleReceipt(_ context.Context, r otp.Receipt) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.fail > 0 {
-		h.fail--
+func (r *calls[T]) record(v T) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
 		return errors.New("store unavailable")
 	}
-	h.got = append(h.got, r)
+	r.got = append(r.got, v)
 	select {
-	case h.wake <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
 	return nil
 }
 
-func (h *handler) wait(tb testing.TB, n int) []otp.Receipt {
+// wait returns what was recorded once there are at least n.
+func (r *calls[T]) wait(tb testing.TB, n int) []T {
 	tb.Helper()
-	var out []otp.Receipt
-	eventually(tb, "receipts", func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		out = append([]otp.Receipt(nil), h.got...)
+	var out []T
+	eventually(tb, "recorded", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		out = append([]T(nil), r.got...)
 		return len(out) >= n
 	})
 	return out
 }
+
+// handler records receipts.
+type handler struct{ calls[otp.Receipt] }
+
+func newHandler() *handler {
+	return &handler{calls[otp.Receipt]{wake: make(chan struct{}, 1000)}}
+}
+
+func (h *handler) HandleReceipt(_ context.Context, r otp.Receipt) error { return h.record(r) }
+
+// moHandler records MO messages.
+type moHandler struct{ calls[otp.MO] }
+
+func (h *moHandler) HandleMO(_ context.Context, m otp.MO) error { return h.record(m) }
 
 // rawPDU encodes a PDU header and body.
 func rawPDU(id, status, seq uint32, body []byte) []byte {
