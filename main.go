@@ -32,6 +32,8 @@ commands:
                              run the bundled SMSC simulator
   bench [-sim 127.0.0.1:2775] [-n N | -d DUR] [-c 64] [-url URL -client ID -key KEY]
                              load a running gateway: send-otp, then verify-otp
+  guard blocks|release RANGE [-admin URL] [-token-file F]
+                             list the pumping guard's blocks, or lift those of a range
   version                    print build information
 `
 
@@ -56,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdSim(args, stderr)
 	case "bench":
 		return cmdBench(args, stdout, stderr)
+	case "guard":
+		return cmdGuard(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
