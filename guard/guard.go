@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -364,7 +365,7 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 			continue
 		}
 		b := g.raise(c, rule, t.s.Client, "", t.s.CC, prefix, len(t.s.National), d, reason, now,
-			slog.Int(keySends, sends), slog.Int(keySequential, seq), slog.Float64(keyBaseline, base),
+			slog.Int(keySends, sends), slog.Int(keySequential, seq), slog.Float64(keyBaseline, math.Round(base*100)/100),
 			slog.Int(keyJudged, judged), slog.Int(keyVerified, verified))
 		return b.info.Rule, b
 	}
