@@ -401,3 +401,52 @@ func TestGuard_Config(t *testing.T) {
 		}
 	}
 }
+
+// TestGuard_FairShare: client A's burst does not hold client B's sends
+// behind it on a carrier at its TPS: clients[].weight reaches the
+// carrier's queue.
+func TestGuard_FairShare(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "10s"})
+	cfg.Carriers[0].TPS = 100
+	for i := range cfg.Clients {
+		cfg.Clients[i].Rate = daemon.RateConfig{PerSecond: 1000, Burst: 1000}
+	}
+	cfg.Clients[1].Weight = 3
+	g := startGateway(t, cfg)
+	waitSimBound(t, sim, 2)
+	client := benchClient()
+	rng := rand.New(rand.NewPCG(1, 1))
+	var wg sync.WaitGroup
+	fire := func(id, key, cc string, n int) {
+		for range n {
+			number := fmt.Sprintf("+91-%s%07d", cc, rng.IntN(1e7))
+			wg.Go(func() {
+				if code, err := post(client, g.url+sendPath, key, sendBody(id, number, "6")); code != 200 {
+					t.Errorf("%s %s: %d %v", id, number, code, err)
+				}
+			})
+		}
+	}
+	fire(clientA, keyA, "981", 200)
+	for sim.Stats().Accepted < 20 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	fire(clientB, keyB, "982", 30)
+	wg.Wait()
+	first, last, n := -1, -1, 0
+	msgs := sim.Messages()
+	for i, m := range msgs {
+		if strings.HasPrefix(m.Dst, "91982") {
+			if first < 0 {
+				first = i
+			}
+			last, n = i, n+1
+		}
+	}
+	// Weight 3 against 1: B's 30 go out within about 40 submits, not
+	// after A's 180 left.
+	if n != 30 || last-first > 50 {
+		t.Fatalf("B's %d SMS at %d..%d of %d, want 30 within 50 submits", n, first, last, len(msgs))
+	}
+}
