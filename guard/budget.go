@@ -38,7 +38,7 @@ func slide(counts []uint32, at *int64, now, step int64) {
 	}
 	for *at < idx {
 		*at++
-		counts[*at%n] = 0
+		counts[ring(*at, n)] = 0
 	}
 }
 
@@ -63,8 +63,8 @@ func (b *budgetState) take(now int64, l Limits, count bool) (reason string) {
 		reason = fmt.Sprintf("per_day %d reached (%d sends in the last day)", l.PerDay, d)
 	}
 	if reason == "" || count {
-		b.hour[b.hourAt%hourSteps]++
-		b.day[b.dayAt%daySteps]++
+		b.hour[ring(b.hourAt, hourSteps)]++
+		b.day[ring(b.dayAt, daySteps)]++
 	}
 	return reason
 }
@@ -73,11 +73,11 @@ func (b *budgetState) take(now int64, l Limits, count bool) (reason string) {
 func (b *budgetState) undo(at int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if i := at / hourStep; i <= b.hourAt && b.hourAt-i < hourSteps && b.hour[i%hourSteps] > 0 {
-		b.hour[i%hourSteps]--
+	if i := ring(at/hourStep, hourSteps); at/hourStep <= b.hourAt && b.hourAt-at/hourStep < hourSteps && b.hour[i] > 0 {
+		b.hour[i]--
 	}
-	if i := at / dayStep; i <= b.dayAt && b.dayAt-i < daySteps && b.day[i%daySteps] > 0 {
-		b.day[i%daySteps]--
+	if i := ring(at/dayStep, daySteps); at/dayStep <= b.dayAt && b.dayAt-at/dayStep < daySteps && b.day[i] > 0 {
+		b.day[i]--
 	}
 }
 

@@ -435,8 +435,8 @@ func (g *Guard) refused(b *block, now time.Time, enforce bool) {
 // unknown whether it went out): it counts toward the conversion of the
 // range, for the client and for the carrier.
 func (g *Guard) Sent(t Ticket, carrier string) {
-	if t.bypass {
-		return
+	if t.bypass || t.s.Client == "" {
+		return // safe-listed, or not from Admit
 	}
 	c := g.cfg.Load()
 	cv := c.Conversion

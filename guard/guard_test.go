@@ -589,3 +589,22 @@ func TestParsePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestGuard_OddInput: times near or before 1970, empty numbers and zero
+// tickets never panic.
+func TestGuard_OddInput(t *testing.T) {
+	f := newGuard(t, guard.Defaults())
+	for _, now := range []time.Time{time.Unix(0, 0), time.Unix(-86400*400, 0), {}, t0} {
+		for _, s := range []guard.Send{{}, {Client: "c1"}, {Client: "c1", CC: "1", National: "2"}, in("c1", "98765000000000000")} {
+			tk, err := f.g.Admit(now, s)
+			if err == nil {
+				f.g.Sent(tk, "a")
+			}
+			f.g.Unsent(tk)
+			f.g.Verified(now, guard.Verification{Client: s.Client, CC: s.CC, National: s.National, SentAt: now, Carrier: "a"})
+		}
+		f.g.Sent(guard.Ticket{}, "a")
+		f.g.Unsent(guard.Ticket{})
+		f.g.Blocks(now)
+	}
+}

@@ -14,6 +14,16 @@ const (
 	recentN = 16 // numbers per range remembered for the consecutive test
 )
 
+// ring is idx's place in a ring of n buckets, for any idx (times before
+// 1970 included).
+func ring(idx, n int64) int64 {
+	m := idx % n
+	if m < 0 {
+		m += n
+	}
+	return m
+}
+
 // velocity is a range's send counts over the velocity window, the last
 // numbers sent to it and its baseline. 168 bytes.
 type velocity struct {
@@ -41,7 +51,7 @@ func (v *velocity) advance(now, step int64) {
 	}
 	for v.bucket < idx {
 		v.bucket++
-		v.sends[v.bucket%vSteps], v.seq[v.bucket%vSteps] = 0, 0
+		v.sends[ring(v.bucket, vSteps)], v.seq[ring(v.bucket, vSteps)] = 0, 0
 	}
 }
 
@@ -62,7 +72,7 @@ func (v *velocity) add(now, step int64, n uint32, gap int, tau time.Duration) (s
 			seq = true
 		}
 	}
-	b := v.bucket % vSteps
+	b := ring(v.bucket, vSteps)
 	v.sends[b]++
 	if seq {
 		v.seq[b]++
@@ -90,7 +100,7 @@ func (v *velocity) undo(at, step int64, seq bool, tau time.Duration) {
 	if v.step != step || idx > v.bucket || v.bucket-idx >= vSteps {
 		return
 	}
-	b := idx % vSteps
+	b := ring(idx, vSteps)
 	if v.sends[b] > 0 {
 		v.sends[b]--
 	}
@@ -130,7 +140,7 @@ func (c *conversion) advance(now, step int64) {
 	}
 	for c.bucket < idx {
 		c.bucket++
-		c.sent[c.bucket%cSteps], c.verified[c.bucket%cSteps] = 0, 0
+		c.sent[ring(c.bucket, cSteps)], c.verified[ring(c.bucket, cSteps)] = 0, 0
 	}
 }
 
@@ -142,7 +152,7 @@ func (c *conversion) slot(t, now, step int64) int {
 	if idx > c.bucket || c.bucket-idx >= cSteps {
 		return -1
 	}
-	return int(idx % cSteps)
+	return int(ring(idx, cSteps))
 }
 
 // addSent counts a send made at t.
@@ -168,8 +178,8 @@ func (c *conversion) judged(now, step, grace int64) (sent, verified int) {
 		if (idx+1)*step > now-grace {
 			continue
 		}
-		sent += int(c.sent[idx%cSteps])
-		verified += int(c.verified[idx%cSteps])
+		sent += int(c.sent[ring(idx, cSteps)])
+		verified += int(c.verified[ring(idx, cSteps)])
 	}
 	return sent, verified
 }
