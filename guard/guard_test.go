@@ -608,3 +608,20 @@ func TestGuard_OddInput(t *testing.T) {
 		f.g.Blocks(now)
 	}
 }
+
+// FuzzParsePrefix: any input gives digits or an error, never a panic, and
+// the digits parse back to themselves.
+func FuzzParsePrefix(f *testing.F) {
+	for _, s := range []string{"+91-98765", "+1 555", "+", "91", "+44-77009001234567", "+9x", " +49 151 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := guard.ParsePrefix(s)
+		if err != nil {
+			return
+		}
+		if back, err := guard.ParsePrefix("+" + d); err != nil || back != d {
+			t.Fatalf("%q: digits %q parse back as %q %v", s, d, back, err)
+		}
+	})
+}
