@@ -196,12 +196,13 @@ type Send struct {
 // Ticket is an admitted send. Give it back to Sent once a carrier took the
 // SMS (or may have), or to Unsent when it certainly did not go out.
 type Ticket struct {
-	s       Send
-	at      int64 // unix nanoseconds of Admit
-	counted bool  // velocity counted: Unsent takes it back
-	seq     [maxLevels]bool
-	budget  [2]*budgetState // counted budgets: Unsent gives them back
-	bypass  bool            // safe-listed: nothing to count
+	s      Send
+	at     int64 // unix nanoseconds of Admit
+	nlev   int   // range sizes whose velocity counted the send: Unsent takes it back
+	lev    [maxLevels]int
+	seq    [maxLevels]bool
+	budget [2]*budgetState // counted budgets: Unsent gives them back
+	bypass bool            // safe-listed: nothing to count
 }
 
 // Admit decides whether s may go out at now. It returns a *Refusal
@@ -342,13 +343,13 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 		var base float64
 		g.ranges.with(key, true, func(st *rangeState) {
 			t.seq[i] = st.velocity.add(at, c.vStep, suffix, v.Gap, v.Baseline)
+			t.lev[i], t.nlev = d, i+1
 			sends, seq = st.velocity.totals(at, c.vStep)
 			base = st.velocity.baseline(v.Window)
 			if cv.MinSends > 0 {
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
 			}
 		})
-		t.counted = true
 		threshold := v.Factor * base
 		var reason string
 		rule := RuleVelocity
@@ -472,12 +473,9 @@ func (g *Guard) Unsent(t Ticket) {
 			b.undo(t.at)
 		}
 	}
-	if !t.counted {
-		return
-	}
 	c := g.cfg.Load()
 	var keyBuf [128]byte
-	for i, d := range c.levels {
+	for i, d := range t.lev[:t.nlev] {
 		g.ranges.with(rangeKey(keyBuf[:0], t.s.Client, t.s.CC, rangePrefix(t.s.National, d)), false, func(st *rangeState) {
 			if st != nil {
 				st.velocity.undo(t.at, c.vStep, t.seq[i], c.Velocity.Baseline)

@@ -625,3 +625,23 @@ func FuzzParsePrefix(f *testing.F) {
 		}
 	})
 }
+
+// TestGuard_LargerRange: a pump that moves on to the next range of 10,000
+// is stopped by the range of a million around both at once; a send the
+// smaller range refused did not count in the larger one.
+func TestGuard_LargerRange(t *testing.T) {
+	f := newGuard(t, guard.Defaults())
+	for i := range 21 {
+		f.send(t0, in("c1", fmt.Sprintf("987650%04d", i)))
+	}
+	if err := f.send(t0, in("c1", "9876510000")); err != nil {
+		t.Fatalf("first send to the next range: %v", err)
+	}
+	if err := f.send(t0, in("c1", "9876510001")); ruleOf(err) != guard.RuleVelocity {
+		t.Fatalf("second send to the next range: got %v, want velocity", err)
+	}
+	bs := f.g.Blocks(t0)
+	if len(bs) != 2 || bs[1].Range != "+91-9876xxxxxx" {
+		t.Fatalf("blocks %+v", bs)
+	}
+}
