@@ -16,7 +16,7 @@ const (
 )
 
 // budgetState counts one client's (or one client's and country's) sends
-// over the last hour and day. 168 bytes; one per configured cap, so their
+// over the last hour and day. 184 bytes; one per configured cap, so their
 // number is set by the configuration.
 type budgetState struct {
 	mu      sync.Mutex

@@ -100,7 +100,7 @@ type Guard struct {
 	swapMu   sync.Mutex
 }
 
-// rangeState is what the guard keeps per client and range: 312 bytes,
+// rangeState is what the guard keeps per client and range: 296 bytes,
 // plus the key and the table's overhead (see TestGuard_MemoryPerRange).
 type rangeState struct {
 	velocity

@@ -25,7 +25,7 @@ func ring(idx, n int64) int64 {
 }
 
 // velocity is a range's send counts over the velocity window, the last
-// numbers sent to it and its baseline. 168 bytes.
+// numbers sent to it and its baseline. 152 bytes.
 type velocity struct {
 	step    int64 // nanoseconds per bucket; a change (reload) starts over
 	bucket  int64 // index (time/step) of the newest bucket
