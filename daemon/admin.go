@@ -119,6 +119,7 @@ func (d *Daemon) startAdmin(cfg *Config) (*http.Server, net.Listener, error) {
 		}
 		w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
+	d.guardRoutes(mux)
 	if cfg.Admin.PProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

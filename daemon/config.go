@@ -46,6 +46,8 @@ type Config struct {
 	// TrustedProxies: CIDRs of the proxies whose X-Forwarded-For is
 	// believed (empty: none).
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Guard is the SMS-pumping guard (config_guard.go).
+	Guard GuardConfig `yaml:"guard"`
 }
 
 // LogConfig selects the log level and format.
@@ -68,6 +70,9 @@ type OTPConfig struct {
 	MaxFailuresPerDay int `yaml:"max_failures_per_day"`
 	// MinDigits is the shortest code a template may produce.
 	MinDigits int `yaml:"min_digits"`
+	// DefaultClientRate is the rate of a client without one (per_second
+	// 0: such clients are unlimited).
+	DefaultClientRate RateConfig `yaml:"default_client_rate"`
 }
 
 // ClientConfig is one entry of `clients:`.
@@ -85,6 +90,10 @@ type ClientConfig struct {
 	// default text ("4".."8"), by text id. Tag "0x1400" → value.
 	TLVs            map[string]string            `yaml:"tlvs"`
 	DefaultTextTLVs map[string]map[string]string `yaml:"default_text_tlvs"`
+	// Budget, Weight and SafeList belong to the pumping guard (config_guard.go).
+	Budget   BudgetConfig `yaml:"budget"`
+	Weight   float64      `yaml:"weight"`
+	SafeList []string     `yaml:"safe_list"`
 }
 
 // RateConfig is a token bucket.
@@ -197,6 +206,8 @@ const (
 	defaultFailuresPerDay = 20
 	defaultMinDigits      = 4
 	defaultAuthFailures   = 60
+	defaultClientRate     = 10
+	defaultClientBurst    = 20
 )
 
 // Problem is one thing wrong with a config file, and where.
@@ -264,8 +275,10 @@ func defaultConfig() Config {
 		Log:            LogConfig{Level: "info", Format: "json"},
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
 			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true,
-			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits},
+			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits,
+			DefaultClientRate: RateConfig{PerSecond: defaultClientRate, Burst: defaultClientBurst}},
 		AuthFailuresPerMinute: defaultAuthFailures,
+		Guard:                 defaultGuardConfig(),
 	}
 }
 
@@ -304,6 +317,7 @@ func (c *Config) Validate() Problems {
 	c.validateBlocked(add)
 	c.validateInbound(add)
 	c.validateAccess(add)
+	c.validateGuard(add)
 	return ps
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/api"
+	"github.com/otpgate/otpgate/guard"
 	"github.com/otpgate/otpgate/metrics"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/phone"
@@ -53,6 +54,7 @@ type Daemon struct {
 	router    atomic.Pointer[smpp.Router]
 	svc       atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
 	access    atomic.Pointer[api.Access]  // trusted proxies, auth failure limit: read at each request
+	guard     atomic.Pointer[guard.Guard] // the pumping guard, for the admin port and reloads
 	stopping  bool                        // shutdown has begun: no more reloads
 	runs      map[string]*carrierRun
 	bg        context.Context // parent of the carriers' contexts
@@ -151,6 +153,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	gd, err := d.newGuard(cfg)
+	if err != nil {
+		return err
+	}
 	adminSrv, adminLn, err := d.startAdmin(cfg)
 	if err != nil {
 		return err
@@ -186,7 +192,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	limiter := ratelimit.New(nil)
 	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: limiter,
-		Secret: secret, Logger: d.log.With("component", "otp")})
+		Guard: gd, Secret: secret, Logger: d.log.With("component", "otp")})
 	if err != nil {
 		return err
 	}
@@ -502,12 +508,13 @@ func buildSettings(cfg *Config) (*otp.Settings, error) {
 	p := otp.Policy{TTL: time.Duration(cfg.OTP.TTL), MaxAttempts: cfg.OTP.MaxAttempts,
 		ResendInterval: time.Duration(cfg.OTP.ResendInterval), MaxPerNumberPerHour: cfg.OTP.MaxPerNumberPerHour,
 		SubmitTimeout: time.Duration(cfg.SubmitTimeout), RetryUndelivered: cfg.OTP.RetryUndelivered,
-		MaxFailuresPerDay: cfg.OTP.MaxFailuresPerDay, MinDigits: cfg.OTP.MinDigits}
+		MaxFailuresPerDay: cfg.OTP.MaxFailuresPerDay, MinDigits: cfg.OTP.MinDigits,
+		DefaultRatePerSecond: cfg.OTP.DefaultClientRate.PerSecond, DefaultRateBurst: cfg.OTP.DefaultClientRate.Burst}
 	clients := make([]otp.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		oc := otp.Client{ID: c.ID, Sender: c.Sender, Countries: upper(c.Countries), RatePerSecond: c.Rate.PerSecond,
 			RateBurst: c.Rate.Burst, Texts: map[string]otp.Template{}, CallbackURL: c.CallbackURL,
-			CallbackSecret: string(c.CallbackSecret), MOCallbackURL: c.MOCallbackURL}
+			CallbackSecret: string(c.CallbackSecret), MOCallbackURL: c.MOCallbackURL, Weight: c.Weight}
 		for _, k := range c.APIKeys {
 			h, err := parseKeyHash(k)
 			if err != nil {

@@ -163,6 +163,7 @@ type Carrier struct {
 	logLim  *everyLimiter
 	obs     Observer
 	pace    *adaptive // token bucket and throttle back-off
+	fair    *fairPace // pace's tokens shared fairly between clients (fair.go)
 	sub     *submitOptions
 	subErr  error     // what is wrong with cfg's submit settings; Run refuses to start
 	auth    *authGate // holds binds back after refused credentials
@@ -237,6 +238,7 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		c.obs = nopObserver{}
 	}
 	c.pace = newAdaptive(cfg.TPS, cfg.Burst)
+	c.fair = newFairPace(c.pace)
 	c.sub, c.subErr = newSubmitOptions(cfg)
 	kinds := []bindKind{bindTransceiver}
 	if cfg.Mode == ModeTransmitterReceiver {
@@ -470,7 +472,8 @@ func (b *backoff) nextIn(floor, ceil time.Duration) time.Duration {
 func (b *backoff) reset() { b.cur = 0 }
 
 // Submit sends sms through one bound session, one submit_sm per part (all
-// on that session), each after a token of the carrier's bucket, and
+// on that session), each after a token of the carrier's bucket (shared
+// between clients by weight: fair.go), and
 // returns the message ids in part order once every part is acknowledged.
 //
 // Errors: ErrNotBound at once when no session can transmit (or the carrier
@@ -510,7 +513,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			// half a message, and another carrier cannot finish it.
 			pctx = withFailover(ctx, false)
 		}
-		if err := c.pace.wait(pctx); err != nil {
+		if err := c.fair.wait(pctx, sms.ClientID, sms.Weight); err != nil {
 			return nil, c.partErr(i, len(enc.Parts), err)
 		}
 		if s == nil || !s.alive() {
