@@ -36,6 +36,11 @@ commands:
                              replay an SMS-pumping attack while -client's users log in
   guard blocks|release RANGE [-admin URL] [-token-file F]
                              list the pumping guard's blocks, or lift those of a range
+  status [-admin URL] [-token-file FILE]
+                             list the running gateway's carriers (its admin port)
+  carrier suspend|resume NAME [-admin URL] [-token-file FILE]
+                             unbind a carrier and keep it unbound (its traffic
+                             fails over), or bind it again
   version                    print build information
 `
 
@@ -62,6 +67,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdBench(args, stdout, stderr)
 	case "guard":
 		return cmdGuard(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "carrier":
+		return cmdCarrier(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0

@@ -48,6 +48,10 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Guard is the SMS-pumping guard (config_guard.go).
 	Guard GuardConfig `yaml:"guard"`
+
+	// What reading the _file secrets found (see secretfiles.go): the
+	// problems go to Validate, the warnings to Warnings.
+	fileProblems, fileWarnings Problems
 }
 
 // LogConfig selects the log level and format.
@@ -94,6 +98,9 @@ type ClientConfig struct {
 	Budget   BudgetConfig `yaml:"budget"`
 	Weight   float64      `yaml:"weight"`
 	SafeList []string     `yaml:"safe_list"`
+	// CallbackSecretFile holds callback_secret instead (read at start and
+	// on each reload).
+	CallbackSecretFile string `yaml:"callback_secret_file"`
 }
 
 // RateConfig is a token bucket.
@@ -151,6 +158,13 @@ type CarrierConfig struct {
 	TLSCertFile   string `yaml:"tls_cert_file"`
 	TLSKeyFile    string `yaml:"tls_key_file"`
 	TLSServerName string `yaml:"tls_server_name"`
+
+	// PasswordFile holds password instead (read at start and on each
+	// reload, so that a rotated password takes effect on SIGHUP).
+	PasswordFile string `yaml:"password_file"`
+	// Suspended starts the carrier suspended (unbound until resumed on
+	// the admin port: POST /carriers/{name}/resume).
+	Suspended bool `yaml:"suspended"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -241,6 +255,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.checkConfigFile(f)
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return cfg, ps
 	}
@@ -260,6 +275,7 @@ func ParseConfig(r io.Reader) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg.setDefaults()
+	cfg.readSecretFiles()
 	return &cfg, nil
 }
 
@@ -318,6 +334,7 @@ func (c *Config) Validate() Problems {
 	c.validateInbound(add)
 	c.validateAccess(add)
 	c.validateGuard(add)
+	ps = append(ps, c.fileProblems...)
 	return ps
 }
 

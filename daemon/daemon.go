@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +59,8 @@ type Daemon struct {
 	bg        context.Context // parent of the carriers' contexts
 	wg        sync.WaitGroup  // carriers' goroutines
 	lateAcks  chan otp.Ack    // late submit_sm_resp, for runLateAcks
+	stats     *carrierStats   // the carriers' observer, for the control API and status page
+	started   time.Time
 }
 
 // carrierRun is one running carrier, with its simulator when simulated.
@@ -81,7 +82,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	}
 	logWarnings(logger, cfg)
 	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
-		notify: NewNotifier(logger), lateAcks: make(chan otp.Ack, lateAckQueue)}, nil
+		notify: NewNotifier(logger), lateAcks: make(chan otp.Ack, lateAckQueue), stats: newCarrierStats(), started: time.Now()}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
@@ -297,9 +298,10 @@ func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 		return started, err // the caller stops what was started
 	}
 	for _, kc := range cfg.Carriers {
-		if r, ok := d.runs[kc.Name]; ok && reflect.DeepEqual(r.cfg, kc) {
+		if r, ok := d.runs[kc.Name]; ok && sameCarrier(r.cfg, kc) {
 			// The operator may have fixed the account at the carrier.
 			r.carrier.RetryAuthNow()
+			keepSuspension(r, kc)
 			next[kc.Name] = r
 			continue
 		}
@@ -360,6 +362,9 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		return nil, err
 	}
 	r.carrier = smpp.NewCarrier(cc, d.receipts, d.log)
+	if suspendedOnReload(d.runs[kc.Name], kc) {
+		r.carrier.Suspend()
+	}
 	ctx, cancel := context.WithCancel(d.bg)
 	r.cancel = cancel
 	d.wg.Add(1)
@@ -384,12 +389,14 @@ func (d *Daemon) wantsCallback(clientID string) bool {
 	return ok
 }
 
-// smppObserver is the metrics as the carriers' observer (nil when off).
+// smppObserver is the carriers' observer: the control API's counts, and
+// the metrics when on.
 func (d *Daemon) smppObserver() smpp.Observer {
-	if d.Metrics == nil {
-		return nil
+	var next smpp.Observer
+	if d.Metrics != nil {
+		next = d.Metrics
 	}
-	return d.Metrics
+	return d.stats.observer(next)
 }
 
 // stopRun cancels a carrier, waits for it to drain and unbind, and closes

@@ -173,6 +173,7 @@ type Carrier struct {
 	started atomic.Bool
 
 	degraded atomic.Bool  // a submit went unanswered for SubmitAckTimeout; cleared by the next answer
+	susp     suspension   // Suspend, Resume
 	probedAt atomic.Int64 // unix nanos of the last send let through while degraded
 
 	mu       sync.Mutex
@@ -279,8 +280,12 @@ func (c *Carrier) probe(now time.Time) bool {
 	return c.probedAt.CompareAndSwap(last, now.UnixNano())
 }
 
-// Bound returns the number of sessions currently bound that can transmit.
+// Bound returns the number of sessions currently bound that can transmit
+// (0 while suspended, even before the sessions are unbound).
 func (c *Carrier) Bound() int {
+	if c.susp.isOn() {
+		return 0
+	}
 	n := 0
 	for _, sl := range c.slots {
 		if sl.kind.canTransmit() && sl.live() != nil {
@@ -308,14 +313,7 @@ func (c *Carrier) Run(ctx context.Context) error {
 	keepCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var wg sync.WaitGroup
-	for _, sl := range c.slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.keep(keepCtx, sl)
-		}()
-	}
-	<-ctx.Done()
+	c.runSlots(ctx, keepCtx, &wg) // until ctx is done
 
 	c.mu.Lock()
 	c.closing = true
