@@ -327,10 +327,12 @@ func TestCarrier_SlowEnquireLinkKeepsSession(t *testing.T) {
 			sim := newSMSC(t, tt.sim)
 			sim.SetEnquireLinkDelay(tt.delay)
 			cfg := carrierConfig("a", sim.Addr())
-			cfg.EnquireLink, cfg.InactivityTimeout = 50*time.Millisecond, 600*time.Millisecond
+			// Margins for a busy machine: inactivity_timeout is ten times
+			// the SMSC's lateness, the watch two inactivity timeouts.
+			cfg.EnquireLink, cfg.InactivityTimeout = 50*time.Millisecond, 1500*time.Millisecond
 			c := runCarrier(t, cfg, nil)
 			waitBound(t, c, 1)
-			hold(1500 * time.Millisecond) // 30 enquire_links, 2.5 inactivity timeouts
+			hold(3 * time.Second) // 60 enquire_links, 2 inactivity timeouts
 			if st := sim.Stats(); st.Binds != 1 || c.Bound() != 1 {
 				t.Fatalf("%s: binds %d, bound %d; want the first bind kept", tt.comment, st.Binds, c.Bound())
 			}
