@@ -124,6 +124,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	so := store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
 		PendingDropped: d.pendingDropped}
+	d.observeStore(&so)
 	if storeTuning != nil {
 		storeTuning(&so)
 	}
@@ -136,6 +137,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
+	d.sampleMetrics(db)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("daemon: listen: %w", err)
@@ -352,6 +354,7 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		return nil, err
 	}
 	r.carrier = smpp.NewCarrier(cc, d.receipts, d.log)
+	d.carrierStarted(kc.Name)
 	ctx, cancel := context.WithCancel(d.bg)
 	r.cancel = cancel
 	d.wg.Add(1)
