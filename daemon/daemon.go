@@ -129,6 +129,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	so := store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
 		PendingDropped: d.pendingDropped}
+	d.observeStore(&so)
 	if storeTuning != nil {
 		storeTuning(&so)
 	}
@@ -141,6 +142,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
+	d.sampleMetrics(db)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("daemon: listen: %w", err)
@@ -365,6 +367,7 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 	if suspendedOnReload(d.runs[kc.Name], kc) {
 		r.carrier.Suspend()
 	}
+	d.carrierStarted(kc.Name)
 	ctx, cancel := context.WithCancel(d.bg)
 	r.cancel = cancel
 	d.wg.Add(1)

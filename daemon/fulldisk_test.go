@@ -69,8 +69,9 @@ func TestFullDisk_Gateway(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(mnt, "data")
 	cfgPath := filepath.Join(dir, "otpgate.yaml")
+	admin := deadAddr(t) // a free port, for /metrics
 	y := fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
+admin_listen: %s
 data_dir: %s
 secret_file: %s
 submit_timeout: 3s
@@ -87,7 +88,7 @@ carriers:
 routes:
   - {countries: ["*"], carriers: [a]}
 guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
-`, data, filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())
+`, admin, data, filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())
 	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +187,11 @@ guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
 	}
 	time.Sleep(time.Second) // and a heartbeat or so
 	alive("disk full")
+	// The alert rules see it: failed writes are counted.
+	_, text := call(t, "GET", "http://"+admin+"/metrics", "", "")
+	if n := metricValue(t, text, "otpgate_store_write_failures_total"); n == 0 {
+		t.Error("otpgate_store_write_failures_total is 0 on a full disk")
+	}
 	if code := readyz(t, p.url); code != 503 {
 		t.Fatalf("/readyz on a full disk: got %d, want 503", code)
 	}

@@ -13,6 +13,7 @@ import (
 // Metrics holds every collector of the gateway on its own registry.
 type Metrics struct {
 	reg           *prometheus.Registry
+	ops           ops // ops.go
 	httpRequests  *prometheus.CounterVec
 	httpDuration  *prometheus.HistogramVec
 	submits       *prometheus.CounterVec
@@ -35,6 +36,7 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.ops = newOps(m.reg)
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_http_requests_total",
 		Help: "HTTP requests by route template and status code."}, []string{"route", "code"})
 	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "otpgate_http_request_duration_seconds",

@@ -232,7 +232,8 @@ func (b *batch) rebuild() {
 func (b *batch) commit() {
 	var err error
 	if b.txn != nil && len(b.ops) > 0 {
-		err = b.db.space.check(time.Now())
+		start := time.Now()
+		err = b.db.space.check(start)
 		for attempt := 0; err == nil && len(b.ops) > 0; attempt++ {
 			err = b.txn.Commit()
 			if !errors.Is(err, badger.ErrConflict) || attempt >= maxRetries {
@@ -243,7 +244,9 @@ func (b *batch) commit() {
 		if err != nil && !errors.Is(err, ErrUnavailable) {
 			err = fmt.Errorf("%w: commit: %w", ErrUnavailable, err)
 		}
-		b.db.health.committed(time.Now(), err)
+		end := time.Now()
+		b.db.health.committed(end, err)
+		b.db.onCommit(end.Sub(start), len(b.ops), err)
 	}
 	if b.txn != nil {
 		b.txn.Discard()

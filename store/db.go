@@ -106,6 +106,11 @@ type Options struct {
 	// Live reports it wedged. 0 means three heartbeat intervals; less than
 	// two is taken as two (an idle store commits about every 1.5).
 	StallTimeout time.Duration
+	// Committed, when set, is called by the writer after each commit with
+	// its duration (free-space check and fsync included), the number of
+	// writes it carried (the idle heartbeat is one) and its error: for
+	// metrics. It must not block.
+	Committed func(d time.Duration, writes int, err error)
 }
 
 // DB is a badger database holding otpgate's state. It is safe for
@@ -120,6 +125,8 @@ type DB struct {
 	pendingTTL time.Duration
 	pendingMax int                  // per carrier; <= 0: no cap
 	onDropped  func(carrier string) // PendingDropped, never nil
+
+	onCommit func(time.Duration, int, error) // Committed, never nil
 
 	mu     sync.RWMutex // held shared by operations, exclusively by Close
 	closed bool
@@ -163,6 +170,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if db.onDropped == nil {
 		db.onDropped = func(string) {}
+	}
+	if db.onCommit = opts.Committed; db.onCommit == nil {
+		db.onCommit = func(time.Duration, int, error) {}
 	}
 	if db.now == nil {
 		db.now = time.Now
