@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,26 @@ func TestCheckConfig_Warnings(t *testing.T) {
 	}
 	if strings.Contains(errs, long) {
 		t.Fatal("check-config printed a password")
+	}
+}
+
+// TestBench_Flags: `otpgate bench` refuses bad flags (2) and fails (1) when
+// no gateway gets ready.
+func TestBench_Flags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "-nope"}, nil, &stdout, &stderr); code != 2 {
+		t.Errorf("unknown flag: got exit %d, want 2", code)
+	}
+	if code := run([]string{"bench", "extra"}, nil, &stdout, &stderr); code != 2 {
+		t.Errorf("extra argument: got exit %d, want 2", code)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if code := run([]string{"bench", "-url", "http://" + addr, "-wait", "300ms"}, nil, &stdout, &stderr); code != 1 {
+		t.Errorf("no gateway: got exit %d, want 1", code)
 	}
 }

@@ -292,7 +292,7 @@ func kindName(k otp.CallbackKind) string {
 
 // post sends cb to target and returns the response's status code.
 func (d *Dispatcher) post(ctx context.Context, cb otp.Callback, target, secret string) (int, error) {
-	body := cb.Body()
+	body := Body(cb)
 	rctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, target, bytes.NewReader(body))
@@ -304,7 +304,7 @@ func (d *Dispatcher) post(ctx context.Context, cb otp.Callback, target, secret s
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "otpgate")
-	req.Header.Set(otp.CallbackSignatureHeader, otp.SignCallback(secret, d.opts.Now(), body))
+	req.Header.Set(SignatureHeader, Sign(secret, d.opts.Now(), body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		var ue *url.Error

@@ -111,7 +111,7 @@ func newEndpoint(tb testing.TB, respond func(n int, w http.ResponseWriter, r *ht
 	e := &endpoint{arrived: make(chan hit, 1000)}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		h := hit{body: string(b), signature: r.Header.Get(otp.CallbackSignatureHeader), ctype: r.Header.Get("Content-Type")}
+		h := hit{body: string(b), signature: r.Header.Get(callback.SignatureHeader), ctype: r.Header.Get("Content-Type")}
 		e.mu.Lock()
 		e.hits = append(e.hits, h)
 		n := len(e.hits)
@@ -587,7 +587,7 @@ func TestDispatcher_BadURL(t *testing.T) {
 func TestCallback_BodyIsJSON(t *testing.T) {
 	cb := otp.Callback{RequestID: `a"b<`, ClientID: "c", State: otp.StateDelivered}
 	var v map[string]any
-	if err := json.Unmarshal(cb.Body(), &v); err != nil || v["requestId"] != `a"b<` || len(v) != 7 {
+	if err := json.Unmarshal(callback.Body(cb), &v); err != nil || v["requestId"] != `a"b<` || len(v) != 7 {
 		t.Fatalf("got %v (%v)", v, err)
 	}
 }

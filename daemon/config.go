@@ -274,17 +274,19 @@ func (c *Config) setDefaults() {
 	}
 	for i := range c.Carriers {
 		k := &c.Carriers[i]
+		// smpp owns the defaults; they are filled in here so that
+		// Validate, reload's comparison and check-config see them.
 		if k.Mode == "" {
-			k.Mode = "transceiver"
+			k.Mode = smpp.ModeTransceiver
 		}
 		if k.Binds == 0 {
-			k.Binds = 1
+			k.Binds = smpp.DefaultBinds
 		}
 		if k.Burst == 0 {
-			k.Burst = 1
+			k.Burst = smpp.DefaultBurst
 		}
 		if k.Window == 0 {
-			k.Window = 10
+			k.Window = smpp.DefaultWindow
 		}
 	}
 }
@@ -293,7 +295,22 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() Problems {
 	var ps Problems
 	add := func(path, format string, a ...any) { ps = append(ps, Problem{path, fmt.Sprintf(format, a...)}) }
+	c.validateTop(add)
+	c.validateOTP(add)
+	c.validateClients(add)
+	names := c.validateCarriers(add)
+	c.validateRoutes(names, add)
+	c.validateBlocked(add)
+	c.validateInbound(add)
+	c.validateAccess(add)
+	return ps
+}
 
+// adder records one problem at a path; every validate* function takes one.
+type adder = func(path, format string, a ...any)
+
+// validateTop checks the top-level keys.
+func (c *Config) validateTop(add adder) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen", "want host:port, got %q", c.Listen)
 	}
@@ -313,6 +330,10 @@ func (c *Config) Validate() Problems {
 	if !oneOf(c.Log.Format, "json", "text") {
 		add("log.format", "want json or text, got %q", c.Log.Format)
 	}
+}
+
+// validateOTP checks the otp: section.
+func (c *Config) validateOTP(add adder) {
 	if c.OTP.TTL <= 0 {
 		add("otp.ttl", "must be positive")
 	}
@@ -331,7 +352,10 @@ func (c *Config) Validate() Problems {
 	if c.OTP.MinDigits < 1 || c.OTP.MinDigits > otp.MaxCodeLength {
 		add("otp.min_digits", "want 1 to %d", otp.MaxCodeLength)
 	}
+}
 
+// validateClients checks clients[].
+func (c *Config) validateClients(add adder) {
 	ids := map[string]int{}
 	keys := map[string]string{}
 	for i, cl := range c.Clients {
@@ -392,7 +416,13 @@ func (c *Config) Validate() Problems {
 			}
 		}
 	}
+}
 
+// validateCarriers checks carriers[] and returns the index of each name.
+func (c *Config) validateCarriers(add adder) map[string]int {
+	if len(c.Carriers) == 0 {
+		add("carriers", "none configured: no SMS could be sent")
+	}
 	names := map[string]int{}
 	for i, k := range c.Carriers {
 		p := fmt.Sprintf("carriers[%d]", i)
@@ -417,7 +447,7 @@ func (c *Config) Validate() Problems {
 		if len(k.Password) > maxPassword {
 			add(p+".password", "longer than %d characters", maxPassword)
 		}
-		if !oneOf(k.Mode, "transceiver", "transmitter+receiver") {
+		if !oneOf(k.Mode, smpp.ModeTransceiver, smpp.ModeTransmitterReceiver) {
 			add(p+".mode", "want transceiver or transmitter+receiver, got %q", k.Mode)
 		}
 		if k.Binds < 1 {
@@ -448,11 +478,11 @@ func (c *Config) Validate() Problems {
 		}
 		checkCarrierLink(p, k, add)
 	}
-	c.validateInbound(add)
-	c.validateAccess(add)
-	if len(c.Carriers) == 0 {
-		add("carriers", "none configured: no SMS could be sent")
-	}
+	return names
+}
+
+// validateRoutes checks routes[] against the carriers' names.
+func (c *Config) validateRoutes(names map[string]int, add adder) {
 	if len(c.Routes) == 0 {
 		add("routes", "none configured: add one with countries: [\"*\"]")
 	}
@@ -476,12 +506,15 @@ func (c *Config) Validate() Problems {
 			}
 		}
 	}
+}
+
+// validateBlocked checks blocked_numbers.
+func (c *Config) validateBlocked(add adder) {
 	for i, n := range c.BlockedNumbers {
 		if _, err := phone.Parse(n); err != nil {
 			add(fmt.Sprintf("blocked_numbers[%d]", i), "not a valid number %q", n)
 		}
 	}
-	return ps
 }
 
 // checkCountries reports the entries of a countries list (at path) that

@@ -78,16 +78,19 @@ routes:
 	return "http://" + d.Addr().String()
 }
 
-// TestMain_SimulatorAndGateway is `otpgate bench -sim`: the bench starts
+// TestBench_SimulatorAndGateway is `otpgate bench -sim`: the bench starts
 // the carrier the gateway dials, waits for the bind, sends and verifies
 // every code it saw.
-func TestMain_SimulatorAndGateway(t *testing.T) {
+func TestBench_SimulatorAndGateway(t *testing.T) {
 	simAddr := freeAddr(t)
 	url := startGateway(t, simAddr)
 	var stdout, stderr bytes.Buffer
-	code := loadtest.Main([]string{"-url", url, "-sim", simAddr, "-n", "300", "-c", "16"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("Main: got exit %d, want 0; stderr: %s", code, stderr.String())
+	err := loadtest.Bench(context.Background(), loadtest.BenchOptions{
+		Config:  loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Count: 300, Concurrency: 16},
+		SimAddr: simAddr, SimSystemID: "bench", SimPassword: "bench", ReceiptDelay: 10 * time.Millisecond, Wait: time.Minute,
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Bench: %v; stderr: %s", err, stderr.String())
 	}
 	out := stdout.String()
 	for _, want := range []string{
@@ -202,19 +205,5 @@ func TestRun_BadConfig(t *testing.T) {
 				t.Fatal("got nil error")
 			}
 		})
-	}
-}
-
-func TestMain_Flags(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if code := loadtest.Main([]string{"-nope"}, &stdout, &stderr); code != 2 {
-		t.Errorf("unknown flag: got exit %d, want 2", code)
-	}
-	if code := loadtest.Main([]string{"extra"}, &stdout, &stderr); code != 2 {
-		t.Errorf("extra argument: got exit %d, want 2", code)
-	}
-	// Nothing listens: readiness fails after -wait.
-	if code := loadtest.Main([]string{"-url", "http://" + freeAddr(t), "-wait", "300ms"}, &stdout, &stderr); code != 1 {
-		t.Errorf("no gateway: got exit %d, want 1", code)
 	}
 }

@@ -2,11 +2,6 @@ package otp
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"strconv"
 	"time"
 )
 
@@ -20,9 +15,6 @@ const (
 	// CallbackMaxAge is how long after its receipt a callback is still
 	// tried; then it is dropped.
 	CallbackMaxAge = 24 * time.Hour
-	// CallbackSignatureHeader carries "t=<unix seconds>,v1=<hex
-	// HMAC-SHA256 of "<t>.<body>">" (see SignCallback).
-	CallbackSignatureHeader = "X-Otpgate-Signature"
 )
 
 // CallbackKind says what a queued callback reports, and so which URL of
@@ -104,65 +96,6 @@ func NewCallback(m Message, id string, now time.Time) Callback {
 	}
 	return Callback{ID: id, RequestID: m.RequestID, ClientID: m.ClientID, PhoneNumber: m.Display,
 		Carrier: m.Carrier, State: state, Error: code, DoneAt: done, FirstAt: now, Due: now, History: AttemptBodies(m)}
-}
-
-// callbackBody is the JSON the client gets, in the documented key order.
-type callbackBody struct {
-	RequestID   string        `json:"requestId"`
-	ClientID    string        `json:"clientId"`
-	PhoneNumber string        `json:"phoneNumber"`
-	Carrier     string        `json:"carrier"`
-	State       string        `json:"state"`
-	Error       string        `json:"error"`
-	DoneAt      string        `json:"doneAt"`
-	Attempts    []AttemptBody `json:"attempts,omitempty"`
-}
-
-// moBody is the JSON of an MO callback, in the documented key order.
-type moBody struct {
-	From       string `json:"from"`
-	To         string `json:"to"`
-	Text       string `json:"text"`
-	Carrier    string `json:"carrier"`
-	ReceivedAt string `json:"receivedAt"`
-}
-
-// Body returns the JSON body POSTed to the client:
-// {"requestId","clientId","phoneNumber","carrier","state","error","doneAt"}
-// with doneAt in RFC 3339 (UTC) and "attempts" (each carrier's try, the
-// current one last) when the message was retried through another carrier;
-// or for an MO {"from","to","text","carrier","receivedAt"} with receivedAt
-// in RFC 3339 (UTC). The same callback always gives the same bytes.
-func (c Callback) Body() []byte {
-	if c.Kind == CallbackMO {
-		b, err := json.Marshal(moBody{From: c.From, To: c.To, Text: c.Text, Carrier: c.Carrier,
-			ReceivedAt: c.DoneAt.UTC().Format(time.RFC3339)})
-		if err != nil { // strings only: cannot happen
-			panic("otp: callback body: " + err.Error())
-		}
-		return b
-	}
-	b, err := json.Marshal(callbackBody{RequestID: c.RequestID, ClientID: c.ClientID, PhoneNumber: c.PhoneNumber,
-		Carrier: c.Carrier, State: string(c.State), Error: c.Error, DoneAt: c.DoneAt.UTC().Format(time.RFC3339),
-		Attempts: c.History})
-	if err != nil { // strings only: cannot happen
-		panic("otp: callback body: " + err.Error())
-	}
-	return b
-}
-
-// SignCallback returns the X-Otpgate-Signature value of body sent at t:
-// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with
-// secret>". The time is signed with the body so that a receiver can refuse
-// a recorded request played again later (a replay): it checks the MAC,
-// then that t is recent. Each try is signed at its own time.
-func SignCallback(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // CallbackDelay is the wait before the next try of a callback whose

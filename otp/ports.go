@@ -3,7 +3,10 @@ package otp
 import "context"
 
 // Store persists OTP records and messages. Implementations must be safe for
-// concurrent use and durable: a nil error means the write is on disk.
+// concurrent use and durable: a nil error means the write is on disk. They
+// keep every field as given, times to the nanosecond (a send is found again
+// by its time). The contract every implementation must pass is the suite
+// in store/storetest.
 type Store interface {
 	// GetOTP returns the record stored under key, or ErrNotFound when there is
 	// none or it has expired.
@@ -23,7 +26,13 @@ type Store interface {
 	UpdateOTP(ctx context.Context, key string, fn func(rec *Record, found bool) (Change, error)) error
 }
 
-// ReceiptStore records delivery receipts against messages.
+// ReceiptStore records delivery receipts against messages. A store that
+// is also a CallbackQueue queues, in the same write as each change of a
+// message's delivery state (Message.Summary) to a state other than
+// ACCEPTED, whether ApplyReceipt, SaveSend, RecordLateAck or RecordRetry
+// makes it, NewCallback of the message as stored (unless it was told that
+// the message's client takes no callbacks): a receipt acknowledged to the
+// carrier always has its callback queued.
 type ReceiptStore interface {
 	// ApplyReceipt records r against the message part whose id matches
 	// r.MessageID (see IDForms) and returns the updated message. When no
@@ -69,6 +78,7 @@ type Sender interface {
 // Limiter is a keyed token bucket.
 type Limiter interface {
 	// Allow takes one token from the bucket of key, refilled at perSecond up
-	// to burst, and reports whether there was one.
+	// to burst, and reports whether there was one. A perSecond that is not
+	// above zero means no limit; a burst below one counts as one.
 	Allow(key string, perSecond float64, burst int) bool
 }

@@ -18,6 +18,13 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
+// Defaults of CarrierConfig's zero fields (the config file's too).
+const (
+	DefaultWindow = 10 // unacknowledged submits per bind
+	DefaultBurst  = 1  // token bucket depth
+	DefaultBinds  = 1  // sessions (of each kind with transmitter+receiver)
+)
+
 // Carrier modes.
 const (
 	ModeTransceiver         = "transceiver"
@@ -28,9 +35,6 @@ const (
 const (
 	bindLogEvery        = time.Minute // repeated bind failures are logged at most this often
 	drainTimeout        = 10 * time.Second
-	defaultWindow       = 10
-	defaultBurst        = 1
-	defaultBinds        = 1
 	maxSourceShort      = 8 // digits of a short code
 	defaultStallTimeout = 3 * time.Second
 )
@@ -196,13 +200,13 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		logger = discardLogger()
 	}
 	if cfg.Binds < 1 {
-		cfg.Binds = defaultBinds
+		cfg.Binds = DefaultBinds
 	}
 	if cfg.Window < 1 {
-		cfg.Window = defaultWindow
+		cfg.Window = DefaultWindow
 	}
 	if cfg.Burst < 1 {
-		cfg.Burst = defaultBurst
+		cfg.Burst = DefaultBurst
 	}
 	if cfg.EnquireLink <= 0 {
 		cfg.EnquireLink = defaultEnquire

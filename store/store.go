@@ -610,16 +610,9 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		applied = applied[:0]
 		k := prefixMessage + a.RequestID
-		item, err := txn.Get([]byte(k))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return otp.ErrRequestNotFound
-		}
+		m, expires, err := getMessage(txn, k)
 		if err != nil {
 			return err
-		}
-		var m otp.Message
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
-			return fmt.Errorf("message %q: %w", a.RequestID, err)
 		}
 		if m.Carrier == "" && len(m.Parts) == 0 {
 			m.Carrier = a.Carrier
@@ -639,13 +632,13 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 		if err := db.enqueueCallback(txn, prev, m); err != nil {
 			return err
 		}
-		if err := setJSON(txn, k, m, item.ExpiresAt()); err != nil {
+		if err := setJSON(txn, k, m, expires); err != nil {
 			return err
 		}
 		one := m
 		one.Parts = make([]otp.Part, len(m.Parts))
 		one.Parts[a.Part] = m.Parts[a.Part]
-		return indexMessage(txn, one, item.ExpiresAt())
+		return indexMessage(txn, one, expires)
 	})
 	if err != nil {
 		return fmt.Errorf("store: late ack: %w", err)
@@ -665,16 +658,9 @@ func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) 
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		applied = applied[:0]
 		k := prefixMessage + requestID
-		item, err := txn.Get([]byte(k))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return otp.ErrRequestNotFound
-		}
+		m, expires, err := getMessage(txn, k)
 		if err != nil {
 			return err
-		}
-		var m otp.Message
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
-			return fmt.Errorf("message %q: %w", requestID, err)
 		}
 		m.Earlier = append(m.Earlier, otp.Attempt{Carrier: m.Carrier, Parts: m.Parts, SubmittedAt: m.SubmittedAt})
 		m.Carrier, m.SubmittedAt = a.Carrier, a.SubmittedAt
@@ -688,11 +674,11 @@ func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) 
 		if err := db.enqueueCallback(txn, prev, m); err != nil {
 			return err
 		}
-		if err := setJSON(txn, k, m, item.ExpiresAt()); err != nil {
+		if err := setJSON(txn, k, m, expires); err != nil {
 			return err
 		}
 		stored = m
-		return indexMessage(txn, m, item.ExpiresAt())
+		return indexMessage(txn, m, expires)
 	})
 	if err != nil {
 		return otp.Message{}, fmt.Errorf("store: record retry: %w", err)
@@ -703,27 +689,36 @@ func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) 
 	return stored, nil
 }
 
+// getMessage reads the message under key k (prefixMessage and its request
+// id) and its expiry, or returns otp.ErrRequestNotFound.
+func getMessage(txn *badger.Txn, k string) (m otp.Message, expires uint64, err error) {
+	item, err := txn.Get([]byte(k))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return m, 0, otp.ErrRequestNotFound
+	}
+	if err != nil {
+		return m, 0, err
+	}
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+		return m, 0, fmt.Errorf("message %q: %w", maskKey(k), err)
+	}
+	return m, item.ExpiresAt(), nil
+}
+
 // MarkVerified implements otp.ReceiptStore: it sets Verified on the message
 // of requestID, keeping its expiry, or returns otp.ErrRequestNotFound.
 func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		k := prefixMessage + requestID
-		item, err := txn.Get([]byte(k))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return otp.ErrRequestNotFound
-		}
+		m, expires, err := getMessage(txn, k)
 		if err != nil {
 			return err
-		}
-		var m otp.Message
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
-			return fmt.Errorf("message %q: %w", requestID, err)
 		}
 		if m.Verified {
 			return nil
 		}
 		m.Verified = true
-		return setJSON(txn, k, m, item.ExpiresAt())
+		return setJSON(txn, k, m, expires)
 	})
 	if err != nil {
 		return fmt.Errorf("store: mark verified: %w", err)
