@@ -29,6 +29,7 @@ var receiptCases = []testCase{
 	{"RecordLateAck_Unchanged", testLateAckUnchanged},
 	{"RecordRetry", testRetry},
 	{"RecordRetry_PendingApplied", testRetryPending},
+	{"RecordRetry_EarlierAttemptsReceipt", testRetryEarlierReceipt},
 }
 
 func testMessageNotFound(t *testing.T, e *env) {
@@ -472,4 +473,31 @@ func testRetryPending(t *testing.T, e *env) {
 		t.Fatalf("got %d callbacks, want 1", len(cbs))
 	}
 	sameCallback(t, cbs[0], otp.NewCallback(m, cbs[0].ID, e.clk.now()))
+}
+
+// testRetryEarlierReceipt: a carrier repeating the receipt of the attempt
+// that a retry replaced (its deliver_sm_resp was lost, say) changes
+// nothing: the current attempt is another carrier's.
+func testRetryEarlierReceipt(t *testing.T, e *env) {
+	e.send(t, message("r1", "a", "A1"))
+	e.apply(t, otp.Receipt{Carrier: "a", MessageID: "A1", State: otp.StateUndeliverable, Error: "011"})
+	e.done(t, e.dueNow(t)...)
+	a := otp.Attempt{Carrier: "b", Parts: []otp.Part{{MessageID: "B1", State: otp.StateAccepted}}, SubmittedAt: e.clk.now()}
+	want, err := e.b.RecordRetry(context.Background(), "r1", a)
+	if err != nil {
+		t.Fatalf("RecordRetry: %v", err)
+	}
+	for _, st := range []otp.State{otp.StateUndeliverable, otp.StateDelivered} {
+		if _, _, changed := e.apply(t, otp.Receipt{Carrier: "a", MessageID: "A1", State: st, Error: "011"}); changed {
+			t.Errorf("%s receipt of the earlier attempt: changed true", st)
+		}
+	}
+	sameMessage(t, e.message(t, "r1"), want)
+	if got := e.dueNow(t); len(got) != 0 {
+		t.Fatalf("got callbacks %+v, want none", got)
+	}
+	// The retry's own receipt still decides.
+	if _, matched, changed := e.apply(t, otp.Receipt{Carrier: "b", MessageID: "B1", State: otp.StateDelivered}); !matched || !changed {
+		t.Fatalf("the retry's receipt: matched %v changed %v", matched, changed)
+	}
 }
