@@ -288,6 +288,13 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 				if ie.Part < 0 || ie.Part >= len(m.Parts) {
 					return false, false
 				}
+				if m.Carrier != r.Carrier {
+					// A receipt of an attempt that a retry through another
+					// carrier replaced (its index entries stay): that
+					// attempt is in Earlier with its final state, and the
+					// current one is not this carrier's to change.
+					return true, false
+				}
 				// A match through an alternate form is only a guess: the
 				// receipt may belong to a message whose exact id it is and
 				// whose SaveSend has not written its entry yet. Once the
