@@ -44,6 +44,13 @@ import (
 // whose pending receipt was not applied yet: the receipt stays pending (its
 // TTL) but is not applied; the send itself failed (no 200).
 
+// Test hooks, called between a read and the compare-and-set guarded by
+// what it read, so that a test can make another writer come in between.
+var (
+	afterIndexRead   func() // indexForm: the pending receipt was read
+	afterReceiptRead func() // ApplyReceipt: the index entries and pending receipt were read
+)
+
 // indexEntry locates a message part.
 type indexEntry struct {
 	RequestID string `json:"r"`
@@ -243,6 +250,9 @@ func (db *DB) indexForm(ctx context.Context, ik, pk, entry string, expires time.
 		if err != nil {
 			return "", err
 		}
+		if afterIndexRead != nil {
+			afterIndexRead()
+		}
 		err = (&cas{}).guard(pk, raw).set(ik, entry, pxat(expires)).run(ctx, db)
 		if errors.Is(err, errCASConflict) {
 			continue
@@ -274,6 +284,9 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 		vals, err := db.mget(ctx, xk, yk, pk)
 		if err != nil {
 			return otp.Message{}, false, false, fmt.Errorf("redisstore: apply receipt: %w", err)
+		}
+		if afterReceiptRead != nil {
+			afterReceiptRead()
 		}
 		for j, raw := range vals[:2] {
 			if raw == "" {

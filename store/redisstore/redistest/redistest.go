@@ -41,9 +41,10 @@ type Node struct {
 	Port int
 	Dir  string // its working directory: AOF, nodes.conf, redis.log
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	standalone bool
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	done       chan struct{} // closed when the process has exited
 }
 
 // Cluster is a running Redis Cluster (or, with one node and no replicas, a
@@ -71,8 +72,8 @@ func Binaries() (server, cli string, err error) {
 
 // Start starts a cluster of masters masters with replicas replicas each in
 // dir (which must exist) and waits until it serves every slot and every
-// replica is in sync. With masters 1 and replicas 0 it starts one
-// standalone server instead.
+// replica is in sync. With one master it starts a standalone server
+// instead, with replicas replicas of it.
 func Start(dir string, masters, replicas int) (*Cluster, error) {
 	server, cli, err := Binaries()
 	if err != nil {
@@ -81,7 +82,7 @@ func Start(dir string, masters, replicas int) (*Cluster, error) {
 	if masters < 1 || replicas < 0 {
 		return nil, fmt.Errorf("redistest: %d masters, %d replicas", masters, replicas)
 	}
-	standalone := masters == 1 && replicas == 0
+	standalone := masters == 1
 	if !standalone && masters < 3 {
 		return nil, errors.New("redistest: a cluster needs 3 masters at least")
 	}
@@ -93,7 +94,11 @@ func Start(dir string, masters, replicas int) (*Cluster, error) {
 	}
 	for i, port := range ports {
 		nd := &Node{Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: filepath.Join(dir, fmt.Sprintf("node%d-%d", i, port))}
-		if err := nd.start(server, !standalone); err != nil {
+		var replicaOf *Node
+		if standalone && i > 0 {
+			replicaOf = c.Nodes[0]
+		}
+		if err := nd.start(server, !standalone, replicaOf); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -109,6 +114,10 @@ func Start(dir string, masters, replicas int) (*Cluster, error) {
 		}
 	}
 	if standalone {
+		if err := c.WaitHealthy(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
 		return c, nil
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
@@ -234,9 +243,11 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 			if !nd.Running() {
 				continue
 			}
-			if st, err := nd.field(cli, []string{"CLUSTER", "INFO"}, "cluster_state"); err != nil || st != "ok" {
-				last = fmt.Sprintf("%s: cluster_state %q %v", nd.Addr, st, err)
-				break
+			if !nd.standalone {
+				if st, err := nd.field(cli, []string{"CLUSTER", "INFO"}, "cluster_state"); err != nil || st != "ok" {
+					last = fmt.Sprintf("%s: cluster_state %q %v", nd.Addr, st, err)
+					break
+				}
 			}
 			role, err := nd.info(cli, "replication", "role")
 			if err != nil {
@@ -312,8 +323,10 @@ func (nd *Node) field(cli string, command []string, field string) (string, error
 	return "", fmt.Errorf("no %s in %s", field, strings.Join(command, " "))
 }
 
-// start runs redis-server for nd.
-func (nd *Node) start(server string, cluster bool) error {
+// start runs redis-server for nd: a cluster node, or a standalone server
+// (a replica of replicaOf when that is set).
+func (nd *Node) start(server string, cluster bool, replicaOf *Node) error {
+	nd.standalone = !cluster
 	if err := os.MkdirAll(nd.Dir, 0o700); err != nil {
 		return fmt.Errorf("redistest: %w", err)
 	}
@@ -322,6 +335,9 @@ func (nd *Node) start(server string, cluster bool) error {
 		"--daemonize", "no", "--dir", nd.Dir, "--logfile", "redis.log", "--save", "",
 		"--appendonly", "yes", "--appendfsync", "always",
 		"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+	}
+	if replicaOf != nil {
+		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(replicaOf.Port))
 	}
 	if cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
