@@ -41,13 +41,13 @@ func oneMessage(id, carrier, partID string) otp.Message {
 func keepHour(r *otp.Record, _ bool) { r.KeepUntil = time.Now().Add(time.Hour) }
 
 // TestIndexWrite_ReceiptInBetween: a receipt that is stored as pending
-// after SaveSend read the id's pending slot, but before it wrote the index
-// entry, is not lost: the entry's write is guarded by the pending receipt
-// it read, fails, and SaveSend reads again and applies it.
+// after SaveSend wrote the message, just before it writes the index entry,
+// is not lost: the entry's write reads the pending receipt in the same
+// step, and SaveSend applies it.
 func TestIndexWrite_ReceiptInBetween(t *testing.T) {
 	db := openInternal(t, Options{})
 	ctx := context.Background()
-	setHook(t, &afterIndexRead, func() {
+	setHook(t, &beforeIndexWrite, func() {
 		_, matched, _, err := db.ApplyReceipt(ctx, otp.Receipt{Carrier: "a", MessageID: "77", State: otp.StateDelivered})
 		if err != nil || matched {
 			t.Errorf("ApplyReceipt in between: matched %v, %v; want kept pending", matched, err)

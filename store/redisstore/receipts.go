@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/otpgate/otpgate/otp"
 )
@@ -36,8 +38,8 @@ import (
 //     guarded by the index entries and pending receipt it read.
 //
 // So in each form's slot either the receipt is stored as pending before
-// SaveSend's index write (which then sees it, being guarded by it), or the
-// index write comes first (and the receipt's pending write, guarded by the
+// SaveSend's index write (which then reads it), or the index write comes
+// first (and the receipt's pending write, guarded by the
 // missing entry, fails and reads again: it finds the entry). An entry is
 // written only after its message, so a receipt that finds an entry finds
 // the message. A node that dies between SaveSend's steps leaves a message
@@ -47,7 +49,7 @@ import (
 // Test hooks, called between a read and the compare-and-set guarded by
 // what it read, so that a test can make another writer come in between.
 var (
-	afterIndexRead   func() // indexForm: the pending receipt was read
+	beforeIndexWrite func() // indexForm: the index entry is about to be written
 	afterReceiptRead func() // ApplyReceipt: the index entries and pending receipt were read
 )
 
@@ -173,7 +175,12 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 		form, raw string
 		pr        pendingReceipt
 	}
-	var found []waiting
+	// Every id form has a slot of its own: they are written at once.
+	var (
+		mu    sync.Mutex
+		found []waiting
+	)
+	g, gctx := errgroup.WithContext(ctx)
 	for _, i := range parts {
 		canonical, alts := otp.IDForms(m.Parts[i].MessageID)
 		if canonical == "" {
@@ -190,19 +197,24 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 			if j > 0 {
 				kind = 'y'
 			}
-			raw, err := db.indexForm(ctx, db.idKey(kind, m.Carrier, form), db.idKey('p', m.Carrier, form), string(ie), expires)
-			if err != nil {
-				return otp.Message{}, err
-			}
-			if raw == "" {
-				continue
-			}
-			var pr pendingReceipt
-			if err := json.Unmarshal([]byte(raw), &pr); err != nil {
-				db.log.Warn("pending receipt unreadable: dropped", "carrier", m.Carrier, "error", err)
-			}
-			found = append(found, waiting{part: i, form: form, raw: raw, pr: pr})
+			g.Go(func() error {
+				raw, err := db.indexForm(gctx, db.idKey(kind, m.Carrier, form), db.idKey('p', m.Carrier, form), string(ie), expires)
+				if err != nil || raw == "" {
+					return err
+				}
+				var pr pendingReceipt
+				if err := json.Unmarshal([]byte(raw), &pr); err != nil {
+					db.log.Warn("pending receipt unreadable: dropped", "carrier", m.Carrier, "error", err)
+				}
+				mu.Lock()
+				found = append(found, waiting{part: i, form: form, raw: raw, pr: pr})
+				mu.Unlock()
+				return nil
+			})
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return otp.Message{}, err
 	}
 	if len(found) == 0 {
 		return m, nil
@@ -239,27 +251,29 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 	return stored, nil
 }
 
-// indexForm writes entry under ik (an x: or y: key), guarded by the
-// pending receipt under pk, and returns that receipt ("" when none).
+// indexScript writes an index entry and returns the pending receipt of
+// the same id form ("" when none), in one step of the form's slot.
+// KEYS: the x: or y: key, the p: key. ARGV: entry, PXAT (unix ms).
+var indexScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+local p = redis.call('GET', KEYS[2])
+if p then return p end
+return ''
+`)
+
+// indexForm writes entry under ik (an x: or y: key) and returns the
+// pending receipt under pk ("" when none), atomically: a receipt stored as
+// pending before is returned, one that comes after finds the entry.
 func (db *DB) indexForm(ctx context.Context, ik, pk, entry string, expires time.Time) (string, error) {
-	for try := 0; try < maxConflicts; try++ {
-		if err := conflictPause(ctx, try); err != nil {
-			return "", err
-		}
-		raw, err := db.get(ctx, pk)
-		if err != nil {
-			return "", err
-		}
-		if afterIndexRead != nil {
-			afterIndexRead()
-		}
-		err = (&cas{}).guard(pk, raw).set(ik, entry, pxat(expires)).run(ctx, db)
-		if errors.Is(err, errCASConflict) {
-			continue
-		}
-		return raw, err
+	if beforeIndexWrite != nil {
+		beforeIndexWrite()
 	}
-	return "", errConflict
+	res, err := db.write(ctx, indexScript, []string{ik, pk}, entry, pxat(expires))
+	if err != nil {
+		return "", err
+	}
+	raw, _ := res.(string)
+	return raw, nil
 }
 
 // ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
@@ -130,11 +131,11 @@ func (db *DB) updateRecord(ctx context.Context, key string, fn func(rec *otp.Rec
 	return errConflict
 }
 
-// SaveSend implements otp.Store. It writes, each step confirmed by a
-// replica before the next: the record that fn updates (compare-and-set,
-// fn may run more than once), the message, then the message's id index
-// entries, applying any receipt that came before the message (see
-// receipts.go). It returns msg as stored.
+// SaveSend implements otp.Store. It writes the record that fn updates
+// (compare-and-set, fn may run more than once) and the message, then the
+// message's id index entries, applying any receipt that came before the
+// message (see receipts.go); each step is confirmed by a replica before
+// the next. It returns msg as stored.
 //
 // The steps touch different slots, so they are not one transaction: a
 // node that dies between them leaves the first ones written, which is what
@@ -144,15 +145,6 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 	if msg.RequestID == "" {
 		return otp.Message{}, errors.New("redisstore: save send: empty request id")
 	}
-	err := db.updateRecord(ctx, key, func(rec *otp.Record, found bool) otp.Change {
-		if fn != nil {
-			fn(rec, found)
-		}
-		return otp.Put
-	})
-	if err != nil {
-		return otp.Message{}, fmt.Errorf("redisstore: save send: %w", err)
-	}
 	m := msg
 	m.Parts = append([]otp.Part(nil), msg.Parts...)
 	expires := db.now().Add(db.messageTTL)
@@ -160,8 +152,22 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 	if err != nil {
 		return otp.Message{}, fmt.Errorf("redisstore: save send: %w", err)
 	}
-	mk := db.messageKey(m.RequestID)
-	if err := (&cas{}).set(mk, string(v), pxat(expires)).run(ctx, db); err != nil {
+	// The record and the message are in different slots and need no
+	// order between them: written at once.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return db.updateRecord(gctx, key, func(rec *otp.Record, found bool) otp.Change {
+			if fn != nil {
+				fn(rec, found)
+			}
+			return otp.Put
+		})
+	})
+	g.Go(func() error {
+		mk := db.messageKey(m.RequestID)
+		return (&cas{}).set(mk, string(v), pxat(expires)).run(gctx, db)
+	})
+	if err := g.Wait(); err != nil {
 		return otp.Message{}, fmt.Errorf("redisstore: save send: %w", err)
 	}
 	parts := make([]int, len(m.Parts))
