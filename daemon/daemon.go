@@ -122,8 +122,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.DataDir, store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
-		PendingDropped: d.pendingDropped})
+	so := store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
+		PendingDropped: d.pendingDropped}
+	if storeTuning != nil {
+		storeTuning(&so)
+	}
+	db, err := store.Open(cfg.DataDir, so)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -193,11 +197,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	// inflight lets shutdown wait for handlers that a forced Close left
 	// running, so that none of them finds the store closed.
-	var inflight sync.WaitGroup
-	apiHandler := api.New(svc, opts)
+	var inflight requests
+	var apiHandler http.Handler = api.New(svc, opts)
+	if wrapHandler != nil {
+		apiHandler = wrapHandler(apiHandler)
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inflight.Add(1)
-		defer inflight.Done()
+		defer inflight.add(r)()
 		apiHandler.ServeHTTP(w, r)
 	})
 	srv := newHTTPServer(handler, cfg, d.log)
@@ -207,7 +213,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return db.Run(bg) })
 	g.Go(func() error { svc.Run(bg); return nil })
 	// bg, so that systemd's watchdog keeps being fed through the drain.
-	g.Go(func() error { d.notify.Run(bg, db.Healthy); return nil })
+	// Live, not Health: a wedged store is cured by a restart, a full disk
+	// is not (it only makes the daemon unready).
+	g.Go(func() error { d.notify.Run(bg, db.Live); return nil })
 	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
 	g.Go(func() error { d.runLateAcks(bg, db); return nil })
@@ -229,13 +237,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.notify.Stopping()
 	d.log.Info("otpgate stopping: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	drainStart := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	if serr := srv.Shutdown(sctx); serr != nil {
 		d.log.Warn("drain incomplete", "error", serr)
 		srv.Close()
 	}
 	cancel()
-	inflight.Wait() // bounded: every send ends within submit_timeout
+	// A handler ends within submit_timeout and its store deadline; one
+	// that does not (a wedged store) is left behind rather than hold the
+	// shutdown past systemd's TimeoutStopSec.
+	inflight.wait(drainStart.Add(max(drainTimeout, time.Duration(cfg.SubmitTimeout)+inflightSlack)), d.log)
 	d.log.Info("otpgate stopping: unbinding carriers")
 	d.stopCarriers()
 	bgCancel()
@@ -425,12 +437,16 @@ func (d *Daemon) publicReadiness() error {
 	return err
 }
 
-// readiness is /readyz: the store is open and a carrier is bound.
+// readiness is /readyz: the store takes writes (store.DB.Health) and a
+// carrier is bound.
 func (d *Daemon) readiness() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.db == nil || !d.db.Healthy() {
+	if d.db == nil {
 		return errors.New("store not open")
+	}
+	if err := d.db.Health(); err != nil {
+		return err
 	}
 	for _, r := range d.runs {
 		if r.carrier.Bound() > 0 {

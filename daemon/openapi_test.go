@@ -494,7 +494,7 @@ func TestOpenAPI_Gateway(t *testing.T) {
 	run(exchange{"StatusAuthFailures", "GET", status + "ffffffffffffffffffffffff", "wrong", "", 429, reqValid})
 
 	// A store that cannot write (503) takes a full disk to provoke on a
-	// running gateway: TestGateway_FullDisk does that; here its documented
+	// running gateway: TestFullDisk_Gateway does that on a tmpfs; here its documented
 	// body is checked against the api package's answer (TestAPI_StoreUnavailable).
 	for _, op := range []string{"sendOtp 503", "verifyOtp 503"} {
 		a.covered[op] = true

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -30,6 +33,16 @@ import (
 // caller gets its error; the others are committed as usual. A closure that
 // makes the transaction too big (badger.ErrTxnTooBig) ends the batch early:
 // the closures before it are committed, and it starts the next one.
+//
+// A write waits in the queue as long as its context allows: a caller whose
+// context ends first takes its write back (it is never run) and gets an
+// error. Once the writer has taken a write, it is run and committed or
+// failed as a whole, and the caller waits for that outcome: an answer that
+// says "not done" is then always true.
+//
+// Before each commit the free-space guard (space.go) may refuse it; the
+// outcome of each commit, and a heartbeat commit when the writer is idle,
+// feed the store's health (health.go).
 
 // maxBatchOps caps the writes committed in one transaction. Each write puts
 // a handful of small entries, far below badger's transaction limits.
@@ -38,11 +51,20 @@ const maxBatchOps = 256
 // writeQueue is the capacity of the writer's queue; callers beyond it wait.
 const writeQueue = 1024
 
+// States of a writeOp: the writer takes a queued op before it runs it; a
+// caller whose context ends while the op is queued abandons it.
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
 // writeOp is one caller's write, waiting for the writer.
 type writeOp struct {
 	fn       func(txn *badger.Txn) error
-	done     chan error // buffered; receives the outcome once
-	panicked any        // a panic of fn, re-raised in the caller
+	done     chan error   // buffered; receives the outcome once
+	panicked any          // a panic of fn, re-raised in the caller
+	state    atomic.Int32 // opQueued, opTaken or opAbandoned
 }
 
 // errPanicked stands for a closure's panic until the caller re-raises it.
@@ -64,27 +86,66 @@ func (db *DB) stopWriter() {
 
 // write queues fn for the writer and waits for the commit of the
 // transaction that ran it. It returns fn's error (fn's writes then are not
-// committed), the commit's error, or nil once fn's writes are on disk. A
+// committed), the commit's error (wrapping ErrUnavailable), or nil once
+// fn's writes are on disk. When ctx ends before the writer has taken fn,
+// fn is never run and the error wraps ErrUnavailable and ctx's error. A
 // panic in fn is raised again here. The caller must hold db.mu shared and
-// must not be the writer: fn must not call update. ctx is not consulted: a
-// write that was queued completes.
-func (db *DB) write(fn func(txn *badger.Txn) error) error {
+// must not be the writer: fn must not call update.
+func (db *DB) write(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return notQueued(err)
+	}
 	op := &writeOp{fn: fn, done: make(chan error, 1)}
-	db.writes <- op
-	err := <-op.done
+	select {
+	case db.writes <- op:
+	case <-ctx.Done():
+		return notQueued(ctx.Err())
+	}
+	var err error
+	select {
+	case err = <-op.done:
+	case <-ctx.Done():
+		if op.state.CompareAndSwap(opQueued, opAbandoned) {
+			return notQueued(ctx.Err())
+		}
+		err = <-op.done // taken: it completes or fails as a whole
+	}
 	if op.panicked != nil {
 		panic(op.panicked)
 	}
 	return err
 }
 
+// notQueued is the error of a write whose context ended before the writer
+// took it: it was not run.
+func notQueued(err error) error {
+	return fmt.Errorf("%w: write not run, its context ended while it waited: %w", ErrUnavailable, err)
+}
+
 // writeLoop is the writer goroutine: it commits the queued writes in
-// batches until the queue is closed.
+// batches until the queue is closed, and a heartbeat when it has been idle
+// for db.beatEvery.
 func (db *DB) writeLoop() {
 	defer close(db.writerDone)
 	queue := make([]*writeOp, 0, maxBatchOps)
-	for op := range db.writes {
-		queue = append(queue[:0], op)
+	tick := time.NewTicker(max(db.beatEvery/2, time.Millisecond))
+	defer tick.Stop()
+	queue = append(queue, heartbeatOp(time.Now())) // prove at once that commits work
+	for {
+		if len(queue) == 0 {
+			select {
+			case op, ok := <-db.writes:
+				if !ok {
+					return
+				}
+				queue = append(queue, op)
+			case now := <-tick.C:
+				if db.health.idle(now) < db.beatEvery {
+					continue
+				}
+				queue = append(queue, heartbeatOp(now))
+			}
+		}
 	fill:
 		for len(queue) < maxBatchOps {
 			select {
@@ -97,12 +158,17 @@ func (db *DB) writeLoop() {
 				break fill
 			}
 		}
+		db.health.begin(time.Now())
 		b := batch{db: db}
 		for _, op := range queue {
-			b.add(op)
+			if op.state.CompareAndSwap(opQueued, opTaken) { // else abandoned by its caller
+				b.add(op)
+			}
 		}
 		b.commit()
+		db.health.end(time.Now())
 		clear(queue) // let the ops be collected
+		queue = queue[:0]
 	}
 }
 
@@ -161,15 +227,23 @@ func (b *batch) rebuild() {
 
 // commit commits the transaction, rebuilding and retrying it when badger
 // reports a conflict (only value-log GC writes outside the writer), and
-// answers every op of the batch with the outcome. The batch is empty after.
+// answers every op of the batch with the outcome. The free-space guard may
+// refuse the commit first. The batch is empty after.
 func (b *batch) commit() {
 	var err error
-	for attempt := 0; b.txn != nil && len(b.ops) > 0; attempt++ {
-		err = b.txn.Commit()
-		if !errors.Is(err, badger.ErrConflict) || attempt >= maxRetries {
-			break
+	if b.txn != nil && len(b.ops) > 0 {
+		err = b.db.space.check(time.Now())
+		for attempt := 0; err == nil && len(b.ops) > 0; attempt++ {
+			err = b.txn.Commit()
+			if !errors.Is(err, badger.ErrConflict) || attempt >= maxRetries {
+				break
+			}
+			b.rebuild()
 		}
-		b.rebuild()
+		if err != nil && !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: commit: %w", ErrUnavailable, err)
+		}
+		b.db.health.committed(time.Now(), err)
 	}
 	if b.txn != nil {
 		b.txn.Discard()

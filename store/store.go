@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -22,8 +23,19 @@ var (
 	_ otp.ReceiptStore = (*DB)(nil)
 )
 
+// ErrUnavailable is wrapped by the error of every write that the store could
+// not take: the disk is too full (ErrNoSpace), the commit failed, the
+// write's context ended while it waited for the writer, or the DB is
+// closed. Nothing of such a write is on disk. The API answers it with 503.
+var ErrUnavailable = errors.New("store: unavailable")
+
+// ErrNoSpace is wrapped (with ErrUnavailable) by the error of a write refused
+// because the data directory's filesystem has less free space than the
+// store keeps in reserve (space.go).
+var ErrNoSpace = errors.New("not enough free disk space")
+
 // ErrClosed is returned by every method of a DB after Close.
-var ErrClosed = errors.New("store: closed")
+var ErrClosed = fmt.Errorf("%w: closed", ErrUnavailable)
 
 // Default values of Options.
 const (
@@ -32,6 +44,9 @@ const (
 	// DefaultPendingReceiptTTL is how long an unmatched receipt is kept when
 	// Options.PendingReceiptTTL is 0.
 	DefaultPendingReceiptTTL = 24 * time.Hour
+	// DefaultHeartbeatInterval is how often an idle store commits its
+	// heartbeat record when Options.HeartbeatInterval is 0.
+	DefaultHeartbeatInterval = 5 * time.Second
 )
 
 const (
@@ -44,6 +59,10 @@ const (
 	// gcDiscardRatio is the share of stale data that makes a value-log file
 	// worth rewriting.
 	gcDiscardRatio = 0.5
+	// memTableSize and numMemtables size badger's memtables (see Open);
+	// the disk-space reserve is computed from them (space.go).
+	memTableSize = 16 << 20
+	numMemtables = 3
 )
 
 // Key prefixes.
@@ -78,6 +97,16 @@ type Options struct {
 	// PendingDropped, when set, is called with the carrier of each pending
 	// receipt dropped for the cap: for a metric. It must not block.
 	PendingDropped func(carrier string)
+	// HeartbeatInterval is how long the writer may be idle before it
+	// commits a small heartbeat record, so that a store that can no longer
+	// commit is noticed without traffic (health.go). 0 means
+	// DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// StallTimeout is how long the store may go without a successful
+	// commit, or spend in one, before Health reports it unavailable and
+	// Live reports it wedged. 0 means three heartbeat intervals; less than
+	// two is taken as two (an idle store commits about every 1.5).
+	StallTimeout time.Duration
 }
 
 // DB is a badger database holding otpgate's state. It is safe for
@@ -95,15 +124,21 @@ type DB struct {
 
 	mu     sync.RWMutex // held shared by operations, exclusively by Close
 	closed bool
+	shut   atomic.Bool // closed, for Health and Live, which must not wait for mu
 
 	// writes feeds the writer goroutine that group-commits every write
 	// (batch.go); writerDone is closed when it has stopped.
 	writes     chan *writeOp
 	writerDone chan struct{}
+
+	space     *spaceGuard   // free-space reserve and WAL allocation (space.go)
+	health    health        // outcome and age of the last commits (health.go)
+	beatEvery time.Duration // heartbeat when idle this long
 }
 
 // Open opens (creating if needed) the badger database in dir with
-// synchronous writes.
+// synchronous writes. It fails with ErrNoSpace when the filesystem of dir
+// has less free space than badger may need on opening (space.go).
 func Open(dir string, opts Options) (*DB, error) {
 	if dir == "" {
 		return nil, errors.New("store: open: empty directory")
@@ -139,6 +174,20 @@ func Open(dir string, opts Options) (*DB, error) {
 	if db.pendingTTL <= 0 {
 		db.pendingTTL = DefaultPendingReceiptTTL
 	}
+	db.beatEvery = opts.HeartbeatInterval
+	if db.beatEvery <= 0 {
+		db.beatEvery = DefaultHeartbeatInterval
+	}
+	stall := opts.StallTimeout
+	if stall <= 0 {
+		stall = 3 * db.beatEvery
+	}
+	stall = max(stall, 2*db.beatEvery)
+	db.health.init(stall, lg, time.Now())
+	db.space = newSpaceGuard(dir, lg)
+	if err := db.space.openCheck(); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
 	// Badger's defaults size it for large databases (five 64 MB memtables,
 	// a 256 MB block cache, 1 GB value-log files): over 1 GB resident after
 	// a million sends. OTP records are small and short-lived, so smaller
@@ -146,8 +195,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	// throughput (README, "Memory").
 	bo := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(3).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(32 << 20).
@@ -165,12 +214,31 @@ func Open(dir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	db.space.tables = db.tableBytes
+	if err := db.space.findWAL(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
 	db.startWriter()
 	return db, nil
 }
 
+// tableBytes is the size of badger's tables (SST files).
+func (db *DB) tableBytes() int64 {
+	var n int64
+	for _, l := range db.bdb.Levels() {
+		n += l.Size
+	}
+	return n
+}
+
 // Close closes the database after the operations in flight finish. It is
 // idempotent; later calls return nil.
+//
+// Closing badger flushes its memtable to a table, through a memory map: on
+// a filesystem too full for that flush, badger is left open instead (its
+// log, synced at every commit, is replayed at the next Open) and Close
+// returns an error wrapping ErrNoSpace.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -178,18 +246,15 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	db.shut.Store(true)
 	db.stopWriter()
+	if err := db.space.closeCheck(); err != nil {
+		return fmt.Errorf("store: close: badger left open, its log is replayed at the next open: %w", err)
+	}
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
-}
-
-// Healthy reports whether the database is open.
-func (db *DB) Healthy() bool {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	return !db.closed && !db.bdb.IsClosed()
 }
 
 // Run collects badger's value log every ten minutes until ctx is done, then
@@ -234,15 +299,17 @@ func (db *DB) gc(ctx context.Context) bool {
 // update runs fn in the read-write transaction of the writer's next group
 // commit (batch.go) and returns once that transaction is on disk. fn sees
 // the writes of the closures committed before it, may run more than once,
-// and when it fails none of its writes are kept. ctx is not consulted: a
-// write whose context ends while it waits still completes.
+// and when it fails none of its writes are kept. A write whose ctx ends
+// while it waits in the queue is not run and returns an error wrapping
+// ErrUnavailable and ctx's error; once the writer has taken it, it
+// completes or fails as a whole and update returns its outcome.
 func (db *DB) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
 		return ErrClosed
 	}
-	return db.write(fn)
+	return db.write(ctx, fn)
 }
 
 // view runs fn in a read-only transaction.

@@ -1,0 +1,262 @@
+package daemon_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/smpp/smsc"
+	"golang.org/x/sys/unix"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a temp dir, unmounted in
+// cleanup, or skips the test where mounting is not permitted.
+func mountTmpfs(tb testing.TB, size int64) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		tb.Skipf("a full disk is tested on a small tmpfs, and mounting one is not permitted here (%v): run as root", err)
+	}
+	tb.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+func freeBytes(tb testing.TB, dir string) int64 {
+	tb.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		tb.Fatal(err)
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// files returns the names in dir that end in ext, sorted.
+func files(tb testing.TB, dir, ext string) []string {
+	tb.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*"+ext))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slices.Sort(m)
+	return m
+}
+
+// TestFullDisk_Gateway runs the otpgate binary with its data_dir on a small
+// tmpfs under send-otp load, and fills the filesystem: first down to less
+// than the store's reserve, then, once badger is idle, to the last byte.
+// The process must not die (badger maps its files: a page the filesystem
+// cannot back is SIGBUS), send-otp must fail, /readyz must answer 503; once
+// the space is freed, /readyz is 200 and sends succeed again.
+func TestFullDisk_Gateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a tmpfs: not in -short")
+	}
+	mnt := mountTmpfs(t, 192<<20)
+	bin := buildOtpgate(t)
+	sim := startSim(t, smsc.Config{ReceiptDelay: 5 * time.Millisecond})
+	dir := t.TempDir()
+	data := filepath.Join(mnt, "data")
+	cfgPath := filepath.Join(dir, "otpgate.yaml")
+	y := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+data_dir: %s
+secret_file: %s
+submit_timeout: 3s
+log: {level: info, format: json}
+otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
+clients:
+  - id: %s
+    api_keys: ["%s"]
+    sender: OTPGATE
+    countries: ["*"]
+carriers:
+  - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 2, window: 32}
+routes:
+  - {countries: ["*"], carriers: [a]}
+`, data, filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startOtpgate(t, bin, cfgPath)
+	alive := func(when string) {
+		t.Helper()
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			t.Fatalf("%s: otpgate died: %v", when, err)
+		default:
+		}
+	}
+
+	// Load: every answer is counted by phase.
+	type counts struct{ ok, failed, other atomic.Int64 }
+	var (
+		phase  atomic.Pointer[counts]
+		seq    atomic.Int64
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		client = benchClient()
+	)
+	phase.Store(new(counts))
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := fmt.Sprintf("+91-9%09d", seq.Add(1))
+				code, err := post(client, p.url+sendPath, keyA, sendBody(clientA, n, "6"))
+				c := phase.Load()
+				switch {
+				case err == nil && code == 200:
+					c.ok.Add(1)
+				case err == nil && code == 503:
+					c.failed.Add(1)
+				default:
+					c.other.Add(1)
+				}
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30s", what)
+			}
+		}
+	}
+	before := phase.Load()
+	waitFor("sends answered 200", func() bool { return before.ok.Load() >= 50 })
+
+	// 1. Others fill the disk to below the store's reserve (about 89 MiB
+	// plus its tables), leaving room for what badger has in flight.
+	low := new(counts)
+	phase.Store(low)
+	if err := fallocate(filepath.Join(mnt, "other"), freeBytes(t, mnt)-40<<20); err != nil {
+		t.Fatal(err)
+	}
+	waitReadyz(t, p.url, 503, 30*time.Second)
+	waitFor("sends refused", func() bool { return low.failed.Load() >= 20 })
+	alive("below the reserve")
+
+	// 2. Once badger has no flush or compaction running, the last byte.
+	var ssts []string
+	steady := 0
+	waitFor("badger idle", func() bool {
+		now := files(t, data, ".sst")
+		if len(files(t, data, ".mem")) == 1 && slices.Equal(now, ssts) {
+			steady++
+		} else {
+			steady = 0
+		}
+		ssts = now
+		return steady >= 50 // 1 s
+	})
+	fill(t, filepath.Join(mnt, "fill"))
+	full := new(counts)
+	phase.Store(full)
+	waitFor("sends refused on a full disk", func() bool { return full.failed.Load() >= 5 })
+	// The send is counted durably before its submit: a store that cannot
+	// write lets no SMS out (those already past the count finished above).
+	accepted := sim.Stats().Accepted
+	waitFor("more sends refused on a full disk", func() bool { return full.failed.Load() >= 50 })
+	if n := sim.Stats().Accepted - accepted; n != 0 {
+		t.Fatalf("%d SMS reached the carrier while the disk was full, want 0", n)
+	}
+	time.Sleep(time.Second) // and a heartbeat or so
+	alive("disk full")
+	if code := readyz(t, p.url); code != 503 {
+		t.Fatalf("/readyz on a full disk: got %d, want 503", code)
+	}
+	if n := full.ok.Load(); n != 0 {
+		t.Fatalf("%d sends answered 200 on a full disk", n)
+	}
+
+	// 3. Space is freed.
+	for _, f := range []string{"fill", "other"} {
+		if err := os.Remove(filepath.Join(mnt, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := new(counts)
+	phase.Store(after)
+	waitReadyz(t, p.url, 200, 30*time.Second)
+	waitFor("sends answered 200 after space was freed", func() bool { return after.ok.Load() >= 20 })
+	alive("after space was freed")
+	t.Logf("sends: %d ok before; %d failed below the reserve; %d failed on a full disk; %d ok after",
+		before.ok.Load(), low.failed.Load(), full.failed.Load(), after.ok.Load())
+	for _, c := range []*counts{before, low, full, after} {
+		if n := c.other.Load(); n > 0 {
+			t.Errorf("%d sends got neither 200 nor a refusal", n)
+		}
+	}
+
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		if err != nil {
+			t.Fatalf("exit %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("otpgate did not stop within 30s of SIGTERM")
+	}
+}
+
+// fallocate creates the file at path with size bytes allocated.
+func fallocate(path string, size int64) error {
+	if size <= 0 {
+		return fmt.Errorf("%s: no room for it (%d bytes)", path, size)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Fallocate(int(f.Fd()), 0, 0, size)
+}
+
+// fill writes the file at path until its filesystem is full.
+func fill(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	for _, n := range []int{1 << 20, 4096} {
+		chunk := make([]byte, n)
+		for {
+			if _, err := f.Write(chunk); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					tb.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+}
