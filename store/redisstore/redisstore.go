@@ -152,7 +152,7 @@ type DB struct {
 	token       string // this process's lease owner token
 
 	waitAOF     atomic.Int32 // 1: WAITAOF 1 1; 2: WAITAOF 0 1 (no local AOF); 0: WAIT 1
-	healthy     atomic.Bool
+	lastPing    atomic.Pointer[error] // the last health check's error; nil when it passed
 	closed      atomic.Bool
 	lastWarn    atomic.Int64 // unix ns of the last shortfall warning
 	cbs         callbackState
@@ -264,7 +264,6 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		db.rdb.Close()
 		return nil, fmt.Errorf("redisstore: open: %w", err)
 	}
-	db.healthy.Store(true)
 	return db, nil
 }
 
@@ -304,9 +303,25 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Healthy reports whether the DB is open and the servers answered the last
-// check (Run checks every second).
-func (db *DB) Healthy() bool { return !db.closed.Load() && db.healthy.Load() }
+// Health returns nil when the DB is open and every master answered the
+// last check (Run checks every second), else why not: for readiness.
+func (db *DB) Health() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if err := db.lastPing.Load(); err != nil {
+		return fmt.Errorf("redisstore: %w", *err)
+	}
+	return nil
+}
+
+// Healthy reports whether Health is nil.
+func (db *DB) Healthy() bool { return db.Health() == nil }
+
+// Live reports whether the DB is open. Redis that does not answer is not
+// cured by restarting the gateway, so it leaves Live true (and Health
+// false).
+func (db *DB) Live() bool { return !db.closed.Load() }
 
 // healthEvery is how often Run pings the servers.
 const healthEvery = time.Second
@@ -326,7 +341,11 @@ func (db *DB) Run(ctx context.Context) error {
 			if db.closed.Load() {
 				return nil
 			}
-			db.healthy.Store(db.ping(ctx) == nil)
+			if err := db.ping(ctx); err != nil && ctx.Err() == nil {
+				db.lastPing.Store(&err)
+			} else {
+				db.lastPing.Store(nil)
+			}
 		case <-renew.C:
 			if err := db.renewLeases(ctx); err != nil && ctx.Err() == nil {
 				db.log.Warn("callback leases not renewed", "error", err)
