@@ -151,7 +151,7 @@ type DB struct {
 	minScan     time.Duration
 	token       string // this process's lease owner token
 
-	waitAOF     atomic.Int32 // 1: WAITAOF 1 1; 2: WAITAOF 0 1 (no local AOF); 0: WAIT 1
+	waitAOF     atomic.Int32          // 1: WAITAOF 1 1; 2: WAITAOF 0 1 (no local AOF); 0: WAIT 1
 	lastPing    atomic.Pointer[error] // the last health check's error; nil when it passed
 	closed      atomic.Bool
 	lastWarn    atomic.Int64 // unix ns of the last shortfall warning
