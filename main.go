@@ -229,6 +229,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.SimPassword, "sim-password", "bench", "password the simulator accepts")
 	fs.DurationVar(&o.ReceiptDelay, "receipt-delay", 10*time.Millisecond, "simulator's delay before each delivery receipt; negative: none")
 	fs.DurationVar(&o.Wait, "wait", time.Minute, "longest wait for the gateway's /readyz")
+	fs.IntVar(&o.Stretch, "stretch", 0, "run the sends in stretches of this many and report each (a soak)")
+	fs.StringVar(&o.AdminURL, "admin", "", "the gateway's admin port (http://127.0.0.1:9464): per stretch, its memory and CPU from /metrics")
+	fs.StringVar(&o.DataDir, "data-dir", "", "the gateway's data_dir: per stretch, its size")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -207,31 +207,40 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	srv := newHTTPServer(handler, cfg, d.log)
 	ln = netutil.LimitListener(ln, cfg.MaxConnections)
 
-	var g errgroup.Group
-	g.Go(func() error { return db.Run(bg) })
-	g.Go(func() error { svc.Run(bg); return nil })
-	// bg, so that systemd's watchdog keeps being fed through the drain.
+	// Every background component runs in g until bg ends (after the
+	// drain); the first to fail with an error cancels gctx, which stops
+	// the others and starts the shutdown.
+	g, gctx := errgroup.WithContext(bg)
+	g.Go(func() error { return db.Run(gctx) })
+	g.Go(func() error { svc.Run(gctx); return nil })
+	// Through the drain too, so that systemd's watchdog keeps being fed.
 	// Live, not Health: a wedged store is cured by a restart, a full disk
 	// is not (it only makes the daemon unready).
-	g.Go(func() error { d.notify.Run(bg, db.Live); return nil })
-	startCallbacks(bg, &g, db, svc, d.log, d.Metrics)
-	g.Go(func() error { limiter.Run(bg, time.Minute); return nil })
-	g.Go(func() error { d.runLateAcks(bg, db); return nil })
+	g.Go(func() error { d.notify.Run(gctx, db.Live); return nil })
+	startCallbacks(gctx, g, db, svc, d.log, d.Metrics)
+	g.Go(func() error { limiter.Run(gctx, time.Minute); return nil })
+	g.Go(func() error { d.runLateAcks(gctx, db); return nil })
 	if adminSrv != nil {
 		g.Go(func() error { return serveAdmin(adminSrv, adminLn) })
 	}
 
+	// The API server's Serve returns once Shutdown (or Close) ran; Run
+	// waits for it below.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(cfg.Carriers), "data_dir", cfg.DataDir)
 	close(d.ready)
 	d.notify.Ready()
 
+	served := false
 	select {
 	case <-ctx.Done():
 		err = nil
 	case err = <-serveErr:
+		served = true
 		err = fmt.Errorf("daemon: serve: %w", err)
+	case <-gctx.Done():
+		err = fmt.Errorf("daemon: a component failed: %w", context.Cause(gctx))
 	}
 	d.notify.Stopping()
 	d.log.Info("otpgate stopping: draining requests")
@@ -242,6 +251,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		srv.Close()
 	}
 	cancel()
+	if !served {
+		<-serveErr // Serve has returned: no goroutine of it is left
+	}
 	// A handler ends within submit_timeout and its store deadline; one
 	// that does not (a wedged store) is left behind rather than hold the
 	// shutdown past systemd's TimeoutStopSec.

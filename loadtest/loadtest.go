@@ -70,6 +70,17 @@ type Config struct {
 	// Client makes the requests; nil means a client that keeps one
 	// connection per concurrent request.
 	Client *http.Client
+	// Stretch, when > 0, runs the sends (Count of them) in stretches of
+	// this many and reports each: a soak shows whether rate, latency and
+	// the gateway's memory stay flat as the stored work grows.
+	Stretch int
+	// AdminURL is the gateway's admin port ("http://127.0.0.1:9464"):
+	// after each stretch its /metrics gives resident memory and CPU
+	// seconds. "" skips them.
+	AdminURL string
+	// DataDir is the gateway's data_dir, measured after each stretch; ""
+	// skips it.
+	DataDir string
 }
 
 // Run sends Count (or for Duration) OTPs to distinct numbers, then verifies
@@ -92,7 +103,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	if limit == 0 {
 		limit = -1 // only Duration ends the phase
 	}
-	rep.Send = runPhase(ctx, "send", cfg, limit, func(i int) (int, bool) {
+	send := func(i int) (int, bool) {
 		number := fmt.Sprintf("%s%09d", cfg.Prefix, (cfg.First+int64(i))%numberSpace)
 		st := post(ctx, cfg.Client, cfg.URL+sendPath, cfg.APIKey, sendBody(number))
 		if st == http.StatusOK {
@@ -101,7 +112,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 			sentMu.Unlock()
 		}
 		return st, true
-	})
+	}
+	if cfg.Stretch > 0 && cfg.Count > 0 {
+		rep.Send, rep.Stretches = runStretches(ctx, cfg, send)
+	} else {
+		rep.Send, _ = runPhaseLats(ctx, "send", cfg, limit, send)
+	}
 	if err := ctx.Err(); err != nil || cfg.Codes == nil {
 		rep.Verify = Phase{Name: "verify", Statuses: map[int]int{}}
 		write(out, cfg, rep)
@@ -135,6 +151,10 @@ func (c *Config) normalize() error {
 	if c.Count < 0 || c.Duration < 0 {
 		return errors.New("loadtest: negative count or duration")
 	}
+	if c.Stretch < 0 || (c.Stretch > 0 && c.Count == 0) {
+		return errors.New("loadtest: stretches need a positive count")
+	}
+	c.AdminURL = strings.TrimRight(c.AdminURL, "/")
 	if c.Count == 0 && c.Duration == 0 {
 		return errors.New("loadtest: neither a count nor a duration")
 	}
@@ -166,9 +186,16 @@ func (c *Config) normalize() error {
 // set), or ctx ended. do returns the HTTP status (0 for no answer) and
 // whether it made a request at all.
 func runPhase(ctx context.Context, name string, cfg Config, limit int, do func(i int) (status int, made bool)) Phase {
+	p, _ := runPhaseLats(ctx, name, cfg, limit, do)
+	return p
+}
+
+// runPhaseLats is runPhase that also returns every request's latency,
+// sorted.
+func runPhaseLats(ctx context.Context, name string, cfg Config, limit int, do func(i int) (status int, made bool)) (Phase, []time.Duration) {
 	p := Phase{Name: name, Statuses: map[int]int{}}
 	if limit == 0 {
-		return p
+		return p, nil
 	}
 	var deadline time.Time
 	var next atomic.Int64
@@ -208,16 +235,22 @@ func runPhase(ctx context.Context, name string, cfg Config, limit int, do func(i
 			p.Statuses[st] += n
 		}
 	}
+	slices.Sort(all)
+	p.setLatencies(all)
+	return p, all
+}
+
+// setLatencies fills Requests, OK, PerSecond and the quantiles from the
+// sorted latencies of the phase's requests.
+func (p *Phase) setLatencies(all []time.Duration) {
 	p.Requests = len(all)
 	p.OK = p.Statuses[http.StatusOK]
 	if p.Requests == 0 {
-		return p
+		return
 	}
 	p.PerSecond = float64(p.Requests) / p.Elapsed.Seconds()
-	slices.Sort(all)
 	q := func(f float64) time.Duration { return all[int(f*float64(len(all)-1))] }
 	p.P50, p.P90, p.P99, p.Max = q(0.50), q(0.90), q(0.99), all[len(all)-1]
-	return p
 }
 
 // post makes one request and returns its HTTP status, or 0 when there was

@@ -31,6 +31,14 @@ func freeAddr(tb testing.TB) string {
 // carrierAddr, and returns its base URL.
 func startGateway(tb testing.TB, carrierAddr string) string {
 	tb.Helper()
+	url, _, _ := startGatewayDir(tb, carrierAddr)
+	return url
+}
+
+// startGatewayDir is startGateway that also returns the admin port's URL
+// and the data directory.
+func startGatewayDir(tb testing.TB, carrierAddr string) (url, admin, dataDir string) {
+	tb.Helper()
 	dir := tb.TempDir()
 	y := fmt.Sprintf(`
 listen: 127.0.0.1:0
@@ -75,7 +83,7 @@ routes:
 	case <-time.After(20 * time.Second):
 		tb.Fatal("daemon not ready after 20s")
 	}
-	return "http://" + d.Addr().String()
+	return "http://" + d.Addr().String(), "http://" + d.AdminAddr().String(), filepath.Join(dir, "data")
 }
 
 // TestBench_SimulatorAndGateway is `otpgate bench -sim`: the bench starts
@@ -205,5 +213,39 @@ func TestRun_BadConfig(t *testing.T) {
 				t.Fatal("got nil error")
 			}
 		})
+	}
+}
+
+// TestRun_Stretches: a soak in stretches reports each stretch with the
+// gateway's memory, CPU per send and data size read from the gateway.
+func TestRun_Stretches(t *testing.T) {
+	simAddr := freeAddr(t)
+	url, admin, data := startGatewayDir(t, simAddr)
+	var stdout, stderr bytes.Buffer
+	err := loadtest.Bench(context.Background(), loadtest.BenchOptions{
+		Config: loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Count: 250,
+			Concurrency: 8, Stretch: 100, AdminURL: admin, DataDir: data},
+		SimAddr: simAddr, SimSystemID: "bench", SimPassword: "bench", ReceiptDelay: -1, Wait: time.Minute,
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Bench: %v; stderr: %s", err, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "send answers by status: 200: 250\n") || !strings.Contains(out, "gateway CPU ms/send") {
+		t.Fatalf("output:\n%s", out)
+	}
+	// Three stretches: 100, 100, 50, each with figures from the gateway.
+	rows := 0
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 8 && (f[0] == "1" || f[0] == "2" || f[0] == "3") {
+			rows++
+			if f[5] == "0" || f[7] == "0" {
+				t.Errorf("stretch %s: no memory or data size from the gateway: %q", f[0], l)
+			}
+		}
+	}
+	if rows != 3 {
+		t.Fatalf("got %d stretch rows, want 3:\n%s", rows, out)
 	}
 }

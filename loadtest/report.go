@@ -42,6 +42,8 @@ func (p Phase) Errors() int { return p.Requests - p.OK }
 type Report struct {
 	Send   Phase `json:"send"`
 	Verify Phase `json:"verify"`
+	// Stretches are the send phase's stretches (Config.Stretch).
+	Stretches []Stretch `json:"stretches,omitempty"`
 }
 
 // write prints rep as a table.
@@ -57,6 +59,15 @@ func write(out io.Writer, cfg Config, rep Report) {
 			p.PerSecond, ms(p.P50), ms(p.P90), ms(p.P99), ms(p.Max))
 	}
 	tw.Flush()
+	if len(rep.Stretches) > 0 {
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "stretch\tsends\treq/s\tp50 ms\tp99 ms\tgateway RSS MB\tgateway CPU ms/send\tdata MB\t")
+		for i, st := range rep.Stretches {
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.3f\t%.0f\t\n", i+1, st.Requests, st.PerSecond, ms(st.P50), ms(st.P99),
+				st.RSSBytes/(1<<20), float64(st.CPUPerSend().Microseconds())/1000, float64(st.DataBytes)/(1<<20))
+		}
+		tw.Flush()
+	}
 	for _, p := range []Phase{rep.Send, rep.Verify} {
 		if p.Requests == 0 && p.NoCode == 0 {
 			continue
