@@ -78,6 +78,9 @@ func (d *Daemon) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.
 			opts.TLS.RootCAs = pool
 		}
 	}
+	if m := d.Metrics; m != nil {
+		opts.ShortfallSeen = m.StoreShortfall
+	}
 	if host, err := os.Hostname(); err == nil {
 		opts.NodeID = host
 	}

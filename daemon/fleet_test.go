@@ -178,3 +178,49 @@ func requestIDIn(body string) string {
 	}
 	return rest[:j]
 }
+
+// TestFleet_Shortfall: with its replica gone the store cannot make a write
+// durable on two machines: send-otp answers 503 before any SMS goes out
+// (on_shortfall fail), and the shortfall is counted; with degrade the send
+// goes through.
+func TestFleet_Shortfall(t *testing.T) {
+	if _, _, err := redistest.Binaries(); err != nil {
+		t.Skip(err.Error())
+	}
+	srv, err := redistest.Start(t.TempDir(), 1, 1) // one standalone master, one replica
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	sim := startSim(t, smsc.Config{})
+	start := func(onShortfall string) *gateway {
+		cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
+		cfg.Store.Backend = "redis"
+		cfg.Store.Redis.Addrs = srv.Addrs[:1]
+		cfg.Store.Redis.Prefix = fmt.Sprintf("short%d:", time.Now().UnixNano())
+		cfg.Store.Redis.OnShortfall = onShortfall
+		cfg.Store.Redis.WaitTimeout = daemon.Duration(500 * time.Millisecond)
+		return startGateway(t, cfg)
+	}
+	failing, degrading := start("fail"), start("degrade")
+	if code, body := send(t, failing, "+91-9876500201"); code != 200 {
+		t.Fatalf("with the replica up: got %d %s", code, body)
+	}
+	srv.Nodes[1].Kill()
+	before := len(sim.Messages())
+	code, body := send(t, failing, "+91-9876500202")
+	if code != 503 || !strings.Contains(body, "Service unavailable") {
+		t.Fatalf("fail, replica down: got %d %s, want 503", code, body)
+	}
+	if n := len(sim.Messages()); n != before {
+		t.Fatalf("%d SMS went out for a send answered 503", n-before)
+	}
+	// The first send's receipt, if it came after the kill, counts too.
+	if _, text := call(t, "GET", failing.admin+"/metrics", "", ""); !strings.Contains(text, "\notpgate_store_shortfall_total ") ||
+		strings.Contains(text, "\notpgate_store_shortfall_total 0\n") {
+		t.Fatalf("shortfall not counted:\n%s", grepLines(text, "otpgate_store"))
+	}
+	if code, body := send(t, degrading, "+91-9876500203"); code != 200 {
+		t.Fatalf("degrade, replica down: got %d %s, want 200", code, body)
+	}
+}

@@ -27,6 +27,7 @@ type Metrics struct {
 	circuits      *prometheus.GaugeVec
 	reloads       *prometheus.CounterVec
 	mo            *prometheus.CounterVec
+	shortfalls    prometheus.Counter
 }
 
 // New registers the collectors (and the Go and process collectors).
@@ -66,6 +67,9 @@ func New() *Metrics {
 		Help: "SIGHUP reloads by result: ok, rejected."}, []string{"result"})
 	m.mo = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_mo_total",
 		Help: "MO messages (not receipts) received and acknowledged, by carrier."}, []string{"carrier"})
+	m.shortfalls = prometheus.NewCounter(prometheus.CounterOpts{Name: "otpgate_store_shortfall_total",
+		Help: "Writes to the redis store that no replica confirmed within store.redis.wait_timeout (failed, or kept with on_shortfall degrade)."})
+	f(m.shortfalls)
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.submits, m.submitLatency, m.bindUp,
 		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.circuits, m.reloads, m.mo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -158,3 +162,6 @@ func (m *Metrics) ForgetCarrier(carrier string) {
 	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.degraded.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 }
+
+// StoreShortfall counts a store write that no replica confirmed in time.
+func (m *Metrics) StoreShortfall() { m.shortfalls.Inc() }

@@ -42,8 +42,9 @@ const limiterTimeout = 2 * time.Second
 // Allow implements otp.Limiter with a token bucket per key shared by every
 // node of the fleet (x/time/rate's semantics: a perSecond not above zero
 // means no limit, a burst below one counts as one). When Redis cannot
-// answer it allows the call and logs: the request then meets the store
-// itself, which answers 503 when it cannot write.
+// answer it allows the call and logs (at most every ten seconds): the
+// request then meets the store itself, which answers 503 when it cannot
+// write.
 func (db *DB) Allow(key string, perSecond float64, burst int) bool {
 	if !(perSecond > 0) {
 		return true
@@ -61,7 +62,9 @@ func (db *DB) Allow(key string, perSecond float64, burst int) bool {
 	defer cancel()
 	ok, err := bucketScript.Run(ctx, db.rdb, []string{db.limiterKey(key)}, micros(db.now()), formatFloat(perSecond), burst).Int()
 	if err != nil {
-		db.log.Warn("rate bucket unavailable: allowed", "error", err)
+		if db.warnDue(&db.lastLimWarn) {
+			db.log.Warn("rate bucket unavailable: calls allowed", "error", err)
+		}
 		return true
 	}
 	return ok == 1

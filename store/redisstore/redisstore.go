@@ -155,6 +155,7 @@ type DB struct {
 	lastPing    atomic.Pointer[error] // the last health check's error; nil when it passed
 	closed      atomic.Bool
 	lastWarn    atomic.Int64 // unix ns of the last shortfall warning
+	lastLimWarn atomic.Int64 // unix ns of the last rate bucket warning
 	cbs         callbackState
 	watchersMu  sync.Mutex
 	watchers    map[int]func()
@@ -331,7 +332,7 @@ const healthEvery = time.Second
 func (db *DB) Run(ctx context.Context) error {
 	health := time.NewTicker(healthEvery)
 	defer health.Stop()
-	renew := time.NewTicker(db.lease / 3)
+	renew := time.NewTicker(max(db.lease/3, 10*time.Millisecond))
 	defer renew.Stop()
 	for {
 		select {
@@ -520,11 +521,18 @@ func (db *DB) shortfall(err error) error {
 	if db.onShortfall == ShortfallFail {
 		return err
 	}
-	now := time.Now().UnixNano()
-	if last := db.lastWarn.Load(); now-last > int64(10*time.Second) && db.lastWarn.CompareAndSwap(last, now) {
+	if db.warnDue(&db.lastWarn) {
 		db.log.Warn("write not confirmed by a replica: kept on the master only (on_shortfall degrade)", "error", err)
 	}
 	return nil
+}
+
+// warnDue reports whether a warning repeated on every request is due
+// (at most every ten seconds, last holding the time of the last one).
+func (db *DB) warnDue(last *atomic.Int64) bool {
+	now := time.Now().UnixNano()
+	l := last.Load()
+	return now-l > int64(10*time.Second) && last.CompareAndSwap(l, now)
 }
 
 // conflictPause waits a little before the try-th retry of a
