@@ -384,7 +384,12 @@ func (db *DB) mget(ctx context.Context, keys ...string) ([]string, error) {
 	if err := db.errClosed(); err != nil {
 		return nil, err
 	}
-	res, err := db.rdb.MGet(ctx, keys...).Result()
+	var res []any
+	err := db.routed(ctx, func() error {
+		var err error
+		res, err = db.rdb.MGet(ctx, keys...).Result()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

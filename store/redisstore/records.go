@@ -19,10 +19,15 @@ func (db *DB) get(ctx context.Context, key string) (string, error) {
 	if err := db.errClosed(); err != nil {
 		return "", err
 	}
-	v, err := db.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
+	var v string
+	err := db.routed(ctx, func() error {
+		var err error
+		v, err = db.rdb.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			v, err = "", nil
+		}
+		return err
+	})
 	return v, err
 }
 

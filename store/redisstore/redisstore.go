@@ -399,7 +399,54 @@ func (db *DB) write(ctx context.Context, s *redis.Script, keys []string, args ..
 	if err := db.errClosed(); err != nil {
 		return nil, err
 	}
-	var lastErr error
+	var res any
+	var wait *redis.Cmd
+	loaded := false
+	err := db.routed(ctx, func() error {
+		node, err := db.masterFor(ctx, keys[0])
+		if err != nil {
+			return err
+		}
+		var eval *redis.Cmd
+		_, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			eval = p.EvalSha(ctx, s.Hash(), keys, args...)
+			wait = p.Do(ctx, db.waitArgs()...)
+			return nil
+		})
+		if err != nil && redis.HasErrorPrefix(eval.Err(), "NOSCRIPT") && !loaded {
+			// A master that lacks the script (promoted, restarted) gets
+			// it: the script did not run.
+			loaded = true
+			if lerr := s.Load(ctx, node).Err(); lerr != nil {
+				return lerr
+			}
+			_, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				eval = p.EvalSha(ctx, s.Hash(), keys, args...)
+				wait = p.Do(ctx, db.waitArgs()...)
+				return nil
+			})
+		}
+		if eerr := eval.Err(); eerr != nil && !errors.Is(eerr, redis.Nil) {
+			return eerr
+		}
+		res, _ = eval.Result()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !wrote(res) {
+		return res, nil
+	}
+	return res, db.confirmed(wait)
+}
+
+// routed runs op, and runs it again (up to maxRouteTries in all, with a
+// growing pause) while it fails in a way that means the command was not
+// run (see retryable): each time the cluster's slot map is reloaded first,
+// so that a failover's new master is found.
+func (db *DB) routed(ctx context.Context, op func() error) error {
+	var err error
 	for try := 0; try < maxRouteTries; try++ {
 		if try > 0 {
 			if db.cluster != nil {
@@ -407,43 +454,15 @@ func (db *DB) write(ctx context.Context, s *redis.Script, keys []string, args ..
 			}
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%w (after %v)", ctx.Err(), lastErr)
+				return fmt.Errorf("%w (after %v)", ctx.Err(), err)
 			case <-time.After(time.Duration(25<<try) * time.Millisecond):
 			}
 		}
-		node, err := db.masterFor(ctx, keys[0])
-		if err != nil {
-			lastErr = err
-			continue
+		if err = op(); err == nil || !retryable(err) {
+			return err
 		}
-		var eval, wait *redis.Cmd
-		_, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
-			eval = p.EvalSha(ctx, s.Hash(), keys, args...)
-			wait = p.Do(ctx, db.waitArgs()...)
-			return nil
-		})
-		if err != nil && redis.HasErrorPrefix(eval.Err(), "NOSCRIPT") {
-			if lerr := s.Load(ctx, node).Err(); lerr != nil {
-				return nil, lerr
-			}
-			lastErr = eval.Err()
-			try-- // not a routing failure
-			continue
-		}
-		if eerr := eval.Err(); eerr != nil && !errors.Is(eerr, redis.Nil) {
-			if retryable(eerr) {
-				lastErr = eerr
-				continue
-			}
-			return nil, eerr
-		}
-		res, _ := eval.Result()
-		if !wrote(res) {
-			return res, nil
-		}
-		return res, db.confirmed(wait)
 	}
-	return nil, lastErr
+	return err
 }
 
 // wrote reports whether a script's result says it wrote something.

@@ -42,6 +42,8 @@ type Node struct {
 	Dir  string // its working directory: AOF, nodes.conf, redis.log
 
 	standalone bool
+	server     string   // redis-server's path
+	args       []string // its arguments
 	mu         sync.Mutex
 	cmd        *exec.Cmd
 	done       chan struct{} // closed when the process has exited
@@ -343,7 +345,13 @@ func (nd *Node) start(server string, cluster bool, replicaOf *Node) error {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout/time.Millisecond)))
 	}
-	cmd := exec.Command(server, args...)
+	nd.server, nd.args = server, args
+	return nd.run()
+}
+
+// run starts nd's process with the arguments of its first start.
+func (nd *Node) run() error {
+	cmd := exec.Command(nd.server, nd.args...)
 	cmd.Dir = nd.Dir
 	// The servers die with the test binary, even when it is killed on a
 	// timeout.
@@ -360,6 +368,16 @@ func (nd *Node) start(server string, cluster bool, replicaOf *Node) error {
 		close(done)
 	}()
 	return nil
+}
+
+// Restart starts nd again after Kill or Stop, on its port and with its
+// files: a cluster node rejoins the cluster (as a replica when its replica
+// took over meanwhile).
+func (nd *Node) Restart() error {
+	if nd.Running() {
+		return errors.New("redistest: restart of a running node")
+	}
+	return nd.run()
 }
 
 // Running reports whether nd's process is running.
