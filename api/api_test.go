@@ -3,9 +3,12 @@ package api_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,12 +29,35 @@ const (
 // bundled simulator.
 func newHandler(tb testing.TB) http.Handler {
 	tb.Helper()
-	return newHandlerWrapped(tb, nil)
+	return newAPI(tb, apiOptions{})
 }
 
 // newHandlerWrapped is newHandler with the service's Store wrapped by wrap
 // (nil: the store itself).
 func newHandlerWrapped(tb testing.TB, wrap func(*store.DB) otp.Store) http.Handler {
+	tb.Helper()
+	return newAPI(tb, apiOptions{wrap: wrap})
+}
+
+// apiOptions vary newAPI.
+type apiOptions struct {
+	wrap   func(*store.DB) otp.Store // wraps the service's Store; nil: the store itself
+	logger *slog.Logger              // the API's request log; nil discards
+	resend time.Duration             // resend_interval
+	access *api.Access               // trusted proxies and auth failure limit; nil: none
+}
+
+// Numbers newAPI treats specially: blockedNumber is on the block list;
+// downNumber (GB) is routed to a carrier that never binds.
+const (
+	blockedNumber = "+1-9990000000"
+	downNumber    = "+44-7400123456"
+)
+
+// newAPI returns the API of client clientID (key apiKey, max_attempts 3)
+// over a real store, a carrier bound to the bundled simulator for every
+// country but GB, and for GB a carrier whose SMSC is not there.
+func newAPI(tb testing.TB, o apiOptions) http.Handler {
 	tb.Helper()
 	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
 	if err != nil {
@@ -43,40 +69,63 @@ func newHandlerWrapped(tb testing.TB, wrap func(*store.DB) otp.Store) http.Handl
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	car := smpp.NewCarrier(smpp.CarrierConfig{Name: "sim", Address: sim.Addr(), SystemID: "sim", Password: "pw"},
-		otp.NewReceipts(db, nil), nil)
+	receipts := otp.NewReceipts(db, nil)
+	carriers := map[string]*smpp.Carrier{
+		"sim":  smpp.NewCarrier(smpp.CarrierConfig{Name: "sim", Address: sim.Addr(), SystemID: "sim", Password: "pw"}, receipts, nil),
+		"down": smpp.NewCarrier(smpp.CarrierConfig{Name: "down", Address: deadAddr(tb), SystemID: "sim", Password: "pw"}, receipts, nil),
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { car.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	for i := 0; car.Bound() == 0; i++ {
+	var wg sync.WaitGroup
+	for _, c := range carriers {
+		wg.Go(func() { c.Run(ctx) })
+	}
+	tb.Cleanup(func() { cancel(); wg.Wait() })
+	for i := 0; carriers["sim"].Bound() == 0; i++ {
 		if i > 500 {
 			tb.Fatal("carrier never bound")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	router, err := smpp.NewRouter([]smpp.Route{{Countries: []string{"*"}, Carriers: []string{"sim"}}},
-		map[string]*smpp.Carrier{"sim": car}, nil)
+	router, err := smpp.NewRouter([]smpp.Route{
+		{Countries: []string{"GB"}, Carriers: []string{"down"}},
+		{Countries: []string{"*"}, Carriers: []string{"sim"}},
+	}, carriers, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tmpl, _ := otp.ParseTemplate("Code ####")
-	st, err := otp.NewSettings(otp.Policy{TTL: time.Minute, MaxAttempts: 3, SubmitTimeout: 2 * time.Second},
+	st, err := otp.NewSettings(otp.Policy{TTL: time.Minute, MaxAttempts: 3, SubmitTimeout: 2 * time.Second, ResendInterval: o.resend},
 		[]otp.Client{{ID: clientID, KeyHashes: [][32]byte{sha(apiKey)}, Sender: "ACME", Countries: []string{"*"},
-			Texts: map[string]otp.Template{"41": tmpl}}}, nil)
+			Texts: map[string]otp.Template{"41": tmpl}}}, []string{"19990000000"})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var os otp.Store = db
-	if wrap != nil {
-		os = wrap(db)
+	if o.wrap != nil {
+		os = o.wrap(db)
 	}
 	svc, err := otp.NewService(st, otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(nil),
 		Secret: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return api.New(svc, api.Options{})
+	opts := api.Options{Logger: o.logger}
+	if o.access != nil {
+		opts.Access, opts.AuthFailures = func() *api.Access { return o.access }, ratelimit.New(nil)
+	}
+	return api.New(svc, opts)
+}
+
+// deadAddr returns an address where nothing listens.
+func deadAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 func TestDecodeBody(t *testing.T) {

@@ -7,13 +7,15 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-// errorBody is one row of DESIGN.md's error table, already encoded.
+// errorBody is one row of the error table (README.md, "HTTP API";
+// api/openapi.yaml), already encoded.
 type errorBody struct {
 	status int
 	body   []byte
 }
 
-// errorEnvelope is the vendor document's error body.
+// errorEnvelope is the error body of the vendor API otpgate is compatible
+// with (docs/architecture.md, "The vendor API"): its clients parse it.
 type errorEnvelope struct {
 	Error struct {
 		Name       string `json:"name"`
@@ -58,7 +60,8 @@ var errorTable = []struct {
 	{otp.ErrInvalidNumber, "invalid_number", envelope(400, "Mobile number is not valid/allowed", "Bad Request", 400)},
 	{otp.ErrCustomerNotFound, "customer_not_found", envelope(400, "Customer not found", "Bad Request", 400)},
 	{otp.ErrCustomTextNotFound, "custom_text_not_found", envelope(400, "Custom text does not exist", "Bad Request", 400)},
-	// The vendor document shows statusCode 200 for this row; kept for compatibility.
+	// The vendor API answers statusCode 200 for this row; kept for compatibility
+	// (docs/architecture.md, "The vendor API").
 	{otp.ErrBlocked, "blocked", envelope(404, "Blocked phone number", "Not Found", 200)},
 	{otp.ErrUpstreamDown, "upstream_down", envelope(409, "Upstream down", "Conflict", 409)},
 	{otp.ErrUnprocessable, "unprocessable", envelope(422, "Unprocessable Entity", "Unprocessable Entity", 422)},

@@ -51,7 +51,7 @@ const (
 )
 
 // Options tunes a Dispatcher. The zero value gives the production
-// behaviour of DESIGN.md.
+// behaviour (README.md, "Delivery receipts and callbacks").
 type Options struct {
 	// Client sends the POSTs; nil means one with Timeout that follows only
 	// 307/308 redirects to the same scheme and host.

@@ -536,13 +536,11 @@ func TestDispatcher_ShutdownKeepsInFlight(t *testing.T) {
 	o := newOutcomes()
 	stop := run(t, callback.New(db, settingsOf(map[string]string{"c1": ep.URL}), fastOpts(o)))
 	deliverReceipt(t, db, "c1", otp.StateDelivered)
-	ep.mu.Lock()
-	for len(ep.hits) == 0 {
-		ep.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-		ep.mu.Lock()
+	for deadline := time.Now().Add(wait); ep.count() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the callback never reached the endpoint")
+		}
 	}
-	ep.mu.Unlock()
 	stop()
 	cbs := queued(t, db)
 	if len(cbs) != 1 || cbs[0].Attempts != 0 {

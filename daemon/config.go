@@ -21,9 +21,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the YAML configuration file (README, "Configuration"). A
-// top-level key tagged reload:"restart" cannot change on a reload (see
-// restartOnly): the running daemon holds what it opened with it.
+// Config is the YAML configuration file (README.md, "Configuration";
+// configs/otpgate.yaml is the annotated example). A top-level key tagged
+// reload:"restart" cannot change on a reload (see restartOnly): the running
+// daemon holds what it opened with it.
 type Config struct {
 	Listen         string          `yaml:"listen" reload:"restart"`
 	DebugListen    string          `yaml:"debug_listen"`                  // replaced by admin_listen: refused with a hint

@@ -181,7 +181,9 @@ routes:
 			}
 		})
 	}
-	for {
+	// Senders whose sends all fail without a connection error (409, 429)
+	// would keep this loop going for ever: it has a deadline.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		mu.Lock()
 		n := len(ok)
 		mu.Unlock()
@@ -191,7 +193,10 @@ routes:
 		if active.Load() == 0 {
 			t.Fatalf("every sender stopped (connection errors) after %d sends answered 200", n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Now().After(deadline) {
+			close(killed)
+			t.Fatalf("only %d of %d sends answered 200 within a minute (%d attempted)", n, killAfter, seq.Load())
+		}
 	}
 	// Mid-load: the workers keep sending while the process dies.
 	if err := g1.cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -99,14 +99,16 @@ func (d *Daemon) AdminAddr() net.Addr {
 // Ready is closed once the HTTP listener is bound and serving.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
-// Send implements otp.Sender through the router in force, which a reload
-// may replace.
+// send is the service's otp.Sender (as a senderFunc): it goes through the
+// router in force, which a reload may replace.
 func (d *Daemon) send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 	return d.router.Load().Send(ctx, sms)
 }
 
+// senderFunc adapts a function to otp.Sender.
 type senderFunc func(ctx context.Context, sms otp.SMS) (otp.Sent, error)
 
+// Send calls f.
 func (f senderFunc) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) { return f(ctx, sms) }
 
 // Run opens the store, starts the carriers and serves HTTP until ctx is

@@ -46,8 +46,8 @@ const (
 	verifyPath = "/api/v3/otp-verification/verify-otp"
 )
 
-// TestGateway_ErrorTable drives every row of DESIGN.md's error table over
-// the wire and checks the exact body.
+// TestGateway_ErrorTable drives every row of the README's error table
+// ("HTTP API") through the whole gateway and checks the exact body.
 func TestGateway_ErrorTable(t *testing.T) {
 	sim := startSim(t, smsc.Config{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), maxAttempts: 2}))

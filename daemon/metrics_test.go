@@ -8,7 +8,7 @@ import (
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
-// TestGateway_Metrics checks the series of DESIGN.md after real traffic,
+// TestGateway_Metrics checks the README's series ("Operations") after real traffic,
 // and that no label holds a number, key or code.
 func TestGateway_Metrics(t *testing.T) {
 	sim := startSim(t, smsc.Config{ReceiptTLV: true})

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Callback schedule of DESIGN.md ("Delivery status and callbacks").
+// Callback schedule (README.md, "Delivery receipts and callbacks").
 const (
 	// CallbackRetryBase is the delay before the first retry (with jitter,
 	// between half of it and all of it); each later delay doubles.

@@ -10,15 +10,40 @@ import (
 	"log/slog"
 )
 
-// Code is an OTP code. Its String and LogValue hide it, so passing one to a
-// logger or a format verb cannot leak it; Reveal gives the digits.
+// Code is an OTP code. Every way a value is commonly printed hides it:
+// Format and String (every fmt verb), GoString (%#v, which would otherwise
+// print the digits in Go syntax, also inside a struct), LogValue (slog's
+// text and JSON handlers) and MarshalJSON (json.Marshal of a struct
+// holding one, and slog's JSON handler for such a struct). Reveal gives
+// the digits. fmt prints a Code held in an unexported struct field by
+// reflection, past these methods: never print such a struct whole.
 type Code string
 
+// redacted is what a Code shows instead of its digits.
+const redacted = "[REDACTED]"
+
 // String hides the code.
-func (Code) String() string { return "[REDACTED]" }
+func (Code) String() string { return redacted }
+
+// GoString hides the code from %#v.
+func (Code) GoString() string { return `otp.Code("` + redacted + `")` }
+
+// Format hides the code from every fmt verb, %d and %x included: without
+// it, a verb that does not consult String (%d) prints the digits.
+func (c Code) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		io.WriteString(f, c.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), redacted)
+}
 
 // LogValue hides the code from slog.
-func (Code) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
+func (Code) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON hides the code from encoding/json: a Code is never part of
+// a stored or served JSON document, only its HMAC is.
+func (Code) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
 
 // Reveal returns the digits, for the SMS text and the hash only.
 func (c Code) Reveal() string { return string(c) }

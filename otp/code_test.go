@@ -3,7 +3,11 @@ package otp_test
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -37,19 +41,70 @@ func TestNewCode(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	})
-	t.Run("ErrShortRandom", func(t *testing.T) {
-		if _, err := otp.NewCode(bytes.NewReader([]byte{255, 255}), 6); err == nil {
-			t.Fatal("got nil error from an exhausted reader")
+	t.Run("ShortRandom", func(t *testing.T) {
+		if _, err := otp.NewCode(bytes.NewReader([]byte{255, 255}), 6); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("exhausted reader: got %v, want io.ErrUnexpectedEOF", err)
 		}
 	})
-	t.Run("Redacted", func(t *testing.T) {
-		c := otp.Code("123456")
+}
+
+// TestCode_Redacted: no way of printing a Code, alone or in a struct,
+// shows its digits (in decimal or in hex).
+func TestCode_Redacted(t *testing.T) {
+	const digits = "123456"
+	c := otp.Code(digits)
+	type holder struct {
+		Number string
+		Code   otp.Code
+	}
+	h := holder{Number: "+91-98******10", Code: c}
+	outs := map[string]string{}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10s", "%-8v"} {
+		outs["Sprintf "+verb] = fmt.Sprintf(verb, c)
+		outs["Sprintf "+verb+" pointer"] = fmt.Sprintf(verb, &c)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		outs["Sprintf "+verb+" struct"] = fmt.Sprintf(verb, h)
+		outs["Sprintf "+verb+" struct pointer"] = fmt.Sprintf(verb, &h)
+	}
+	outs["Sprint"] = fmt.Sprint(c, h)
+	outs["Sprintln"] = fmt.Sprintln(c, h)
+	outs["Errorf"] = fmt.Errorf("send %v: %w", c, errors.New("x")).Error()
+	outs["GoString"] = c.GoString()
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs["json.Marshal struct"] = string(b)
+	if b, err = json.Marshal(map[string]any{"code": c}); err != nil {
+		t.Fatal(err)
+	}
+	outs["json.Marshal map"] = string(b)
+	for name, newHandler := range map[string]func(io.Writer) slog.Handler{
+		"text": func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) },
+		"json": func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
+	} {
 		var buf bytes.Buffer
-		slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "code", c)
-		if s := buf.String() + fmt.Sprint(c) + fmt.Sprintf("%v %s", c, c); strings.Contains(s, "123456") {
-			t.Fatalf("code leaked: %s", s)
+		log := slog.New(newHandler(&buf))
+		log.Info("sent", "code", c)
+		log.Info("sent", "holder", h)
+		log.Info("sent", "holder", &h)
+		log.Info("sent", slog.Any("code", c), slog.Group("g", "code", c))
+		log.With("code", c).Info("sent")
+		outs["slog "+name] = buf.String()
+	}
+	hexDigits := hex.EncodeToString([]byte(digits))
+	for name, out := range outs {
+		if strings.Contains(out, digits) || strings.Contains(strings.ToLower(out), hexDigits) {
+			t.Errorf("%s: code leaked: %s", name, out)
 		}
-	})
+		if !strings.Contains(out, "REDACTED") && !strings.Contains(strings.ToLower(out), hex.EncodeToString([]byte("[REDACTED]"))) {
+			t.Errorf("%s: got %q, want the code shown as [REDACTED]", name, out)
+		}
+	}
+	if c.Reveal() != digits {
+		t.Fatalf("Reveal: got %q, want %q", c.Reveal(), digits)
+	}
 }
 
 func TestParseTemplate(t *testing.T) {

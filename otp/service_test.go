@@ -2,6 +2,8 @@ package otp_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"regexp"
 	"strings"
@@ -41,6 +43,7 @@ type harness struct {
 	db    *store.DB
 	sim   *smsc.Server
 	clock *clock
+	deps  otp.Deps // what svc was built with, for services over the same parts
 }
 
 const (
@@ -96,12 +99,13 @@ func newHarnessWrapped(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Stor
 	if wrap != nil {
 		os = wrap(db)
 	}
-	svc, err := otp.NewService(st, otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
-		Secret: []byte(strings.Repeat("s", 32)), Now: clk.Now})
+	deps := otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
+		Secret: []byte(strings.Repeat("s", 32)), Now: clk.Now}
+	svc, err := otp.NewService(st, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{svc: svc, db: db, sim: sim, clock: clk}
+	return &harness{svc: svc, db: db, sim: sim, clock: clk, deps: deps}
 }
 
 var digits = regexp.MustCompile(`\d+`)
@@ -241,15 +245,91 @@ func TestService_HourlyCapSlides(t *testing.T) {
 	h.send(t, "+91-9876543210")
 }
 
-func TestService_StoresOnlyHash(t *testing.T) {
-	h := newHarness(t, otp.Policy{TTL: time.Minute, MaxAttempts: 3})
-	code := h.send(t, "+91-9876543210")
-	rec, err := h.db.GetOTP(context.Background(), otp.RecordKey(client, "919876543210"))
+// TestService_CodeHash: the stored hash is HMAC-SHA256 keyed by the
+// secret over the client, the number and the code, so a code verifies only
+// with the secret it was hashed with, and a stored hash says nothing about
+// the code of another number or another client.
+func TestService_CodeHash(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, otp.Policy{TTL: time.Minute, MaxAttempts: 5})
+	const number, e164 = "+91-9876543210", "919876543210"
+	code := h.send(t, number)
+	key := otp.RecordKey(client, e164)
+	rec, err := h.db.GetOTP(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.CodeHash) != 32 || strings.Contains(string(rec.CodeHash), code) {
-		t.Fatalf("stored hash %x: want a 32-byte HMAC without the code", rec.CodeHash)
+	// The layout is a stored format: changing it makes every live code fail
+	// to verify across an upgrade.
+	mac := hmac.New(sha256.New, h.deps.Secret)
+	mac.Write([]byte(client + "/" + e164 + "\x00" + code))
+	if !hmac.Equal(rec.CodeHash, mac.Sum(nil)) {
+		t.Errorf("stored hash %x, want HMAC-SHA256(secret, client/number NUL code) %x", rec.CodeHash, mac.Sum(nil))
+	}
+	// service returns a Service over h's parts with the given secret and
+	// clients.
+	service := func(t *testing.T, secret string, clients ...string) *otp.Service {
+		t.Helper()
+		var cs []otp.Client
+		for _, id := range clients {
+			cs = append(cs, otp.Client{ID: id, Sender: "ACME", Countries: []string{"*"}})
+		}
+		st, err := otp.NewSettings(otp.Policy{TTL: time.Minute, MaxAttempts: 5, SubmitTimeout: time.Second}, cs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := h.deps
+		d.Secret = []byte(secret)
+		svc, err := otp.NewService(st, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	verify := func(svc *otp.Service, clientID, number string) error {
+		_, err := svc.Verify(ctx, otp.VerifyRequest{AuthClientID: clientID, ClientID: clientID, PhoneNumber: number, OTP: code})
+		return err
+	}
+	// copyRecord stores rec under another client's or number's key.
+	copyRecord := func(t *testing.T, to string) {
+		t.Helper()
+		err := h.db.UpdateOTP(ctx, to, func(r *otp.Record, _ bool) (otp.Change, error) {
+			*r = rec
+			r.Key = to
+			return otp.Put, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("OtherSecret", func(t *testing.T) {
+		svc := service(t, strings.Repeat("t", 32), client)
+		if err := verify(svc, client, number); !errors.Is(err, otp.ErrInvalidOTP) {
+			t.Fatalf("right code, other secret: got %v, want ErrInvalidOTP", err)
+		}
+	})
+	t.Run("OtherNumber", func(t *testing.T) {
+		copyRecord(t, otp.RecordKey(client, "919876543211"))
+		if err := h.verify("+91-9876543211", code); !errors.Is(err, otp.ErrInvalidOTP) {
+			t.Fatalf("another number's hash: got %v, want ErrInvalidOTP", err)
+		}
+	})
+	t.Run("OtherClient", func(t *testing.T) {
+		copyRecord(t, otp.RecordKey("c2", e164))
+		svc := service(t, string(h.deps.Secret), client, "c2")
+		if err := verify(svc, "c2", number); !errors.Is(err, otp.ErrInvalidOTP) {
+			t.Fatalf("another client's hash: got %v, want ErrInvalidOTP", err)
+		}
+	})
+	t.Run("OtherCode", func(t *testing.T) {
+		if err := h.verify(number, wrongCode(code)); !errors.Is(err, otp.ErrInvalidOTP) {
+			t.Fatalf("wrong code: got %v, want ErrInvalidOTP", err)
+		}
+	})
+	// With its own secret, client and number the code verifies.
+	if err := h.verify(number, code); err != nil {
+		t.Fatalf("right code: got %v, want nil", err)
 	}
 }
 

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Policy holds the limits of DESIGN.md's `otp:` section and submit_timeout.
+// Policy holds the limits of the configuration's `otp:` section and
+// submit_timeout (README.md, "Configuration").
 type Policy struct {
 	TTL                 time.Duration // code validity, and how long a lock lasts after the last wrong guess
 	MaxAttempts         int           // wrong guesses before verification locks

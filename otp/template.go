@@ -44,7 +44,8 @@ func (t Template) Render(code Code) string { return t.prefix + code.Reveal() + t
 // Masked returns the text with '*' in place of the code, for logs.
 func (t Template) Masked() string { return t.prefix + strings.Repeat("*", t.length) + t.suffix }
 
-// DefaultTemplates are the vendor document's texts for customTextId "4" to "8".
+// DefaultTemplates are the vendor API's texts for customTextId "4" to "8"
+// (docs/architecture.md, "The vendor API").
 var DefaultTemplates = func() map[string]Template {
 	m := make(map[string]Template, 5)
 	for n := 4; n <= 8; n++ {

@@ -82,7 +82,8 @@ type Part struct {
 // State is a message's delivery state.
 type State string
 
-// Delivery states of DESIGN.md.
+// Delivery states, as the status API and callbacks show them (README.md,
+// "HTTP API"; api/openapi.yaml).
 const (
 	StateAccepted      State = "ACCEPTED"
 	StateDelivered     State = "DELIVERED"

@@ -46,7 +46,7 @@ type Number struct {
 // gets them: "919876543210".
 func (n Number) E164() string { return n.CC + n.National }
 
-// String returns the number in the vendor document's format,
+// String returns the number in the vendor API's format,
 // "+91-9876543210", which Parse accepts back.
 func (n Number) String() string { return "+" + n.CC + "-" + n.National }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // seedRows is the number of rows of the vendor's supported-countries table
-// (seed/000_dbd770b56cd4412b.txt, from "supported countries" to "sample error").
+// (its "supported countries" section; see countries.tsv).
 const seedRows = 241
 
 func TestCountries_Table(t *testing.T) {

@@ -212,12 +212,20 @@ func TestKeyed_Run(t *testing.T) {
 		k.Run(ctx, time.Millisecond)
 		close(stopped)
 	}()
-	for k.Len() != 0 { // Run sweeps at its first tick; the test timeout bounds the wait
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
+	// Run sweeps at its first tick, a millisecond away; 10s is for a loaded
+	// machine.
+	for deadline := time.Now().Add(10 * time.Second); k.Len() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("Run never swept: %d buckets left", k.Len())
+		}
 	}
 	cancel()
-	<-stopped
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
 }
 
 func BenchmarkAllow(b *testing.B) {

@@ -19,11 +19,27 @@ type recorder struct {
 	ups      []time.Time
 	failures []string
 	failedAt []time.Time
+	results  map[string]int // submits by result
 }
 
-func (r *recorder) Submit(string, string, time.Duration) {}
-func (r *recorder) Receipt(string, string)               {}
-func (r *recorder) Degraded(string, bool)                {}
+func (r *recorder) Submit(_, result string, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.results == nil {
+		r.results = map[string]int{}
+	}
+	r.results[result]++
+}
+
+// submits returns how many submits had result.
+func (r *recorder) submits(result string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.results[result]
+}
+
+func (r *recorder) Receipt(string, string) {}
+func (r *recorder) Degraded(string, bool)  {}
 
 func (r *recorder) BindState(_, _ string, up bool) {
 	if up {

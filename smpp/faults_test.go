@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,16 +61,28 @@ func TestRouter_DropUnderLoad(t *testing.T) {
 		close(next)
 		wg.Wait()
 	}
-	dropped := make(chan struct{})
+	// The drop comes once a third of the messages are in, during the first
+	// half; should that half end short of a third, the wait ends with it
+	// (it has no deadline of its own to miss on a slow machine).
+	var firstHalfDone atomic.Bool
+	dropped := make(chan bool, 1)
 	go func() {
-		defer close(dropped)
 		for sim.Stats().Accepted < n/3 {
+			if firstHalfDone.Load() && sim.Stats().Accepted < n/3 {
+				dropped <- false
+				return
+			}
 			time.Sleep(time.Millisecond)
 		}
 		sim.DropConnections()
+		dropped <- true
 	}()
 	phase(0, n/2) // the drop happens in this half
-	<-dropped
+	firstHalfDone.Store(true)
+	if !<-dropped {
+		t.Fatalf("the SMSC accepted %d of the first %d sends, never %d: nothing was dropped under load",
+			sim.Stats().Accepted, n/2, n/3)
+	}
 	// While it rebinds, sends get ErrUpstreamDown at once (no session is
 	// bound); once it is back, every send must succeed.
 	waitBound(t, c, 2)

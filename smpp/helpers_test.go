@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,42 +108,56 @@ func ctxTimeout(tb testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// handler records receipts; fail makes the first n calls fail.
-type handler struct {
+// calls records what a carrier hands on (receipts, MO messages); fail
+// makes the first n calls fail.
+type calls[T any] struct {
 	mu   sync.Mutex
-	got  []otp.Receipt
+	got  []T
 	fail int
 	wake chan struct{}
 }
 
-func newHandler() *handler { return &handler{wake: make(chan struct{}, 1000)} }
-
-func (h *handler) HandleReceipt(_ context.Context, r otp.Receipt) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.fail > 0 {
-		h.fail--
+func (r *calls[T]) record(v T) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
 		return errors.New("store unavailable")
 	}
-	h.got = append(h.got, r)
+	r.got = append(r.got, v)
 	select {
-	case h.wake <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
 	return nil
 }
 
-func (h *handler) wait(tb testing.TB, n int) []otp.Receipt {
+// wait returns what was recorded once there are at least n.
+func (r *calls[T]) wait(tb testing.TB, n int) []T {
 	tb.Helper()
-	var out []otp.Receipt
-	eventually(tb, "receipts", func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		out = append([]otp.Receipt(nil), h.got...)
+	var out []T
+	eventually(tb, "recorded", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		out = append([]T(nil), r.got...)
 		return len(out) >= n
 	})
 	return out
 }
+
+// handler records receipts.
+type handler struct{ calls[otp.Receipt] }
+
+func newHandler() *handler {
+	return &handler{calls[otp.Receipt]{wake: make(chan struct{}, 1000)}}
+}
+
+func (h *handler) HandleReceipt(_ context.Context, r otp.Receipt) error { return h.record(r) }
+
+// moHandler records MO messages.
+type moHandler struct{ calls[otp.MO] }
+
+func (h *moHandler) HandleMO(_ context.Context, m otp.MO) error { return h.record(m) }
 
 // rawPDU encodes a PDU header and body.
 func rawPDU(id, status, seq uint32, body []byte) []byte {
@@ -151,4 +167,55 @@ func rawPDU(id, status, seq uint32, body []byte) []byte {
 	binary.BigEndian.PutUint32(b[8:], status)
 	binary.BigEndian.PutUint32(b[12:], seq)
 	return append(b, body...)
+}
+
+// textRecords parses the lines of slog's text handler into their
+// attributes (key=value, a quoted value unquoted), so that a test matches
+// a message or a value whole: "bound" must not be found in "unbound".
+func textRecords(tb testing.TB, logs string) []map[string]string {
+	tb.Helper()
+	var out []map[string]string
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if line == "" {
+			continue
+		}
+		rec := map[string]string{}
+		for rest := line; rest != ""; {
+			eq := strings.IndexByte(rest, '=')
+			if eq < 0 {
+				tb.Fatalf("not a text log line: %q", line)
+			}
+			key, v := rest[:eq], rest[eq+1:]
+			if strings.HasPrefix(v, `"`) {
+				q, err := strconv.QuotedPrefix(v)
+				if err != nil {
+					tb.Fatalf("bad quoted value in %q: %v", line, err)
+				}
+				rest = v[len(q):]
+				v, _ = strconv.Unquote(q)
+			} else if sp := strings.IndexByte(v, ' '); sp >= 0 {
+				v, rest = v[:sp], v[sp:]
+			} else {
+				rest = ""
+			}
+			rec[key] = v
+			rest = strings.TrimPrefix(rest, " ")
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// hasRecord reports whether one of recs holds every key and value of want.
+func hasRecord(recs []map[string]string, want map[string]string) bool {
+next:
+	for _, r := range recs {
+		for k, v := range want {
+			if r[k] != v {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }

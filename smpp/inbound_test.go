@@ -1,9 +1,6 @@
 package smpp_test
 
 import (
-	"context"
-	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,36 +8,6 @@ import (
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
-
-// moHandler records MO messages; fail makes the first n calls fail.
-type moHandler struct {
-	mu   sync.Mutex
-	got  []otp.MO
-	fail int
-}
-
-func (h *moHandler) HandleMO(_ context.Context, m otp.MO) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.fail > 0 {
-		h.fail--
-		return errors.New("queue unavailable")
-	}
-	h.got = append(h.got, m)
-	return nil
-}
-
-func (h *moHandler) wait(tb testing.TB, n int) []otp.MO {
-	tb.Helper()
-	var out []otp.MO
-	eventually(tb, "MO messages", func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		out = append([]otp.MO(nil), h.got...)
-		return len(out) >= n
-	})
-	return out
-}
 
 // waitResponses waits until the simulator recorded n responses.
 func waitResponses(tb testing.TB, sim *smsc.Server, n int) []smsc.Response {
@@ -245,7 +212,7 @@ func TestCarrier_MO(t *testing.T) {
 // answered ESME_RX_T_APPN; the SMSC sends it again and it gets through.
 func TestCarrier_MOHandlerErrorTemporary(t *testing.T) {
 	sim := newSMSC(t, smsc.Config{ReceiptRetry: 20 * time.Millisecond})
-	mo := &moHandler{fail: 1}
+	mo := &moHandler{calls[otp.MO]{fail: 1}}
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.MO = mo
 	c := runCarrier(t, cfg, nil)

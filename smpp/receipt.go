@@ -14,11 +14,12 @@ import (
 )
 
 // ReceiptHandler takes the delivery receipts a carrier's sessions receive.
-// HandleReceipt runs on a per-session worker goroutine, one receipt at a
-// time; the deliver_sm_resp (or data_sm_resp) goes out after it returns:
-// ESME_ROK on nil, ESME_RX_T_APPN (0x64, a temporary error) on an error so
-// that the SMSC sends the receipt again. HandleReceipt must therefore be
-// idempotent.
+// HandleReceipt runs on a session's receipt workers (16 per session, so
+// calls are concurrent), never on its reader; the deliver_sm_resp (or
+// data_sm_resp) goes out after it returns: ESME_ROK on nil,
+// ESME_RX_T_APPN (0x64, a temporary error) on an error so that the SMSC
+// sends the receipt again. HandleReceipt must therefore be idempotent and
+// safe for concurrent use.
 type ReceiptHandler interface {
 	HandleReceipt(ctx context.Context, r otp.Receipt) error
 }

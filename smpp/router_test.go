@@ -3,6 +3,8 @@ package smpp_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,10 +79,16 @@ func TestRouter_Send(t *testing.T) {
 			t.Fatalf("got %v (ctx %v), want ErrUpstreamDown before the deadline", err, ctx.Err())
 		}
 	})
-	t.Run("ErrNoRoute", func(t *testing.T) {
+	// No route matches: ErrUpstreamDown at once (there is no ErrNoRoute),
+	// and no carrier was tried.
+	t.Run("NoRoute", func(t *testing.T) {
+		before1, before2 := e.sim1.Stats().Submits, e.sim2.Stats().Submits
 		_, ctx, err := send(t, "US", "12025550123", 10*time.Second)
-		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil {
-			t.Fatalf("got %v, want ErrUpstreamDown at once", err)
+		if !errors.Is(err, otp.ErrUpstreamDown) || ctx.Err() != nil || !strings.Contains(err.Error(), "no route for US") {
+			t.Fatalf("got %v (ctx %v), want ErrUpstreamDown for want of a route, before the deadline", err, ctx.Err())
+		}
+		if e.sim1.Stats().Submits != before1 || e.sim2.Stats().Submits != before2 {
+			t.Fatal("a number that no route matches reached a carrier")
 		}
 	})
 	t.Run("ThrottledCarrierFailsOver", func(t *testing.T) {
@@ -162,10 +170,18 @@ func TestNewRouter_Errors(t *testing.T) {
 	}
 }
 
+// TestRouter_RecoversFromSMSCThrottling: an SMSC that takes 10 submits a
+// second, from a carrier unlimited on our side, and five sends at once:
+// every send succeeds, each message reaches the SMSC exactly once, the
+// SMSC did throttle (or the test tested nothing), and the throttled
+// submits were retried with back-off, not in a loop.
 func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
 	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
 	sim.SetThrottle(10, 1)
-	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil) // unlimited on our side
+	obs := &recorder{}
+	cfg := carrierConfig("a", sim.Addr()) // unlimited on our side
+	cfg.Observer = obs
+	c := runCarrier(t, cfg, nil)
 	waitBound(t, c, 1)
 	r, err := smpp.NewRouter([]smpp.Route{{Countries: []string{"*"}, Carriers: []string{"a"}}},
 		map[string]*smpp.Carrier{"a": c}, nil)
@@ -176,20 +192,47 @@ func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			_, err := r.Send(ctxTimeout(t, 10*time.Second), testSMS("code"))
+			sms := testSMS(fmt.Sprintf("code %04d", i))
+			sms.RequestID = fmt.Sprint("req-", i)
+			_, err := r.Send(ctxTimeout(t, 10*time.Second), sms)
 			errs <- err
 		}()
 	}
 	for i := 0; i < n; i++ {
-		if err := <-errs; err != nil {
-			t.Fatalf("Send: %v", err)
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a Send outlived its 10s deadline")
 		}
 	}
 	st := sim.Stats()
 	if st.Accepted != n {
 		t.Fatalf("accepted: got %d, want %d", st.Accepted, n)
 	}
-	t.Logf("throttled %d times on the way", st.Throttled)
+	seen := map[string]int{}
+	for _, m := range sim.Messages() {
+		seen[m.Text]++
+	}
+	for i := 0; i < n; i++ {
+		if text := fmt.Sprintf("code %04d", i); seen[text] != 1 {
+			t.Fatalf("%q accepted %d times, want once", text, seen[text])
+		}
+	}
+	if st.Throttled == 0 {
+		t.Fatal("the simulator never throttled: the test did not test throttling")
+	}
+	if got := obs.submits("throttled"); got != int(st.Throttled) {
+		t.Fatalf("submits the carrier counted as throttled: got %d, want the SMSC's %d", got, st.Throttled)
+	}
+	// The router backs off 50ms doubling to 1s (a wait is at least half a
+	// step): within its 10s deadline a send makes fewer than 25 passes, so
+	// more throttles than that per send is a retry loop without back-off.
+	if limit := uint64(25 * n); st.Throttled > limit {
+		t.Fatalf("throttled %d times for %d sends, want at most %d: retries do not back off", st.Throttled, n, limit)
+	}
 }
 
 func TestParsePrefix(t *testing.T) {

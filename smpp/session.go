@@ -146,9 +146,14 @@ type result struct {
 	err   error
 }
 
-// session is one bound SMPP session over a net.Conn. It owns goroutines
-// (reader, keeper, keepalive, receipt workers) that end when the session
-// dies; close waits for them. All methods are safe for concurrent use.
+// session is one bound SMPP session over a net.Conn. start gives it three
+// goroutines: readLoop (the one reader), keepLoop (fails requests left
+// unanswered past AckTimeout) and aliveLoop (enquire_link, and the end of a
+// silent session); a bind that can receive (transceiver or receiver) also
+// gets receiptWorkers (16) receiptLoops, which run the receipt and MO
+// handlers. That is 3 goroutines for a transmitter bind and 19 for the
+// others, all ended by kill; close waits for them. All methods are safe
+// for concurrent use.
 type session struct {
 	cfg  sessionConfig
 	conn net.Conn

@@ -49,9 +49,17 @@ func startPeer(tb testing.TB, cfg sessionConfig) (*session, *peer) {
 		s, err := dialSession(context.Background(), d.DialContext, ln.Addr().String(), nil, cfg)
 		done <- dialed{s, err}
 	}()
-	c, ok := <-accepted
-	if !ok {
-		tb.Fatal("accept failed")
+	var c net.Conn
+	select {
+	case conn, ok := <-accepted:
+		if !ok {
+			tb.Fatal("accept failed")
+		}
+		c = conn
+	case d := <-done:
+		tb.Fatalf("dialSession returned before the peer accepted: %v", d.err)
+	case <-time.After(waitLimit):
+		tb.Fatal("the session never dialled the peer")
 	}
 	p := &peer{tb: tb, conn: c}
 	id, _, seq, _ := p.read()
@@ -59,13 +67,30 @@ func startPeer(tb testing.TB, cfg sessionConfig) (*session, *peer) {
 		tb.Fatalf("bind: got command %#x, want %#x", id, resp&^0x80000000)
 	}
 	p.write(frame(uint32(id)|0x80000000, 0, seq, cstr("smsc")))
-	d := <-done
+	d := recv(tb, done, "dialSession to return after bind_resp")
 	if d.err != nil {
 		tb.Fatalf("dialSession: %v", d.err)
 	}
 	tb.Cleanup(d.s.close)
 	tb.Cleanup(func() { c.Close() }) // runs first: close then need not wait for unbind_resp
 	return d.s, p
+}
+
+// waitLimit bounds every wait of these tests: far beyond what any of them
+// takes, so that a session that never answers fails its test instead of
+// hanging the package until the test binary's timeout.
+const waitLimit = 10 * time.Second
+
+// recv receives from ch, failing the test after waitLimit.
+func recv[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitLimit):
+		tb.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
 }
 
 func (p *peer) read() (id pdu.ID, status, seq uint32, body []byte) {
@@ -184,7 +209,7 @@ func TestSession_SeqCollision(t *testing.T) {
 		t.Fatalf("deliver_sm_resp: got status %d seq %d, want 0 %d", st, rseq, seq)
 	}
 	p.write(frame(uint32(pdu.SubmitSMRespID), 0, seq, cstr("ABC")))
-	r := <-done
+	r := recv(t, done, "the submit's result")
 	if r.err != nil {
 		t.Fatalf("submit: %v", r.err)
 	}
@@ -257,12 +282,12 @@ func TestSession_BadLengthKillsAndFailsPending(t *testing.T) {
 	}()
 	p.readUntil(pdu.SubmitSMID)
 	p.write([]byte{0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1})
-	err := <-done
+	err := recv(t, done, "the submit's result")
 	var lost *SessionLostError
 	if !errors.As(err, &lost) || !lost.Written || !errors.Is(err, ErrSessionLost) || !errors.Is(err, errBadLength) {
 		t.Fatalf("got %v, want a written SessionLostError caused by a bad length", err)
 	}
-	<-s.dead
+	recv(t, s.dead, "the session's end")
 }
 
 func TestSession_Window(t *testing.T) {
@@ -290,12 +315,12 @@ func TestSession_Window(t *testing.T) {
 		t.Fatal("a second submit was written while the window was full")
 	}
 	p.write(frame(uint32(pdu.SubmitSMRespID), 0, seq1, cstr("1")))
-	if err := <-first; err != nil {
+	if err := recv(t, first, "the first submit's result"); err != nil {
 		t.Fatalf("first: %v", err)
 	}
 	_, seq2, _ := p.readUntil(pdu.SubmitSMID)
 	p.write(frame(uint32(pdu.SubmitSMRespID), StatusThrottled, seq2, nil))
-	if err := <-second; err != nil {
+	if err := recv(t, second, "the second submit's result"); err != nil {
 		t.Fatalf("second: %v", err) // the status is the caller's business
 	}
 }
@@ -315,10 +340,10 @@ func TestSession_LostBeforeWrite(t *testing.T) {
 	}()
 	p.conn.Close()
 	var lost *SessionLostError
-	if err := <-first; !errors.As(err, &lost) || !lost.Written {
+	if err := recv(t, first, "the first submit's result"); !errors.As(err, &lost) || !lost.Written {
 		t.Fatalf("first: got %v, want written SessionLostError", err)
 	}
-	if err := <-second; !errors.As(err, &lost) || lost.Written {
+	if err := recv(t, second, "the second submit's result"); !errors.As(err, &lost) || lost.Written {
 		t.Fatalf("second: got %v, want not-written SessionLostError", err)
 	}
 }
@@ -329,7 +354,7 @@ func TestSession_UnbindFromSMSC(t *testing.T) {
 	if _, seq, _ := p.readUntil(pdu.UnbindRespID); seq != 5 {
 		t.Fatalf("unbind_resp seq: got %d, want 5", seq)
 	}
-	<-s.dead
+	recv(t, s.dead, "the session's end")
 	if !errors.Is(s.Err(), errUnbound) {
 		t.Fatalf("got %v, want errUnbound", s.Err())
 	}
@@ -344,7 +369,7 @@ func TestSession_CloseUnbinds(t *testing.T) {
 	}()
 	_, seq, _ := p.readUntil(pdu.UnbindID)
 	p.write(frame(uint32(pdu.UnbindRespID), 0, seq, nil))
-	<-done
+	recv(t, done, "close to return")
 	if !errors.Is(s.Err(), errClosed) && s.Err() == nil {
 		t.Fatalf("got %v, want closed", s.Err())
 	}

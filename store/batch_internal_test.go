@@ -27,13 +27,24 @@ func holdWriter(tb testing.TB, db *DB) (release func()) {
 			return nil
 		})
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-done:
+		tb.Fatalf("holding write ended before it held the writer: %v", err)
+	case <-time.After(waitLimit):
+		tb.Fatal("the writer never ran the holding write")
+	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
 			close(unblock)
-			if err := <-done; err != nil {
-				tb.Errorf("holding write: %v", err)
+			select {
+			case err := <-done:
+				if err != nil {
+					tb.Errorf("holding write: %v", err)
+				}
+			case <-time.After(waitLimit):
+				tb.Error("the holding write was never committed")
 			}
 		})
 	}
@@ -41,13 +52,20 @@ func holdWriter(tb testing.TB, db *DB) (release func()) {
 	return release
 }
 
+// waitLimit bounds every wait of these tests: far beyond what any of them
+// takes, so that a broken writer fails the test instead of hanging it.
+const waitLimit = 10 * time.Second
+
 // queued runs op in a goroutine and returns once it waits in the writer's
 // queue behind n-1 others, so that ops run in the order they are queued.
+// An op that never queues a write fails the test after waitLimit.
 func queued(tb testing.TB, db *DB, n int, op func()) {
 	tb.Helper()
 	go op()
-	for len(db.writes) < n {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(waitLimit); len(db.writes) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("write %d never reached the writer's queue (%d queued)", n, len(db.writes))
+		}
 	}
 }
 
@@ -61,7 +79,9 @@ func TestBatch_Interleaved(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer db.Close()
+	// A cleanup, not a defer: it runs after holdWriter's release, so that a
+	// test failing while the writer is held does not wait forever in Close.
+	t.Cleanup(func() { db.Close() })
 	keep := time.Now().Add(time.Hour)
 	if _, err := db.SaveSend(ctx, "c/1", otp.Message{RequestID: "r0", Carrier: "a"}, func(r *otp.Record, _ bool) {
 		r.CodeHash, r.KeepUntil = []byte("h"), keep
@@ -210,7 +230,9 @@ func TestBatch_TxnTooBig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer db.Close()
+	// A cleanup, not a defer: it runs after holdWriter's release, so that a
+	// test failing while the writer is held does not wait forever in Close.
+	t.Cleanup(func() { db.Close() })
 	// badger's default limit is about 9.6 MB per transaction, counting the
 	// values under its 1 MB value threshold in full: 6 writes of 1.8 MB do
 	// not fit in one, and one of 10.8 MB fits in none.

@@ -14,5 +14,5 @@
 //
 // Client PDUs are decoded with go-smpp's codec; the PDUs the simulator
 // originates are encoded by hand, because go-smpp's deliver_sm encoder emits a
-// stray byte (see GOSMPP.md).
+// stray byte (see docs/smpp-notes.md).
 package smsc

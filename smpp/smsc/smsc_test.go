@@ -177,9 +177,9 @@ func TestServer_Bind(t *testing.T) {
 		script                   uint32
 		want                     uint32
 	}{
-		{"ErrPassword", "sys", "wrong", 0, 0x0E},
-		{"ErrSystemID", "other", "secret", 0, 0x0F},
-		{"ErrScripted", "sys", "secret", 0x0D, 0x0D},
+		{"InvalidPassword", "sys", "wrong", 0, 0x0E},    // ESME_RINVPASWD
+		{"InvalidSystemID", "other", "secret", 0, 0x0F}, // ESME_RINVSYSID
+		{"ScriptedStatus", "sys", "secret", 0x0D, 0x0D}, // SetBindStatus: ESME_RBINDFAIL
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

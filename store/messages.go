@@ -1,0 +1,404 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// Messages and receipts: a message per send-otp request under m/<request
+// id>, its carrier ids indexed under x/ and y/, receipts that came before
+// their message kept under p/.
+
+// SaveSend implements otp.Store. In one transaction it loads the record
+// under key (a new record with only Key set and found false when there is
+// no live one), lets fn update it and writes it (deleting it when its
+// KeepUntil is zero or past), applies to msg's parts any receipt that
+// arrived before, and writes msg with its id index for MessageTTL. It
+// returns msg as stored.
+func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func(rec *otp.Record, found bool)) (otp.Message, error) {
+	if msg.RequestID == "" {
+		return otp.Message{}, errors.New("store: save send: empty request id")
+	}
+	var (
+		stored  otp.Message
+		applied []string // pending keys applied (and deleted) by the last run
+	)
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		applied = applied[:0]
+		rec, found, err := db.getRecord(txn, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			rec = otp.Record{}
+		}
+		rec.Key = key
+		if fn != nil {
+			fn(&rec, found)
+		}
+		rec.Key = key
+		if err := db.putRecord(txn, rec); err != nil {
+			return err
+		}
+		m := msg
+		m.Parts = append([]otp.Part(nil), msg.Parts...)
+		for i := range m.Parts {
+			if err := db.applyPending(txn, m.Carrier, &m.Parts[i], &applied); err != nil {
+				return err
+			}
+		}
+		prev, _, _ := msg.Summary()
+		if err := db.enqueueCallback(txn, prev, m); err != nil {
+			return err
+		}
+		expires := unixCeil(db.now().Add(db.messageTTL))
+		if err := setJSON(txn, prefixMessage+m.RequestID, m, expires); err != nil {
+			return err
+		}
+		stored = m
+		return indexMessage(txn, m, expires)
+	})
+	if err != nil {
+		return otp.Message{}, fmt.Errorf("store: save send: %w", err)
+	}
+	for _, k := range applied { // committed: gone from disk
+		db.pending.forget(k)
+	}
+	return stored, nil
+}
+
+// indexEntry locates a message part.
+type indexEntry struct {
+	RequestID string `json:"r"`
+	Part      int    `json:"i"`
+}
+
+// indexMessage writes the x/ and y/ entries of m's parts. An x/ entry that
+// belongs to another message is kept: exact ids are first come, first
+// served.
+func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
+	for i, p := range m.Parts {
+		canonical, alts := otp.IDForms(p.MessageID)
+		if canonical == "" {
+			continue
+		}
+		// A carrier that reuses an id (its counter wrapped) sends the next
+		// receipt for the newest message: the exact index points there.
+		ie := indexEntry{RequestID: m.RequestID, Part: i}
+		if err := setJSON(txn, prefixExact+m.Carrier+"/"+canonical, ie, expires); err != nil {
+			return err
+		}
+		for _, a := range alts {
+			if err := setJSON(txn, prefixAlt+m.Carrier+"/"+a, ie, expires); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pendingReceipt is a receipt kept until its message is saved.
+type pendingReceipt struct {
+	Carrier   string    `json:"c,omitempty"`
+	MessageID string    `json:"m"`
+	State     otp.State `json:"s"`
+	Error     string    `json:"e,omitempty"`
+	DoneAt    time.Time `json:"t,omitzero"`
+}
+
+// applyPending applies to p the receipts waiting under its id's canonical
+// and alternate forms, deletes them and appends their keys to applied (for
+// the filter to forget once the transaction has committed).
+func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied *[]string) error {
+	canonical, alts := otp.IDForms(p.MessageID)
+	if canonical == "" {
+		return nil
+	}
+	for _, id := range append([]string{canonical}, alts...) {
+		k := prefixPending + carrier + "/" + id
+		if !db.pending.mayHave(k) {
+			continue // the common case: no receipt came before this message
+		}
+		var pr pendingReceipt
+		ok, err := getJSON(txn, k, &pr)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			db.pending.forget(k)
+			continue
+		}
+		applyToPart(p, otp.Receipt{Carrier: carrier, MessageID: pr.MessageID, State: pr.State, Error: pr.Error, DoneAt: pr.DoneAt})
+		if err := txn.Delete([]byte(k)); err != nil {
+			return err
+		}
+		*applied = append(*applied, k)
+	}
+	return nil
+}
+
+// applyToPart records r on p unless p already has a final state or r's
+// state, and reports whether p changed.
+func applyToPart(p *otp.Part, r otp.Receipt) bool {
+	if p.State.Final() || p.State == r.State {
+		return false
+	}
+	p.State = r.State
+	p.Error = r.Error
+	p.DoneAt = r.DoneAt
+	return true
+}
+
+// ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up
+// by its canonical form (otp.IDForms) among the exact ids of r.Carrier's
+// messages, then among their alternate forms (a part found there that
+// already has another final state is not taken as the match). A receipt that matches
+// nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
+// receipt with an empty id matches nothing and is not kept.
+func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
+	canonical, _ := otp.IDForms(r.MessageID)
+	if canonical == "" {
+		return otp.Message{}, false, false, nil
+	}
+	err = db.update(ctx, func(txn *badger.Txn) error {
+		msg, matched, changed = otp.Message{}, false, false
+		for _, prefix := range []string{prefixExact, prefixAlt} {
+			var ie indexEntry
+			ok, err := getJSON(txn, prefix+r.Carrier+"/"+canonical, &ie)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			mk := prefixMessage + ie.RequestID
+			var m otp.Message
+			item, err := txn.Get([]byte(mk))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return fmt.Errorf("message %q: %w", ie.RequestID, err)
+			}
+			if ie.Part < 0 || ie.Part >= len(m.Parts) {
+				continue
+			}
+			if m.Carrier != r.Carrier {
+				// A receipt of an attempt that a retry through another
+				// carrier replaced (its index entries stay): that attempt
+				// is in Earlier with its final state, and the current one
+				// is not this carrier's to change.
+				msg, matched = m, true
+				return nil
+			}
+			// A match through an alternate form is only a guess: the
+			// receipt may belong to a message whose exact id it is and
+			// whose SaveSend has not committed yet. Once the guessed part
+			// has its final state, a different state is that other
+			// message's receipt: keep it pending for its SaveSend.
+			if p := m.Parts[ie.Part]; prefix == prefixAlt && p.State.Final() && p.State != r.State {
+				continue
+			}
+			msg, matched = m, true
+			prev, _, _ := msg.Summary()
+			if changed = applyToPart(&msg.Parts[ie.Part], r); changed {
+				if err := db.enqueueCallback(txn, prev, msg); err != nil {
+					return err
+				}
+				return setJSON(txn, mk, msg, item.ExpiresAt())
+			}
+			return nil
+		}
+		return db.keepPending(txn, r, canonical)
+	})
+	if err != nil {
+		return otp.Message{}, false, false, fmt.Errorf("store: apply receipt: %w", err)
+	}
+	return msg, matched, changed, nil
+}
+
+// keepPending stores r until its message is saved. A final state already
+// waiting is never replaced, as on a message: the first final receipt
+// decides. When the carrier then holds more than pendingMax receipts, the
+// oldest are deleted.
+func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
+	k := prefixPending + r.Carrier + "/" + canonical
+	var old pendingReceipt
+	ok, err := getJSON(txn, k, &old)
+	if err != nil {
+		return err
+	}
+	if ok && (old.State.Final() || old.State == r.State) {
+		return nil
+	}
+	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt}
+	expires := db.now().Add(db.pendingTTL)
+	for _, ek := range db.pending.add(r.Carrier, k, expires, db.pendingMax) {
+		// Forgotten by the filter whether or not this transaction commits:
+		// the receipt is dropped either way (badger expires it), and
+		// counted once.
+		if err := txn.Delete([]byte(ek)); err != nil {
+			return err
+		}
+		db.onDropped(r.Carrier)
+	}
+	return setJSON(txn, k, pr, unixCeil(expires))
+}
+
+// Message implements otp.ReceiptStore: it returns the message of requestID,
+// or otp.ErrRequestNotFound.
+func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error) {
+	var m otp.Message
+	var ok bool
+	err := db.view(func(txn *badger.Txn) error {
+		var err error
+		ok, err = getJSON(txn, prefixMessage+requestID, &m)
+		return err
+	})
+	if err != nil {
+		return otp.Message{}, fmt.Errorf("store: message: %w", err)
+	}
+	if !ok {
+		return otp.Message{}, fmt.Errorf("store: message: %w", otp.ErrRequestNotFound)
+	}
+	return m, nil
+}
+
+// RecordLateAck implements otp.ReceiptStore: it gives the part a.Part of
+// the message of a.RequestID the carrier's message id, indexes it (so that
+// its receipt matches) and applies a receipt that came before. A message
+// that went out through another carrier (the late ack is of a copy sent
+// before a failover), or whose part already has an id, is left unchanged.
+// It returns otp.ErrRequestNotFound while the message is not saved yet.
+func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
+	if a.Part < 0 || a.Part >= a.Parts || a.Parts > 255 || a.MessageID == "" {
+		return fmt.Errorf("store: late ack: bad part %d/%d", a.Part, a.Parts)
+	}
+	var applied []string // pending keys applied (and deleted) by the last run
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		applied = applied[:0]
+		k := prefixMessage + a.RequestID
+		m, expires, err := getMessage(txn, k)
+		if err != nil {
+			return err
+		}
+		if m.Carrier == "" && len(m.Parts) == 0 {
+			m.Carrier = a.Carrier
+			m.Parts = make([]otp.Part, a.Parts)
+			for i := range m.Parts {
+				m.Parts[i].State = otp.StateAccepted
+			}
+		}
+		if m.Carrier != a.Carrier || len(m.Parts) != a.Parts || m.Parts[a.Part].MessageID != "" {
+			return nil
+		}
+		m.Parts[a.Part].MessageID = a.MessageID
+		prev, _, _ := m.Summary()
+		if err := db.applyPending(txn, m.Carrier, &m.Parts[a.Part], &applied); err != nil {
+			return err
+		}
+		if err := db.enqueueCallback(txn, prev, m); err != nil {
+			return err
+		}
+		if err := setJSON(txn, k, m, expires); err != nil {
+			return err
+		}
+		one := m
+		one.Parts = make([]otp.Part, len(m.Parts))
+		one.Parts[a.Part] = m.Parts[a.Part]
+		return indexMessage(txn, one, expires)
+	})
+	if err != nil {
+		return fmt.Errorf("store: late ack: %w", err)
+	}
+	for _, k := range applied { // committed: gone from disk
+		db.pending.forget(k)
+	}
+	return nil
+}
+
+// RecordRetry implements otp.ReceiptStore.
+func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) (otp.Message, error) {
+	var (
+		stored  otp.Message
+		applied []string // pending keys applied (and deleted) by the last run
+	)
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		applied = applied[:0]
+		k := prefixMessage + requestID
+		m, expires, err := getMessage(txn, k)
+		if err != nil {
+			return err
+		}
+		m.Earlier = append(m.Earlier, otp.Attempt{Carrier: m.Carrier, Parts: m.Parts, SubmittedAt: m.SubmittedAt})
+		m.Carrier, m.SubmittedAt = a.Carrier, a.SubmittedAt
+		m.Parts = append([]otp.Part(nil), a.Parts...)
+		prev, _, _ := m.Summary()
+		for i := range m.Parts {
+			if err := db.applyPending(txn, m.Carrier, &m.Parts[i], &applied); err != nil {
+				return err
+			}
+		}
+		if err := db.enqueueCallback(txn, prev, m); err != nil {
+			return err
+		}
+		if err := setJSON(txn, k, m, expires); err != nil {
+			return err
+		}
+		stored = m
+		return indexMessage(txn, m, expires)
+	})
+	if err != nil {
+		return otp.Message{}, fmt.Errorf("store: record retry: %w", err)
+	}
+	for _, k := range applied { // committed: gone from disk
+		db.pending.forget(k)
+	}
+	return stored, nil
+}
+
+// getMessage reads the message under key k (prefixMessage and its request
+// id) and its expiry, or returns otp.ErrRequestNotFound.
+func getMessage(txn *badger.Txn, k string) (m otp.Message, expires uint64, err error) {
+	item, err := txn.Get([]byte(k))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return m, 0, otp.ErrRequestNotFound
+	}
+	if err != nil {
+		return m, 0, err
+	}
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+		return m, 0, fmt.Errorf("message %q: %w", maskKey(k), err)
+	}
+	return m, item.ExpiresAt(), nil
+}
+
+// MarkVerified implements otp.ReceiptStore: it sets Verified on the message
+// of requestID, keeping its expiry, or returns otp.ErrRequestNotFound.
+func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		k := prefixMessage + requestID
+		m, expires, err := getMessage(txn, k)
+		if err != nil {
+			return err
+		}
+		if m.Verified {
+			return nil
+		}
+		m.Verified = true
+		return setJSON(txn, k, m, expires)
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark verified: %w", err)
+	}
+	return nil
+}
