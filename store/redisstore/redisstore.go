@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
 )
 
 var (
@@ -57,13 +58,15 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultPrefix            = "otpgate:"
-	DefaultWaitTimeout       = time.Second
-	DefaultMessageTTL        = 72 * time.Hour
-	DefaultPendingReceiptTTL = 24 * time.Hour
-	// DefaultMaxPendingPerCarrier caps the receipts kept per carrier that
-	// match no message.
-	DefaultMaxPendingPerCarrier = 10000
+	// DefaultPrefix starts every key.
+	DefaultPrefix = "otpgate:"
+	// DefaultWaitTimeout bounds the wait for a replica after a write.
+	DefaultWaitTimeout = time.Second
+	// The TTLs and the pending cap are the badger store's, so that the
+	// backends keep the same things for as long.
+	DefaultMessageTTL           = store.DefaultMessageTTL
+	DefaultPendingReceiptTTL    = store.DefaultPendingReceiptTTL
+	DefaultMaxPendingPerCarrier = store.DefaultMaxPendingPerCarrier
 	// DefaultCallbackLease is how long a node holds the callbacks it
 	// claimed without renewing the claim; after it, another node takes
 	// them.
