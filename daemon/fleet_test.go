@@ -199,7 +199,9 @@ func TestFleet_Shortfall(t *testing.T) {
 		cfg.Store.Redis.Addrs = srv.Addrs[:1]
 		cfg.Store.Redis.Prefix = fmt.Sprintf("short%d:", time.Now().UnixNano())
 		cfg.Store.Redis.OnShortfall = onShortfall
-		cfg.Store.Redis.WaitTimeout = daemon.Duration(500 * time.Millisecond)
+		// Generous: a replica starved of CPU (the race detector, parallel
+		// packages) may take a while to acknowledge.
+		cfg.Store.Redis.WaitTimeout = daemon.Duration(3 * time.Second)
 		return startGateway(t, cfg)
 	}
 	failing, degrading := start("fail"), start("degrade")

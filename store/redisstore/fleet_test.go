@@ -293,8 +293,10 @@ func TestShortfall(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 	var seen atomic.Int64
-	failing := open(t, redisstore.Options{Addrs: c.Addrs[:1], WaitTimeout: 100 * time.Millisecond, ShortfallSeen: func() { seen.Add(1) }})
-	degrading := open(t, redisstore.Options{Addrs: c.Addrs[:1], WaitTimeout: 100 * time.Millisecond, OnShortfall: redisstore.ShortfallDegrade,
+	// A generous wait: a replica starved of CPU (the race detector,
+	// parallel packages) may take a while to acknowledge.
+	failing := open(t, redisstore.Options{Addrs: c.Addrs[:1], WaitTimeout: 2 * time.Second, ShortfallSeen: func() { seen.Add(1) }})
+	degrading := open(t, redisstore.Options{Addrs: c.Addrs[:1], WaitTimeout: 2 * time.Second, OnShortfall: redisstore.ShortfallDegrade,
 		ShortfallSeen: func() { seen.Add(1) }})
 	ctx := context.Background()
 	put := func(db *redisstore.DB) error {

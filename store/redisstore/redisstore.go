@@ -541,6 +541,9 @@ func (db *DB) confirmed(wait *redis.Cmd) error {
 func (db *DB) shortfall(err error) error {
 	db.shortSeen()
 	if db.onShortfall == ShortfallFail {
+		if db.warnDue(&db.lastWarn) {
+			db.log.Warn("write not confirmed by a replica: refused (on_shortfall fail)", "error", err)
+		}
 		return err
 	}
 	if db.warnDue(&db.lastWarn) {
