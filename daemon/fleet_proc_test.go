@@ -46,7 +46,7 @@ log: {level: info, format: json}
 otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
 store:
   backend: redis
-  redis: {addrs: [%s], prefix: "%s"}
+  redis: {addrs: [%s], prefix: "%s", wait_timeout: 5s}
 clients:
   - id: %s
     api_keys: ["%s"]

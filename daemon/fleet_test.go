@@ -38,6 +38,9 @@ func startFleet(t *testing.T, n int, o cfgOpts, adjust func(*daemon.Config)) *fl
 		cfg.Store.Backend = "redis"
 		cfg.Store.Redis.Addrs = cluster.Addrs
 		cfg.Store.Redis.Prefix = prefix
+		// A replica starved of CPU (the race detector, parallel packages)
+		// may take a while to acknowledge: no shortfall for that here.
+		cfg.Store.Redis.WaitTimeout = daemon.Duration(5 * time.Second)
 		if i == 0 {
 			secret = cfg.SecretFile // the first node writes it; the others share it
 		} else {
