@@ -22,7 +22,8 @@ import (
 // the times.
 func TestFailover_MasterKilled(t *testing.T) {
 	c := redistest.New(t)
-	db := open(t, redisstore.Options{Addrs: c.Addrs})
+	// Each write to the shard without a replica waits this long.
+	db := open(t, redisstore.Options{Addrs: c.Addrs, WaitTimeout: time.Second})
 	ctx := context.Background()
 	const n = 60 // spread over every master
 	keep := time.Now().Add(time.Hour)

@@ -28,6 +28,11 @@ func open(t testing.TB, opts redisstore.Options) *redisstore.DB {
 	if opts.Prefix == "" {
 		opts.Prefix = newPrefix()
 	}
+	if opts.WaitTimeout == 0 {
+		// A replica starved of CPU (the race detector, parallel packages)
+		// may take a while to acknowledge: no shortfall for that here.
+		opts.WaitTimeout = 5 * time.Second
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	db, err := redisstore.Open(ctx, opts)

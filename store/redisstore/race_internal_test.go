@@ -18,6 +18,7 @@ func openInternal(t *testing.T, opts Options) *DB {
 	c := redistest.Shared(t)
 	opts.Addrs = c.Addrs
 	opts.Prefix = fmt.Sprintf("i%d:", time.Now().UnixNano())
+	opts.WaitTimeout = 5 * time.Second // a starved replica is no shortfall here
 	db, err := Open(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
