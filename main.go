@@ -32,6 +32,15 @@ commands:
                              run the bundled SMSC simulator
   bench [-sim 127.0.0.1:2775] [-n N | -d DUR] [-c 64] [-url URL -client ID -key KEY]
                              load a running gateway: send-otp, then verify-otp
+  bench -sim ADDR -attack +91-981110,... -attack-client ID -attack-key KEY [-attack-rate 300]
+                             replay an SMS-pumping attack while -client's users log in
+  guard blocks|release RANGE [-admin URL] [-token-file F]
+                             list the pumping guard's blocks, or lift those of a range
+  status [-admin URL] [-token-file FILE]
+                             list the running gateway's carriers (its admin port)
+  carrier suspend|resume NAME [-admin URL] [-token-file FILE]
+                             unbind a carrier and keep it unbound (its traffic
+                             fails over), or bind it again
   version                    print build information
 `
 
@@ -56,6 +65,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdSim(args, stderr)
 	case "bench":
 		return cmdBench(args, stdout, stderr)
+	case "guard":
+		return cmdGuard(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "carrier":
+		return cmdCarrier(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
@@ -232,8 +247,21 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Stretch, "stretch", 0, "run the sends in stretches of this many and report each (a soak)")
 	fs.StringVar(&o.AdminURL, "admin", "", "the gateway's admin port (http://127.0.0.1:9464): per stretch, its memory and CPU from /metrics")
 	fs.StringVar(&o.DataDir, "data-dir", "", "the gateway's data_dir: per stretch, its size")
+	ranges := fs.String("attack", "", "pumping attack: comma-separated prefixes (+91-981110) whose consecutive numbers the attacker pumps; needs -sim")
+	fs.StringVar(&o.Attack.Attacker.ID, "attack-client", "", "attack: clientId whose key leaked (its real users log in too)")
+	fs.StringVar(&o.Attack.Attacker.Key, "attack-key", "", "attack: that client's API key")
+	fs.Float64Var(&o.Attack.Rate, "attack-rate", loadtest.DefaultAttackRate, "attack: sends per second, all ranges together")
+	fs.IntVar(&o.Attack.Count, "attack-count", loadtest.DefaultAttackCount, "attack: consecutive numbers per range")
+	fs.Float64Var(&o.Attack.VerifyShare, "verify-share", loadtest.DefaultVerifyShare, "attack: share of legitimate codes verified")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *ranges != "" {
+		o.Attack.Ranges = strings.Split(*ranges, ",")
+		if o.SimAddr == "" {
+			fmt.Fprintln(stderr, "otpgate bench: -attack needs -sim (the legitimate users read their codes there)")
+			return 2
+		}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "otpgate bench: unexpected argument %q\n", fs.Arg(0))

@@ -139,6 +139,8 @@ func limitScope(err error) string {
 		return "hourly"
 	case errors.Is(err, otp.ErrSendInProgress):
 		return "inflight"
+	case errors.Is(err, otp.ErrGuarded):
+		return "guard"
 	case errors.Is(err, errAuthLimited):
 		return "auth"
 	}

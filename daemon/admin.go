@@ -119,6 +119,8 @@ func (d *Daemon) startAdmin(cfg *Config) (*http.Server, net.Listener, error) {
 		}
 		w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
+	d.guardRoutes(mux)
+	d.controlRoutes(mux) // control.go, status.go
 	if cfg.Admin.PProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -61,13 +61,6 @@ func (d *Daemon) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.
 	opts := redisstore.Options{Addrs: r.Addrs, Username: r.Username, Password: string(r.Password),
 		Prefix: r.Prefix, OnShortfall: redisstore.Shortfall(r.OnShortfall), WaitTimeout: time.Duration(r.WaitTimeout),
 		Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback, PendingDropped: d.pendingDropped}
-	if r.PasswordFile != "" {
-		pw, err := readPasswordFile(r.PasswordFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("daemon: store.redis.password_file: %w", err)
-		}
-		opts.Password = pw
-	}
 	if r.TLS {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		if r.TLSCAFile != "" {

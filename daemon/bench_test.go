@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
@@ -47,6 +48,10 @@ func benchGateway(b *testing.B) (*gateway, *smsc.Server) {
 	cfg.Carriers[0].Binds = 2
 	cfg.Carriers[0].Window = 64
 	cfg.Log.Level = "warn"
+	// Consecutive numbers at full speed from one client: the guard runs
+	// (its cost is part of the figure) but does not refuse them.
+	cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6}
+	cfg.Guard.Mode = "monitor"
 	return startGateway(b, cfg), sim
 }
 

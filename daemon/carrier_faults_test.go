@@ -138,6 +138,10 @@ func TestGateway_StuckCarrier(t *testing.T) {
 	stall := daemon.Duration(300 * time.Millisecond)
 	cfg.Carriers[0].StallTimeout = &stall
 	cfg.Carriers[0].SubmitAckTimeout = daemon.Duration(time.Second)
+	// 50 sends at once to consecutive numbers: past the default client
+	// rate, and a pumping pattern the guard would stop.
+	cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1000, Burst: 1000}
+	cfg.Guard.Mode = "monitor"
 	g := startGateway(t, cfg)
 	waitCarrierBound(t, g, "a")
 	waitCarrierBound(t, g, "b")

@@ -66,7 +66,7 @@ func (c *Config) Warnings() Problems {
 					smppPassword, smppPassword, maxPassword)})
 		}
 	}
-	return ws
+	return append(ws, c.fileWarnings...)
 }
 
 // logWarnings logs each warning of cfg.

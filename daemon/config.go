@@ -47,6 +47,12 @@ type Config struct {
 	// TrustedProxies: CIDRs of the proxies whose X-Forwarded-For is
 	// believed (empty: none).
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Guard is the SMS-pumping guard (config_guard.go).
+	Guard GuardConfig `yaml:"guard"`
+
+	// What reading the _file secrets found (see secretfiles.go): the
+	// problems go to Validate, the warnings to Warnings.
+	fileProblems, fileWarnings Problems
 }
 
 // LogConfig selects the log level and format.
@@ -69,6 +75,9 @@ type OTPConfig struct {
 	MaxFailuresPerDay int `yaml:"max_failures_per_day"`
 	// MinDigits is the shortest code a template may produce.
 	MinDigits int `yaml:"min_digits"`
+	// DefaultClientRate is the rate of a client without one (per_second
+	// 0: such clients are unlimited).
+	DefaultClientRate RateConfig `yaml:"default_client_rate"`
 }
 
 // ClientConfig is one entry of `clients:`.
@@ -86,6 +95,13 @@ type ClientConfig struct {
 	// default text ("4".."8"), by text id. Tag "0x1400" → value.
 	TLVs            map[string]string            `yaml:"tlvs"`
 	DefaultTextTLVs map[string]map[string]string `yaml:"default_text_tlvs"`
+	// Budget, Weight and SafeList belong to the pumping guard (config_guard.go).
+	Budget   BudgetConfig `yaml:"budget"`
+	Weight   float64      `yaml:"weight"`
+	SafeList []string     `yaml:"safe_list"`
+	// CallbackSecretFile holds callback_secret instead (read at start and
+	// on each reload).
+	CallbackSecretFile string `yaml:"callback_secret_file"`
 }
 
 // RateConfig is a token bucket.
@@ -143,6 +159,13 @@ type CarrierConfig struct {
 	TLSCertFile   string `yaml:"tls_cert_file"`
 	TLSKeyFile    string `yaml:"tls_key_file"`
 	TLSServerName string `yaml:"tls_server_name"`
+
+	// PasswordFile holds password instead (read at start and on each
+	// reload, so that a rotated password takes effect on SIGHUP).
+	PasswordFile string `yaml:"password_file"`
+	// Suspended starts the carrier suspended (unbound until resumed on
+	// the admin port: POST /carriers/{name}/resume).
+	Suspended bool `yaml:"suspended"`
 }
 
 // RouteConfig is one entry of `routes:`.
@@ -198,6 +221,8 @@ const (
 	defaultFailuresPerDay = 20
 	defaultMinDigits      = 4
 	defaultAuthFailures   = 60
+	defaultClientRate     = 10
+	defaultClientBurst    = 20
 )
 
 // Problem is one thing wrong with a config file, and where.
@@ -231,6 +256,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.checkConfigFile(f)
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return cfg, ps
 	}
@@ -250,6 +276,7 @@ func ParseConfig(r io.Reader) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg.setDefaults()
+	cfg.readSecretFiles()
 	return &cfg, nil
 }
 
@@ -265,8 +292,10 @@ func defaultConfig() Config {
 		Log:            LogConfig{Level: "info", Format: "json"},
 		OTP: OTPConfig{TTL: Duration(defaultTTL), MaxAttempts: defaultMaxAttempts,
 			ResendInterval: Duration(defaultResend), MaxPerNumberPerHour: defaultPerHour, RetryUndelivered: true,
-			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits},
+			MaxFailuresPerDay: defaultFailuresPerDay, MinDigits: defaultMinDigits,
+			DefaultClientRate: RateConfig{PerSecond: defaultClientRate, Burst: defaultClientBurst}},
 		AuthFailuresPerMinute: defaultAuthFailures,
+		Guard:                 defaultGuardConfig(),
 	}
 }
 
@@ -307,6 +336,8 @@ func (c *Config) Validate() Problems {
 	c.validateInbound(add)
 	c.validateAccess(add)
 	c.validateStore(add)
+	c.validateGuard(add)
+	ps = append(ps, c.fileProblems...)
 	return ps
 }
 

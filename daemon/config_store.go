@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -31,7 +30,7 @@ type RedisConfig struct {
 	Addrs        []string `yaml:"addrs"`
 	Username     string   `yaml:"username"`
 	Password     Secret   `yaml:"password"`
-	PasswordFile string   `yaml:"password_file"` // instead of password; trailing newline dropped
+	PasswordFile string   `yaml:"password_file"` // instead of password (secretfiles.go)
 	TLS          bool     `yaml:"tls"`
 	TLSCAFile    string   `yaml:"tls_ca_file"` // PEM CAs to trust instead of the system's
 	// OnShortfall is what a write does when no replica confirms it
@@ -88,14 +87,6 @@ func (c *Config) validateStore(add adder) {
 			add(fmt.Sprintf("store.redis.addrs[%d]", i), "want host:port, got %q", a)
 		}
 	}
-	if r.Password != "" && r.PasswordFile != "" {
-		add("store.redis.password_file", "set password or password_file, not both")
-	}
-	if r.PasswordFile != "" {
-		if _, err := readPasswordFile(r.PasswordFile); err != nil {
-			add("store.redis.password_file", "%v", err)
-		}
-	}
 	if r.TLSCAFile != "" {
 		if !r.TLS {
 			add("store.redis.tls_ca_file", "needs tls: true")
@@ -113,18 +104,4 @@ func (c *Config) validateStore(add adder) {
 	if strings.ContainsAny(r.Prefix, "{}") {
 		add("store.redis.prefix", "must not hold { or } (they make Redis Cluster hash tags)")
 	}
-}
-
-// readPasswordFile returns the password in path, its trailing newline
-// dropped.
-func readPasswordFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	pw := strings.TrimRight(string(b), "\r\n")
-	if pw == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return pw, nil
 }

@@ -33,7 +33,7 @@ func TestValidate_Store(t *testing.T) {
 		{"RedisWait", `store: {backend: redis, redis: {addrs: ["h:1"], wait_timeout: 2m}}`, "store.redis.wait_timeout: must be positive and at most 1m0s"},
 		{"RedisPrefix", `store: {backend: redis, redis: {addrs: ["h:1"], prefix: "a{b}:"}}`, "store.redis.prefix: must not hold { or }"},
 		{"RedisPasswordFile", `store: {backend: redis, redis: {addrs: ["h:1"], password_file: "` + pwFile + `"}}`, ""},
-		{"RedisPasswordBoth", `store: {backend: redis, redis: {addrs: ["h:1"], password: x, password_file: "` + pwFile + `"}}`, "store.redis.password_file: set password or password_file, not both"},
+		{"RedisPasswordBoth", `store: {backend: redis, redis: {addrs: ["h:1"], password: x, password_file: "` + pwFile + `"}}`, "store.redis.password_file: set together with password: keep one"},
 		{"RedisPasswordFileMissing", `store: {backend: redis, redis: {addrs: ["h:1"], password_file: /nonexistent/pw}}`, "store.redis.password_file: open /nonexistent/pw"},
 		{"RedisCAWithoutTLS", `store: {backend: redis, redis: {addrs: ["h:1"], tls_ca_file: "` + pwFile + `"}}`, "store.redis.tls_ca_file: needs tls: true"},
 	}
@@ -56,7 +56,11 @@ func TestValidate_Store(t *testing.T) {
 			}
 		})
 	}
-	cfg, err := daemon.ParseConfig(strings.NewReader("listen: 127.0.0.1:9\n"))
+	cfg, err := daemon.ParseConfig(strings.NewReader(`store: {backend: redis, redis: {addrs: ["h:1"], password_file: "` + pwFile + `"}}`))
+	if err != nil || cfg.Store.Redis.Password != "s3cret" {
+		t.Fatalf("password_file: got %v, want the file's password", err)
+	}
+	cfg, err = daemon.ParseConfig(strings.NewReader("listen: 127.0.0.1:9\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

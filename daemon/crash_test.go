@@ -134,8 +134,10 @@ clients:
     api_keys: ["%s"]
     sender: OTPGATE
     countries: ["*"]
+    rate: {per_second: 100000, burst: 100000}
 carriers:
   - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 2, window: 32}
+guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
 routes:
   - {countries: ["*"], carriers: [a]}
 `, filepath.Join(dir, "data"), filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/otpgate/otpgate/api"
+	"github.com/otpgate/otpgate/guard"
 	"github.com/otpgate/otpgate/metrics"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/phone"
@@ -52,11 +52,14 @@ type Daemon struct {
 	router    atomic.Pointer[smpp.Router]
 	svc       atomic.Pointer[otp.Service] // read without mu: the store's writer must not take it
 	access    atomic.Pointer[api.Access]  // trusted proxies, auth failure limit: read at each request
+	guard     atomic.Pointer[guard.Guard] // the pumping guard, for the admin port and reloads
 	stopping  bool                        // shutdown has begun: no more reloads
 	runs      map[string]*carrierRun
 	bg        context.Context // parent of the carriers' contexts
 	wg        sync.WaitGroup  // carriers' goroutines
 	lateAcks  chan otp.Ack    // late submit_sm_resp, for runLateAcks
+	stats     *carrierStats   // the carriers' observer, for the control API and status page
+	started   time.Time
 }
 
 // carrierRun is one running carrier, with its simulator when simulated.
@@ -78,7 +81,7 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 	}
 	logWarnings(logger, cfg)
 	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
-		notify: NewNotifier(logger), lateAcks: make(chan otp.Ack, lateAckQueue)}, nil
+		notify: NewNotifier(logger), lateAcks: make(chan otp.Ack, lateAckQueue), stats: newCarrierStats(), started: time.Now()}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
@@ -145,6 +148,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	gd, err := d.newGuard(cfg)
+	if err != nil {
+		return err
+	}
 	adminSrv, adminLn, err := d.startAdmin(cfg)
 	if err != nil {
 		return err
@@ -184,7 +191,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		clientLimiter = fleetLimiter
 	}
 	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: clientLimiter,
-		Secret: secret, Logger: d.log.With("component", "otp")})
+		Guard: gd, Secret: secret, Logger: d.log.With("component", "otp")})
 	if err != nil {
 		return err
 	}
@@ -289,9 +296,10 @@ func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 		return started, err // the caller stops what was started
 	}
 	for _, kc := range cfg.Carriers {
-		if r, ok := d.runs[kc.Name]; ok && reflect.DeepEqual(r.cfg, kc) {
+		if r, ok := d.runs[kc.Name]; ok && sameCarrier(r.cfg, kc) {
 			// The operator may have fixed the account at the carrier.
 			r.carrier.RetryAuthNow()
+			keepSuspension(r, kc)
 			next[kc.Name] = r
 			continue
 		}
@@ -352,6 +360,9 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 		return nil, err
 	}
 	r.carrier = smpp.NewCarrier(cc, d.receipts, d.log)
+	if suspendedOnReload(d.runs[kc.Name], kc) {
+		r.carrier.Suspend()
+	}
 	ctx, cancel := context.WithCancel(d.bg)
 	r.cancel = cancel
 	d.wg.Add(1)
@@ -376,12 +387,14 @@ func (d *Daemon) wantsCallback(clientID string) bool {
 	return ok
 }
 
-// smppObserver is the metrics as the carriers' observer (nil when off).
+// smppObserver is the carriers' observer: the control API's counts, and
+// the metrics when on.
 func (d *Daemon) smppObserver() smpp.Observer {
-	if d.Metrics == nil {
-		return nil
+	var next smpp.Observer
+	if d.Metrics != nil {
+		next = d.Metrics
 	}
-	return d.Metrics
+	return d.stats.observer(next)
 }
 
 // stopRun cancels a carrier, waits for it to drain and unbind, and closes
@@ -500,12 +513,13 @@ func buildSettings(cfg *Config) (*otp.Settings, error) {
 	p := otp.Policy{TTL: time.Duration(cfg.OTP.TTL), MaxAttempts: cfg.OTP.MaxAttempts,
 		ResendInterval: time.Duration(cfg.OTP.ResendInterval), MaxPerNumberPerHour: cfg.OTP.MaxPerNumberPerHour,
 		SubmitTimeout: time.Duration(cfg.SubmitTimeout), RetryUndelivered: cfg.OTP.RetryUndelivered,
-		MaxFailuresPerDay: cfg.OTP.MaxFailuresPerDay, MinDigits: cfg.OTP.MinDigits}
+		MaxFailuresPerDay: cfg.OTP.MaxFailuresPerDay, MinDigits: cfg.OTP.MinDigits,
+		DefaultRatePerSecond: cfg.OTP.DefaultClientRate.PerSecond, DefaultRateBurst: cfg.OTP.DefaultClientRate.Burst}
 	clients := make([]otp.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		oc := otp.Client{ID: c.ID, Sender: c.Sender, Countries: upper(c.Countries), RatePerSecond: c.Rate.PerSecond,
 			RateBurst: c.Rate.Burst, Texts: map[string]otp.Template{}, CallbackURL: c.CallbackURL,
-			CallbackSecret: string(c.CallbackSecret), MOCallbackURL: c.MOCallbackURL}
+			CallbackSecret: string(c.CallbackSecret), MOCallbackURL: c.MOCallbackURL, Weight: c.Weight}
 		for _, k := range c.APIKeys {
 			h, err := parseKeyHash(k)
 			if err != nil {

@@ -81,10 +81,12 @@ clients:
     api_keys: ["%s"]
     sender: OTPGATE
     countries: ["*"]
+    rate: {per_second: 100000, burst: 100000}
 carriers:
   - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 2, window: 32}
 routes:
   - {countries: ["*"], carriers: [a]}
+guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
 `, data, filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())
 	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
 		t.Fatal(err)

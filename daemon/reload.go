@@ -27,7 +27,8 @@ func (d *Daemon) ReloadFile(path string) error {
 }
 
 // Reload applies cfg as a whole: clients, keys, texts, limits, blocked
-// numbers, routes, log level and carriers (only changed carriers rebind;
+// numbers, the pumping guard's settings (its counters and blocks carry
+// over), routes, log level and carriers (only changed carriers rebind;
 // removed ones drain and unbind). An invalid cfg, or one that changes
 // listen, data_dir or secret_file, is rejected and the running
 // configuration keeps serving.
@@ -79,6 +80,7 @@ func (d *Daemon) reload(cfg *Config) error {
 		return fmt.Errorf("daemon: reload: %w", err)
 	}
 	svc.Swap(settings)
+	d.swapGuard(cfg)
 	d.access.Store(accessOf(cfg))
 	if d.Level != nil {
 		d.Level.Set(ParseLevel(cfg.Log.Level))

@@ -23,6 +23,10 @@ type BenchOptions struct {
 	ReceiptDelay time.Duration
 	// Wait is the longest wait for the gateway's /readyz.
 	Wait time.Duration
+	// Attack, when it names ranges, runs a pumping attack (Attack) with
+	// Config's client and Concurrency as the legitimate traffic, instead
+	// of the load of Run.
+	Attack AttackConfig
 }
 
 // Bench is `otpgate bench` once its flags are parsed: it starts the
@@ -33,8 +37,9 @@ type BenchOptions struct {
 func Bench(ctx context.Context, o BenchOptions, stdout, stderr io.Writer) error {
 	cfg := o.Config
 	var sim *smsc.Server
+	var hs *Handset
 	if o.SimAddr != "" {
-		hs := NewHandset()
+		hs = NewHandset()
 		var err error
 		// The simulator warns once per refused receipt: its counters, printed
 		// at the end, say the same without flooding the terminal.
@@ -51,7 +56,17 @@ func Bench(ctx context.Context, o BenchOptions, stdout, stderr io.Writer) error 
 	if err := waitReady(ctx, cfg.URL, o.Wait); err != nil {
 		return err
 	}
-	if _, err := Run(ctx, cfg, stdout); err != nil {
+	if len(o.Attack.Ranges) > 0 {
+		a := o.Attack
+		a.URL, a.Concurrency, a.Prefix, a.TextID, a.Codes = cfg.URL, cfg.Concurrency, cfg.Prefix, cfg.TextID, cfg.Codes
+		a.Legit = append(a.Legit, Client{ID: cfg.ClientID, Key: cfg.APIKey})
+		if hs != nil {
+			a.Delivered = hs.Received
+		}
+		if _, err := Attack(ctx, a, stdout); err != nil {
+			return err
+		}
+	} else if _, err := Run(ctx, cfg, stdout); err != nil {
 		return err
 	}
 	if sim != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 )
 
@@ -12,12 +13,27 @@ import (
 // keeps the text of each "sms received" record and passes every other
 // record to the handler it wraps. It is safe for concurrent use.
 type Handset struct {
-	mu    sync.Mutex
-	texts map[string]string // destination -> last text
+	mu     sync.Mutex
+	texts  map[string]string // destination -> last text
+	counts map[string]int    // destination -> SMS received
 }
 
 // NewHandset returns an empty Handset.
-func NewHandset() *Handset { return &Handset{texts: map[string]string{}} }
+func NewHandset() *Handset { return &Handset{texts: map[string]string{}, counts: map[string]int{}} }
+
+// Received counts the SMS received for numbers (E.164 digits) that start
+// with prefix.
+func (h *Handset) Received(prefix string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for dst, c := range h.counts {
+		if strings.HasPrefix(dst, prefix) {
+			n += c
+		}
+	}
+	return n
+}
 
 // codeRE is a code in an SMS text: the first run of 4 to 8 digits.
 var codeRE = regexp.MustCompile(`\b\d{4,8}\b`)
@@ -69,6 +85,7 @@ func (hh handsetHandler) Handle(ctx context.Context, r slog.Record) error {
 	if dst != "" {
 		hh.h.mu.Lock()
 		hh.h.texts[dst] = text
+		hh.h.counts[dst]++
 		hh.h.mu.Unlock()
 	}
 	return nil

@@ -28,7 +28,9 @@ func freeAddr(tb testing.TB) string {
 }
 
 // startGateway runs a gateway with the bench client whose carrier is at
-// carrierAddr, and returns its base URL.
+// carrierAddr, and returns its base URL. The bench sends to consecutive
+// numbers at full speed, which is what the pumping guard stops: as in
+// configs/bench.yaml, the client has a rate and the guard only monitors.
 func startGateway(tb testing.TB, carrierAddr string) string {
 	tb.Helper()
 	url, _, _ := startGatewayDir(tb, carrierAddr)
@@ -38,6 +40,13 @@ func startGateway(tb testing.TB, carrierAddr string) string {
 // startGatewayDir is startGateway that also returns the admin port's URL
 // and the data directory.
 func startGatewayDir(tb testing.TB, carrierAddr string) (url, admin, dataDir string) {
+	tb.Helper()
+	return startGatewayWith(tb, carrierAddr, "    rate: {per_second: 100000, burst: 100000}\n", "guard: {mode: monitor}\n")
+}
+
+// startGatewayWith is startGatewayDir with more YAML for the bench
+// client and the end of the file.
+func startGatewayWith(tb testing.TB, carrierAddr, client, more string) (url, admin, dataDir string) {
 	tb.Helper()
 	dir := tb.TempDir()
 	y := fmt.Sprintf(`
@@ -53,12 +62,12 @@ clients:
     api_keys: ["%s"]
     sender: OTPGATE
     countries: ["*"]
-carriers:
+%scarriers:
   - {name: sim, address: "%s", system_id: bench, password: bench, binds: 2, window: 16}
 routes:
   - {countries: ["*"], carriers: [sim]}
-`, filepath.Join(dir, "data"), filepath.Join(dir, "otp.secret"), loadtest.DefaultClientID,
-		daemon.HashKey(loadtest.DefaultAPIKey), carrierAddr)
+%s`, filepath.Join(dir, "data"), filepath.Join(dir, "otp.secret"), loadtest.DefaultClientID,
+		daemon.HashKey(loadtest.DefaultAPIKey), client, carrierAddr, more)
 	cfg, err := daemon.ParseConfig(strings.NewReader(y))
 	if err != nil {
 		tb.Fatal(err)

@@ -28,6 +28,8 @@ type Metrics struct {
 	reloads       *prometheus.CounterVec
 	mo            *prometheus.CounterVec
 	shortfalls    prometheus.Counter
+	guard         *prometheus.CounterVec
+	guardBlocks   prometheus.Gauge
 }
 
 // New registers the collectors (and the Go and process collectors).
@@ -56,7 +58,7 @@ func New() *Metrics {
 		Help: "Delivery receipts received, by carrier and state; also state=pending for those that matched no message when they arrived, " +
 			"state=dropped for those of them dropped for the per-carrier cap, state=refused for those answered with an error (id too long)."}, []string{"carrier", "state"})
 	m.ratelimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_ratelimited_total",
-		Help: "Requests refused by a limit: client, resend, hourly, inflight, auth (failed API-key attempts of one address)."}, []string{"scope"})
+		Help: "Requests refused by a limit: client, resend, hourly, inflight, guard (the pumping guard), auth (failed API-key attempts of one address)."}, []string{"scope"})
 	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_verifications_total",
 		Help: "verify-otp outcomes: ok, invalid, not_found, locked."}, []string{"result"})
 	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_callbacks_total",
@@ -70,6 +72,14 @@ func New() *Metrics {
 	m.shortfalls = prometheus.NewCounter(prometheus.CounterOpts{Name: "otpgate_store_shortfall_total",
 		Help: "Writes to the redis store that no replica confirmed within store.redis.wait_timeout (failed, or kept with on_shortfall degrade)."})
 	f(m.shortfalls)
+	m.guard = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_guard_decisions_total",
+		Help: "Pumping guard decisions, one per send-otp that reached it, by rule (none, safe_list, verified, block_prefix, budget, " +
+			"velocity, conversion, carrier_conversion) and action (allow, block; monitor: would block, let through in monitor mode)."},
+		[]string{"rule", "action"})
+	m.guardBlocks = prometheus.NewGauge(prometheus.GaugeOpts{Name: "otpgate_guard_blocks",
+		Help: "Number ranges the pumping guard blocks now (see GET /guard/blocks on the admin port)."})
+	f(m.guard)
+	f(m.guardBlocks)
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.submits, m.submitLatency, m.bindUp,
 		m.receipts, m.ratelimited, m.verifications, m.callbacks, m.circuits, m.reloads, m.mo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -155,6 +165,12 @@ func (m *Metrics) Reload(ok bool) {
 	}
 	m.reloads.WithLabelValues(r).Inc()
 }
+
+// GuardDecision counts one decision of the pumping guard.
+func (m *Metrics) GuardDecision(rule, action string) { m.guard.WithLabelValues(rule, action).Inc() }
+
+// GuardBlocks sets the number of active guard blocks.
+func (m *Metrics) GuardBlocks(n int) { m.guardBlocks.Set(float64(n)) }
 
 // ForgetCarrier removes the bind series of a carrier that is gone.
 func (m *Metrics) ForgetCarrier(carrier string) {

@@ -61,4 +61,7 @@ var (
 	ErrHourlyCap = fmt.Errorf("%w: hourly cap", ErrTooManyRequests)
 	// ErrSendInProgress means another send to the same client and number is running.
 	ErrSendInProgress = fmt.Errorf("%w: send in progress", ErrTooManyRequests)
+	// ErrGuarded means the pumping guard refused the send; the guard's
+	// *guard.Refusal, wrapped with it, names the rule.
+	ErrGuarded = fmt.Errorf("%w: pumping guard", ErrTooManyRequests)
 )

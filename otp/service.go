@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/guard"
 	"github.com/otpgate/otpgate/phone"
 )
 
@@ -26,6 +27,7 @@ type Service struct {
 	receipts ReceiptStore
 	sender   Sender
 	limiter  Limiter
+	guard    *guard.Guard // nil: no pumping guard
 	secret   []byte
 	log      *slog.Logger
 	now      func() time.Time
@@ -52,7 +54,8 @@ type Deps struct {
 	Receipts ReceiptStore
 	Sender   Sender
 	Limiter  Limiter
-	Secret   []byte // HMAC key for code hashes, at least 32 bytes
+	Guard    *guard.Guard // the pumping guard; nil for none
+	Secret   []byte       // HMAC key for code hashes, at least 32 bytes
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Rand     io.Reader
@@ -66,7 +69,7 @@ func NewService(s *Settings, d Deps) (*Service, error) {
 	if len(d.Secret) < 32 {
 		return nil, errors.New("otp: new service: secret shorter than 32 bytes")
 	}
-	svc := &Service{store: d.Store, receipts: d.Receipts, sender: d.Sender, limiter: d.Limiter,
+	svc := &Service{store: d.Store, receipts: d.Receipts, sender: d.Sender, limiter: d.Limiter, guard: d.Guard,
 		secret: d.Secret, log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{},
 		verified: make(chan string, verifiedQueue), retries: make(chan Message, retryQueue), texts: newTextCache(retryTexts)}
 	if svc.log == nil {
@@ -119,7 +122,8 @@ type SendResult struct {
 
 // Send generates a code, hands the SMS to a carrier and, once the carrier
 // acknowledged it, stores the code's HMAC durably. Errors: ErrCustomerNotFound,
-// ErrUnprocessable (channel), ErrTooManyRequests, ErrInvalidNumber,
+// ErrUnprocessable (channel), ErrTooManyRequests (ErrGuarded among its
+// causes: the pumping guard, consulted before the send is reserved), ErrInvalidNumber,
 // ErrCustomTextNotFound, ErrBlocked, ErrUpstreamDown; anything else is an
 // internal failure.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
@@ -150,6 +154,18 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	defer s.release(key)
 
 	now := s.now()
+	tk, err := s.admit(now, c.ID, num)
+	if err != nil {
+		return res, err
+	}
+	// Until the SMS is handed to a carrier, a return gives the guard its
+	// count back.
+	guarded := true
+	defer func() {
+		if guarded {
+			s.unsent(tk)
+		}
+	}()
 	if err := s.reserve(ctx, key, st.Policy, now); err != nil {
 		return res, err
 	}
@@ -166,7 +182,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	sctx, cancel := context.WithTimeout(ctx, st.Policy.SubmitTimeout)
 	sms := SMS{RequestID: reqID, ClientID: c.ID, Source: c.Sender, To: num.E164(),
 		MaskedTo: res.Masked, Country: num.Country, CountryCode: num.CC, Text: tpl.Render(code), Masked: tpl.Masked(),
-		Expires: now.Add(st.Policy.TTL), TLVs: c.tlvs(req.CustomTextID)}
+		Expires: now.Add(st.Policy.TTL), TLVs: c.tlvs(req.CustomTextID), Weight: c.Weight}
 	sent, err := s.sender.Send(sctx, sms)
 	cancel()
 	if st.Policy.RetryUndelivered && (err == nil || errors.Is(err, ErrOutcomeUnknown)) {
@@ -176,6 +192,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	hash := hashCode(s.secret, key, code.Reveal())
 	if err != nil {
 		if errors.Is(err, ErrOutcomeUnknown) {
+			guarded = false
+			s.sent(tk, "")
 			// The handset may have the SMS: the send stays counted (or a
 			// slow carrier would let SMS pumping through) and its code is
 			// kept, so that it verifies. A late acknowledgement gives the
@@ -193,6 +211,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		}
 		return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
 	}
+	guarded = false
+	s.sent(tk, sent.Carrier)
 	res.Carrier = sent.Carrier
 	msg.Carrier = sent.Carrier
 	for _, id := range sent.MessageIDs {
@@ -266,6 +286,7 @@ func (s *Service) save(ctx context.Context, key string, p Policy, msg Message, h
 		r.CodeHash = hash
 		r.ExpiresAt = now.Add(p.TTL)
 		r.RequestID = msg.RequestID
+		r.Carrier = msg.Carrier
 		r.Sends = pruneSends(r.Sends, now)
 		r.KeepUntil = p.keepUntil(r)
 	})
@@ -304,6 +325,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	res := VerifyResult{Masked: num.Masked()}
 	key := RecordKey(c.ID, num.E164())
 	p := st.Policy
+	var conv conversion // for the guard, from the run of fn that committed
 	err = s.store.UpdateOTP(ctx, key, func(r *Record, found bool) (Change, error) {
 		if !found {
 			return Keep, ErrNotFound
@@ -331,6 +353,10 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 			return Put, ErrInvalidOTP
 		}
 		res.RequestID = r.RequestID
+		conv = conversion{at: now, sentAt: r.ExpiresAt.Add(-p.TTL), carrier: r.Carrier}
+		if n := len(r.Sends); n > 0 {
+			conv.sentAt = r.Sends[n-1]
+		}
 		r.CodeHash, r.ExpiresAt, r.RequestID = nil, time.Time{}, ""
 		r.Attempts, r.LastFailAt = 0, time.Time{}
 		return p.settle(r), nil
@@ -342,6 +368,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	default:
 		return res, fmt.Errorf("%w: verify: %w", ErrUnavailable, err)
 	}
+	s.converted(c.ID, num, conv)
 	// The status API's "verified" need not hold up the answer: Run marks
 	// it in the background, where concurrent verifies share a commit.
 	if s.enqueueVerified(res.RequestID) {

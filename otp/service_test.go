@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/guard"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/ratelimit"
 	"github.com/otpgate/otpgate/smpp"
@@ -60,6 +61,12 @@ func newHarness(t *testing.T, p otp.Policy) *harness {
 // (nil: the store itself), for decorators that make writes fail.
 func newHarnessWrapped(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Store) *harness {
 	t.Helper()
+	return newHarnessGuarded(t, p, wrap, nil)
+}
+
+// newHarnessGuarded is newHarnessWrapped with a pumping guard (nil: none).
+func newHarnessGuarded(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Store, g *guard.Guard) *harness {
+	t.Helper()
 	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +107,7 @@ func newHarnessWrapped(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Stor
 		os = wrap(db)
 	}
 	deps := otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
-		Secret: []byte(strings.Repeat("s", 32)), Now: clk.Now}
+		Secret: []byte(strings.Repeat("s", 32)), Now: clk.Now, Guard: g}
 	svc, err := otp.NewService(st, deps)
 	if err != nil {
 		t.Fatal(err)

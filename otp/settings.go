@@ -18,6 +18,10 @@ type Policy struct {
 	RetryUndelivered    bool          // a failed delivery of a live code goes once more through another carrier
 	MaxFailuresPerDay   int           // wrong guesses per client and number in 24 hours since the first; 0 = no cap
 	MinDigits           int           // shortest code a template may have; shorter ones are refused
+	// DefaultRatePerSecond and DefaultRateBurst are the rate of a client
+	// without one (otp.default_client_rate); 0 leaves it unlimited.
+	DefaultRatePerSecond float64
+	DefaultRateBurst     int
 }
 
 // Client is one API client as configured.
@@ -26,8 +30,9 @@ type Client struct {
 	KeyHashes      [][sha256.Size]byte // SHA-256 of each API key
 	Sender         string              // SMS source address
 	Countries      []string            // ISO codes, upper case; "*" allows all
-	RatePerSecond  float64             // send and verify calls per second; <= 0 unlimited
+	RatePerSecond  float64             // send and verify calls per second; 0 takes the Policy's default, < 0 is unlimited
 	RateBurst      int
+	Weight         float64             // share of a carrier's TPS against other clients; <= 0 means 1
 	Texts          map[string]Template // custom texts on top of DefaultTemplates
 	TLVs           []TLV               // on every SMS of the client
 	TextTLVs       map[string][]TLV    // by text id (custom or default): on top of TLVs for that text
@@ -86,6 +91,12 @@ func NewSettings(p Policy, clients []Client, blocked []string) (*Settings, error
 			}
 		}
 		cc := &client{Client: c, countries: map[string]struct{}{}}
+		if cc.RatePerSecond == 0 {
+			cc.RatePerSecond, cc.RateBurst = p.DefaultRatePerSecond, p.DefaultRateBurst
+		}
+		if cc.Weight <= 0 {
+			cc.Weight = 1
+		}
 		for _, iso := range c.Countries {
 			if iso == "*" {
 				cc.allCountries = true

@@ -15,6 +15,7 @@ type Record struct {
 	Sends      []time.Time `json:"s,omitempty"`  // sends within the last hour, oldest first
 	DayFails   int         `json:"df,omitempty"` // wrong guesses since DayStart (max_failures_per_day)
 	DayStart   time.Time   `json:"ds,omitzero"`  // first wrong guess of the current 24-hour window
+	Carrier    string      `json:"cr,omitempty"` // carrier that took the live code's SMS ("" if unknown): the guard's per-carrier conversion
 	KeepUntil  time.Time   `json:"k"`            // the store may drop the record after this
 }
 
@@ -125,6 +126,9 @@ type SMS struct {
 	TLVs []TLV
 	// Avoid names carriers not to use (a retry avoids the one that failed).
 	Avoid []string
+	// Weight is the client's share of a carrier's TPS against the other
+	// clients waiting for it (clients[].weight; 1 when not set).
+	Weight float64
 }
 
 // TLV is an optional parameter of an SMS submit (an SMPP TLV): a tag and

@@ -163,6 +163,7 @@ type Carrier struct {
 	logLim  *everyLimiter
 	obs     Observer
 	pace    *adaptive // token bucket and throttle back-off
+	fair    *fairPace // pace's tokens shared fairly between clients (fair.go)
 	sub     *submitOptions
 	subErr  error     // what is wrong with cfg's submit settings; Run refuses to start
 	auth    *authGate // holds binds back after refused credentials
@@ -172,6 +173,7 @@ type Carrier struct {
 	started atomic.Bool
 
 	degraded atomic.Bool  // a submit went unanswered for SubmitAckTimeout; cleared by the next answer
+	susp     suspension   // Suspend, Resume
 	probedAt atomic.Int64 // unix nanos of the last send let through while degraded
 
 	mu       sync.Mutex
@@ -237,6 +239,7 @@ func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carri
 		c.obs = nopObserver{}
 	}
 	c.pace = newAdaptive(cfg.TPS, cfg.Burst)
+	c.fair = newFairPace(c.pace)
 	c.sub, c.subErr = newSubmitOptions(cfg)
 	kinds := []bindKind{bindTransceiver}
 	if cfg.Mode == ModeTransmitterReceiver {
@@ -277,8 +280,12 @@ func (c *Carrier) probe(now time.Time) bool {
 	return c.probedAt.CompareAndSwap(last, now.UnixNano())
 }
 
-// Bound returns the number of sessions currently bound that can transmit.
+// Bound returns the number of sessions currently bound that can transmit
+// (0 while suspended, even before the sessions are unbound).
 func (c *Carrier) Bound() int {
+	if c.susp.isOn() {
+		return 0
+	}
 	n := 0
 	for _, sl := range c.slots {
 		if sl.kind.canTransmit() && sl.live() != nil {
@@ -306,14 +313,7 @@ func (c *Carrier) Run(ctx context.Context) error {
 	keepCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var wg sync.WaitGroup
-	for _, sl := range c.slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.keep(keepCtx, sl)
-		}()
-	}
-	<-ctx.Done()
+	c.runSlots(ctx, keepCtx, &wg) // until ctx is done
 
 	c.mu.Lock()
 	c.closing = true
@@ -470,7 +470,8 @@ func (b *backoff) nextIn(floor, ceil time.Duration) time.Duration {
 func (b *backoff) reset() { b.cur = 0 }
 
 // Submit sends sms through one bound session, one submit_sm per part (all
-// on that session), each after a token of the carrier's bucket, and
+// on that session), each after a token of the carrier's bucket (shared
+// between clients by weight: fair.go), and
 // returns the message ids in part order once every part is acknowledged.
 //
 // Errors: ErrNotBound at once when no session can transmit (or the carrier
@@ -510,7 +511,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			// half a message, and another carrier cannot finish it.
 			pctx = withFailover(ctx, false)
 		}
-		if err := c.pace.wait(pctx); err != nil {
+		if err := c.fair.wait(pctx, sms.ClientID, sms.Weight); err != nil {
 			return nil, c.partErr(i, len(enc.Parts), err)
 		}
 		if s == nil || !s.alive() {

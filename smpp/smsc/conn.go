@@ -241,7 +241,7 @@ func (c *conn) bind(b []byte, id, seq uint32) bool {
 		switch {
 		case s.cfg.SystemID != "" && sid != s.cfg.SystemID:
 			st = statusInvSysID
-		case s.cfg.Password != "" && fieldString(f, pdufield.Password) != s.cfg.Password:
+		case s.wantPassword() != "" && fieldString(f, pdufield.Password) != s.wantPassword():
 			st = statusInvPaswd
 		}
 	}

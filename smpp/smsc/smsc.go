@@ -200,6 +200,7 @@ type Server struct {
 	nextID atomic.Uint64 // next message id counter value
 
 	bindStatus     atomic.Uint32
+	password       atomic.Pointer[string] // SetPassword; nil: Config.Password
 	submitStatus   atomic.Uint32
 	ackDelay       atomic.Int64
 	noAck          atomic.Bool

@@ -42,6 +42,7 @@ func fullRecord(now time.Time) otp.Record {
 		Sends:      []time.Time{now.Add(-30*time.Minute + ns), now.Add(ns)},
 		DayFails:   3,
 		DayStart:   now.Add(-2*time.Hour + ns),
+		Carrier:    "carrier-a",
 		KeepUntil:  now.Add(time.Hour + ns),
 	}
 }

@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/otpgate/otpgate/guard"
+)
+
+// newGuard builds the pumping guard of cfg (already validated).
+func (d *Daemon) newGuard(cfg *Config) (*guard.Guard, error) {
+	o := guard.Options{Logger: d.log.With("component", "guard")}
+	if d.Metrics != nil {
+		o.Observer = d.Metrics
+	}
+	g, err := guard.New(guardConfig(cfg), o)
+	if err != nil {
+		return nil, err
+	}
+	d.guard.Store(g)
+	return g, nil
+}
+
+// swapGuard gives the running guard the settings of cfg (already
+// validated): its counters and blocks carry over (see guard.Guard.Swap).
+func (d *Daemon) swapGuard(cfg *Config) {
+	if g := d.guard.Load(); g != nil {
+		if err := g.Swap(guardConfig(cfg), time.Now()); err != nil {
+			d.log.Error("guard settings not applied", "error", err)
+		}
+	}
+}
+
+// The admin port's guard routes:
+//
+//	GET  /guard/blocks   the active blocks: a JSON list of guard.Block
+//	POST /guard/release  {"range":"+91-98765","client":"","rule":""}: lifts
+//	                     the blocks of ranges within (or containing) range
+//	                     → {"released":[blocks],"configured":[entries]}
+//	                     (configured: guard.block_prefixes entries, which
+//	                     only a reload lifts)
+func (d *Daemon) guardRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /guard/blocks", func(w http.ResponseWriter, r *http.Request) {
+		g := d.guard.Load()
+		if g == nil {
+			adminJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "guard not running yet"})
+			return
+		}
+		blocks := g.Blocks(time.Now())
+		if blocks == nil {
+			blocks = []guard.Block{}
+		}
+		adminJSON(w, http.StatusOK, blocks)
+	})
+	mux.HandleFunc("POST /guard/release", func(w http.ResponseWriter, r *http.Request) {
+		g := d.guard.Load()
+		if g == nil {
+			adminJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "guard not running yet"})
+			return
+		}
+		var req struct {
+			Range  string `json:"range"`
+			Client string `json:"client"`
+			Rule   string `json:"rule"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			adminJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"range":"+91-98765","client":"","rule":""}`})
+			return
+		}
+		released, configured, err := g.Release(time.Now(), guard.Release{Range: req.Range, Client: req.Client, Rule: req.Rule})
+		if errors.Is(err, guard.ErrBadRange) {
+			adminJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if released == nil {
+			released = []guard.Block{}
+		}
+		if configured == nil {
+			configured = []string{}
+		}
+		adminJSON(w, http.StatusOK, map[string]any{"released": released, "configured": configured})
+	})
+}
+
+func adminJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

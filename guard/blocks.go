@@ -1,0 +1,137 @@
+package guard
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Block is an active block as the admin port lists it.
+type Block struct {
+	// Rule is the rule that raised it.
+	Rule string `json:"rule"`
+	// Range is the blocked range, masked: "+91-987650xxxx" (the numbers
+	// whose last four digits vary).
+	Range string `json:"range"`
+	// Client is the client whose sends are refused; "*" for all clients
+	// (a carrier's conversion).
+	Client string `json:"client"`
+	// Carrier is the carrier whose conversion raised it, if any.
+	Carrier string `json:"carrier,omitempty"`
+	// Reason says what tripped the rule, with its figures.
+	Reason string `json:"reason"`
+	// Since is when the block was raised; Until when it lifts by itself.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until,omitzero"`
+	// Action is "block" when the guard refuses the range's sends, or
+	// "monitor" when it only logs them (guard.mode monitor).
+	Action string `json:"action"`
+	// Refused counts the sends refused (or, in monitor mode, that would
+	// have been) since the block was raised.
+	Refused int64 `json:"refused"`
+}
+
+// block is an active block raised by a rule.
+type block struct {
+	key     string // scope "\x00" cc "-" prefix; scope "" is every client
+	info    Block  // Action and Refused are filled in when listed
+	digits  string // cc and prefix: what a release matches
+	level   int
+	monitor bool // raised in monitor mode
+	refused atomic.Int64
+	held    atomic.Int64 // refusals since the last log line
+	logAt   atomic.Int64 // unix nanoseconds of the last log line
+}
+
+// blockTable holds the active blocks, at most max of them.
+type blockTable struct {
+	mu sync.RWMutex
+	m  map[string]*block
+	n  atomic.Int64 // len(m), read without the lock on the send path
+}
+
+// get returns the block under key if it is active at now.
+func (t *blockTable) get(key []byte, now int64) *block {
+	t.mu.RLock()
+	b := t.m[string(key)]
+	t.mu.RUnlock()
+	if b == nil || (!b.info.Until.IsZero() && now >= b.info.Until.UnixNano()) {
+		return nil
+	}
+	return b
+}
+
+// add makes b active unless a block is active under its key, and returns
+// the block that is. A full table first drops expired blocks, then the
+// block that would end first.
+func (t *blockTable) add(b *block, now int64, capacity int) (active *block, added bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old := t.m[b.key]; old != nil && (old.info.Until.IsZero() || now < old.info.Until.UnixNano()) {
+		return old, false
+	}
+	if len(t.m) >= capacity {
+		var first *block
+		for k, o := range t.m {
+			if !o.info.Until.IsZero() && now >= o.info.Until.UnixNano() {
+				delete(t.m, k)
+			} else if first == nil || o.info.Until.Before(first.info.Until) {
+				first = o
+			}
+		}
+		if len(t.m) >= capacity && first != nil {
+			delete(t.m, first.key)
+		}
+	}
+	t.m[b.key] = b
+	t.n.Store(int64(len(t.m)))
+	return b, true
+}
+
+// remove deletes the blocks drop selects and returns them.
+func (t *blockTable) remove(drop func(b *block) bool) []*block {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*block
+	for k, b := range t.m {
+		if drop(b) {
+			delete(t.m, k)
+			out = append(out, b)
+		}
+	}
+	t.n.Store(int64(len(t.m)))
+	return out
+}
+
+// active returns the blocks active at now, dropping the expired ones.
+func (t *blockTable) active(now int64) []*block {
+	t.remove(func(b *block) bool { return !b.info.Until.IsZero() && now >= b.info.Until.UnixNano() })
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]*block, 0, len(t.m))
+	for _, b := range t.m {
+		out = append(out, b)
+	}
+	return out
+}
+
+// maskRange writes a range for people: "+91-987650xxxx".
+func maskRange(cc, prefix string, natLen int) string {
+	var b strings.Builder
+	b.WriteByte('+')
+	b.WriteString(cc)
+	b.WriteByte('-')
+	b.WriteString(prefix)
+	for range max(natLen-len(prefix), 0) {
+		b.WriteByte('x')
+	}
+	return b.String()
+}
+
+// matchesRelease reports whether a release of digits (a prefix or a
+// number) covers a range: the range lies within the prefix, or contains
+// the number.
+func matchesRelease(rangeDigits, digits string) bool {
+	return strings.HasPrefix(rangeDigits, digits) || strings.HasPrefix(digits, rangeDigits)
+}
