@@ -24,6 +24,9 @@ func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
 		cfg.Carriers[0].Binds = 2
 		cfg.Carriers[0].Window = 64
 		cfg.Log.Level = "warn"
+		// As benchGateway: the guard runs but does not refuse.
+		cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6}
+		cfg.Guard.Mode = "monitor"
 		cfg.Store = daemon.StoreConfig{Backend: "redis", Redis: cfg.Store.Redis}
 		cfg.Store.Redis.Addrs, cfg.Store.Redis.Prefix = cluster.Addrs, prefix
 		if i == 0 {

@@ -52,8 +52,10 @@ clients:
     api_keys: ["%s"]
     sender: OTPGATE
     countries: ["*"]
+    rate: {per_second: 1000000, burst: 1000000}
 carriers:
   - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 1, window: 32}
+guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
 routes:
   - {countries: ["*"], carriers: [a]}
 `, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), sim.Addr())

@@ -77,6 +77,7 @@ func TestFleet(t *testing.T) {
 	}))
 	defer cbSrv.Close()
 	f := startFleet(t, 2, cfgOpts{resend: "30s"}, func(cfg *daemon.Config) {
+		cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6} // the verify race, not the rate
 		cfg.Clients[0].CallbackURL = cbSrv.URL
 		cfg.Clients[0].CallbackSecret = "cb-secret"
 		cfg.Clients[1].Rate = daemon.RateConfig{PerSecond: 0.001, Burst: 3}
