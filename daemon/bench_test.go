@@ -117,6 +117,13 @@ func drive(b *testing.B, what string, request func() (int, error)) {
 // verifies each with its right code at 64 concurrent requests.
 func BenchmarkGateway_VerifyOTP(b *testing.B) {
 	g, sim := benchGateway(b)
+	benchVerify(b, []*gateway{g}, sim)
+}
+
+// benchVerify is BenchmarkGateway_VerifyOTP on gs, the requests going to
+// each in turn.
+func benchVerify(b *testing.B, gs []*gateway, sim *smsc.Server) {
+	g := gs[0]
 	client := benchClient()
 	numbers := make([]string, b.N)
 	var wg sync.WaitGroup
@@ -140,7 +147,8 @@ func BenchmarkGateway_VerifyOTP(b *testing.B) {
 	}
 	var next atomic.Int64
 	drive(b, "verifies", func() (int, error) {
-		n := numbers[next.Add(1)-1]
-		return post(client, g.url+verifyPath, keyA, verifyBody(clientA, "+91-"+n, codes["91"+n]))
+		i := next.Add(1) - 1
+		n := numbers[i]
+		return post(client, gs[int(i)%len(gs)].url+verifyPath, keyA, verifyBody(clientA, "+91-"+n, codes["91"+n]))
 	})
 }

@@ -33,6 +33,7 @@ type Config struct {
 	MaxConnections int             `yaml:"max_connections" reload:"restart"`
 	DataDir        string          `yaml:"data_dir" reload:"restart"`
 	SecretFile     string          `yaml:"secret_file" reload:"restart"`
+	Store          StoreConfig     `yaml:"store" reload:"restart"`
 	SubmitTimeout  Duration        `yaml:"submit_timeout"`
 	Log            LogConfig       `yaml:"log"`
 	OTP            OTPConfig       `yaml:"otp"`
@@ -299,6 +300,7 @@ func defaultConfig() Config {
 }
 
 func (c *Config) setDefaults() {
+	c.setStoreDefaults()
 	if c.SecretFile == "" {
 		c.SecretFile = strings.TrimSuffix(c.DataDir, "/") + "/otp.secret"
 	}
@@ -333,6 +335,7 @@ func (c *Config) Validate() Problems {
 	c.validateBlocked(add)
 	c.validateInbound(add)
 	c.validateAccess(add)
+	c.validateStore(add)
 	c.validateGuard(add)
 	ps = append(ps, c.fileProblems...)
 	return ps

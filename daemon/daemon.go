@@ -21,7 +21,6 @@ import (
 	"github.com/otpgate/otpgate/ratelimit"
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/smpp/smsc"
-	"github.com/otpgate/otpgate/store"
 	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 )
@@ -47,7 +46,7 @@ type Daemon struct {
 	addr      net.Addr
 	adminAddr net.Addr
 	notReady  atomic.Pointer[string] // last reason publicReadiness saw ("" ready)
-	db        *store.DB
+	db        storeBackend
 	receipts  *otp.Receipts
 	inbox     *otp.Inbox // MO messages
 	router    atomic.Pointer[smpp.Router]
@@ -127,15 +126,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	so := store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
-		PendingDropped: d.pendingDropped}
-	d.observeStore(&so)
-	if storeTuning != nil {
-		storeTuning(&so)
-	}
-	db, err := store.Open(cfg.DataDir, so)
+	db, fleetLimiter, err := d.openStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+		return err
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
@@ -194,7 +187,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 	limiter := ratelimit.New(nil)
-	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: limiter,
+	var clientLimiter otp.Limiter = limiter
+	if fleetLimiter != nil { // shared by the nodes of a fleet
+		clientLimiter = fleetLimiter
+	}
+	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: clientLimiter,
 		Guard: gd, Secret: secret, Logger: d.log.With("component", "otp")})
 	if err != nil {
 		return err

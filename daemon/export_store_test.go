@@ -32,9 +32,11 @@ func WrapHandler(wrap func(http.Handler) http.Handler) (restore func()) {
 	return func() { wrapHandler = old }
 }
 
-// Store returns the running daemon's store (nil before Run opened it).
+// Store returns the running daemon's badger store (nil before Run opened
+// it, or with another backend).
 func (d *Daemon) Store() *store.DB {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.db
+	db, _ := d.db.(*store.DB)
+	return db
 }

@@ -5,12 +5,11 @@ import (
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/smpp"
-	"github.com/otpgate/otpgate/store"
 )
 
 // newInbox returns the MO handler: MO callbacks go on db's queue, routed
 // by the client settings in force (initial until the service exists).
-func (d *Daemon) newInbox(db *store.DB, initial *otp.Settings) *otp.Inbox {
+func (d *Daemon) newInbox(db otp.MOQueue, initial *otp.Settings) *otp.Inbox {
 	in := otp.NewInbox(db, func() *otp.Settings {
 		if svc := d.svc.Load(); svc != nil {
 			return svc.Settings()

@@ -27,7 +27,14 @@ func (d *Daemon) observeStore(so *store.Options) {
 
 // sampleMetrics makes each scrape read the routes of the router in force
 // (a reload replaces it) and the callback backlog of db.
-func (d *Daemon) sampleMetrics(db *store.DB) {
+// backlogCounter is what a store offers to count its callback queue (the
+// badger store does; the redis one does not yet, and then the gauge is
+// absent).
+type backlogCounter interface {
+	CallbackBacklog(ctx context.Context) (int, error)
+}
+
+func (d *Daemon) sampleMetrics(st any) {
 	m := d.Metrics
 	if m == nil {
 		return
@@ -39,6 +46,10 @@ func (d *Daemon) sampleMetrics(db *store.DB) {
 		}
 		return routeBounds(r.States())
 	})
+	db, ok := st.(backlogCounter)
+	if !ok {
+		return
+	}
 	m.ReadCallbackQueue(func() (int, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), backlogScanTimeout)
 		defer cancel()

@@ -10,7 +10,7 @@ import (
 
 // Secrets may live in files of their own, beside the key that holds them
 // inline (as Prometheus does with its _file keys): carriers[].password_file
-// and clients[].callback_secret_file. The file's content, less a trailing
+// clients[].callback_secret_file and store.redis.password_file. The file's content, less a trailing
 // newline, is the secret. Such a file is read whenever the configuration
 // is (at start and on each reload), so that a rotated file takes effect on
 // SIGHUP. Secrets in files let the configuration itself be readable by a
@@ -32,6 +32,7 @@ func (c *Config) readSecretFiles() {
 		cl := &c.Clients[i]
 		c.readSecretFile(fmt.Sprintf("clients[%d]", i), "callback_secret", &cl.CallbackSecret, cl.CallbackSecretFile)
 	}
+	c.readSecretFile("store.redis", "password", &c.Store.Redis.Password, c.Store.Redis.PasswordFile)
 }
 
 // readSecretFile reads file into dst, the secret at prefix.key.
@@ -104,6 +105,9 @@ func (c *Config) checkConfigFile(f *os.File) {
 		if cl.CallbackSecret != "" && cl.CallbackSecretFile == "" {
 			inline = append(inline, fmt.Sprintf("clients[%d].callback_secret", i))
 		}
+	}
+	if r := c.Store.Redis; r.Password != "" && r.PasswordFile == "" {
+		inline = append(inline, "store.redis.password")
 	}
 	if len(inline) == 0 {
 		return

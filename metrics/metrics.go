@@ -28,6 +28,7 @@ type Metrics struct {
 	circuits      *prometheus.GaugeVec
 	reloads       *prometheus.CounterVec
 	mo            *prometheus.CounterVec
+	shortfalls    prometheus.Counter
 	guard         *prometheus.CounterVec
 	guardBlocks   prometheus.Gauge
 }
@@ -70,6 +71,9 @@ func New() *Metrics {
 		Help: "SIGHUP reloads by result: ok, rejected."}, []string{"result"})
 	m.mo = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_mo_total",
 		Help: "MO messages (not receipts) received and acknowledged, by carrier."}, []string{"carrier"})
+	m.shortfalls = prometheus.NewCounter(prometheus.CounterOpts{Name: "otpgate_store_shortfall_total",
+		Help: "Writes to the redis store that no replica confirmed within store.redis.wait_timeout (failed, or kept with on_shortfall degrade)."})
+	f(m.shortfalls)
 	m.guard = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_guard_decisions_total",
 		Help: "Pumping guard decisions, one per send-otp that reached it, by rule (none, safe_list, verified, block_prefix, budget, " +
 			"velocity, conversion, carrier_conversion) and action (allow, block; monitor: would block, let through in monitor mode)."},
@@ -176,3 +180,6 @@ func (m *Metrics) ForgetCarrier(carrier string) {
 	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.degraded.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 }
+
+// StoreShortfall counts a store write that no replica confirmed in time.
+func (m *Metrics) StoreShortfall() { m.shortfalls.Inc() }

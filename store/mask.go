@@ -23,3 +23,7 @@ func maskKey(key string) string {
 	}
 	return string(b)
 }
+
+// MaskKey returns key with the phone numbers in it masked, as maskKey
+// does, for the other store backends' errors.
+func MaskKey(key string) string { return maskKey(key) }

@@ -1,0 +1,75 @@
+package daemon_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/smpp/smsc"
+	"github.com/otpgate/otpgate/store/redisstore/redistest"
+)
+
+// benchFleet starts n gateways with store.backend redis on a Redis
+// Cluster of their own (3 masters, 3 replicas, appendfsync always) and one
+// simulator, each configured as benchGateway's.
+func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
+	cluster := redistest.New(b)
+	sim := startSim(b, smsc.Config{ReceiptDelay: 10 * time.Millisecond})
+	prefix := fmt.Sprintf("bench%d:", time.Now().UnixNano())
+	var gs []*gateway
+	var secret string
+	for i := range n {
+		cfg := testConfig(b, cfgOpts{simAddr: sim.Addr(), perHour: 1000000})
+		cfg.Carriers[0].Binds = 2
+		cfg.Carriers[0].Window = 64
+		cfg.Log.Level = "warn"
+		// As benchGateway: the guard runs but does not refuse.
+		cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6}
+		cfg.Guard.Mode = "monitor"
+		cfg.Store = daemon.StoreConfig{Backend: "redis", Redis: cfg.Store.Redis}
+		cfg.Store.Redis.Addrs, cfg.Store.Redis.Prefix = cluster.Addrs, prefix
+		if i == 0 {
+			secret = cfg.SecretFile
+		} else {
+			cfg.SecretFile = secret
+		}
+		gs = append(gs, startGateway(b, cfg))
+	}
+	return gs, sim
+}
+
+// BenchmarkGateway_SendOTP_Redis is BenchmarkGateway_SendOTP with
+// store.backend redis: every write waited for on a replica.
+func BenchmarkGateway_SendOTP_Redis(b *testing.B) {
+	gs, _ := benchFleet(b, 1)
+	client := benchClient()
+	drive(b, "sends", func() (int, error) {
+		return post(client, gs[0].url+sendPath, keyA, sendBody(clientA, fmt.Sprintf("+91-9%09d", benchSeq.Add(1)), "6"))
+	})
+}
+
+// BenchmarkGateway_VerifyOTP_Redis is BenchmarkGateway_VerifyOTP with
+// store.backend redis.
+func BenchmarkGateway_VerifyOTP_Redis(b *testing.B) {
+	gs, sim := benchFleet(b, 1)
+	benchVerify(b, gs, sim)
+}
+
+// BenchmarkFleet_SendOTP sends through two gateways on one cluster, in
+// turn: the fleet's throughput on this machine.
+func BenchmarkFleet_SendOTP(b *testing.B) {
+	gs, _ := benchFleet(b, 2)
+	client := benchClient()
+	drive(b, "sends", func() (int, error) {
+		i := benchSeq.Add(1)
+		return post(client, gs[i%2].url+sendPath, keyA, sendBody(clientA, fmt.Sprintf("+91-9%09d", i), "6"))
+	})
+}
+
+// BenchmarkFleet_VerifyOTP verifies through two gateways on one cluster,
+// in turn.
+func BenchmarkFleet_VerifyOTP(b *testing.B) {
+	gs, sim := benchFleet(b, 2)
+	benchVerify(b, gs, sim)
+}

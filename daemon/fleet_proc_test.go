@@ -1,0 +1,160 @@
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/smpp/smsc"
+	"github.com/otpgate/otpgate/store/redisstore/redistest"
+)
+
+// TestFleet_TwoProcesses runs two `otpgate run` processes on one Redis
+// Cluster and one simulator. Codes sent through a verify through b, thirty
+// concurrent verifies of one code spread over both give one 200, and when
+// a is killed (SIGKILL) while sends are in flight, every send it answered
+// 200 verifies through b.
+func TestFleet_TwoProcesses(t *testing.T) {
+	cluster := redistest.New(t)
+	bin := buildOtpgate(t)
+	sim := startSim(t, smsc.Config{ReceiptDelay: 5 * time.Millisecond})
+	shared := t.TempDir()
+	secret := filepath.Join(shared, "otp.secret")
+	prefix := fmt.Sprintf("procs%d:", time.Now().UnixNano())
+	addrs := ""
+	for i, a := range cluster.Addrs {
+		if i > 0 {
+			addrs += ", "
+		}
+		addrs += `"` + a + `"`
+	}
+	config := func(name string) string {
+		dir := filepath.Join(shared, name)
+		y := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+data_dir: %s
+secret_file: %s
+submit_timeout: 3s
+log: {level: info, format: json}
+otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
+store:
+  backend: redis
+  redis: {addrs: [%s], prefix: "%s", wait_timeout: 5s}
+clients:
+  - id: %s
+    api_keys: ["%s"]
+    sender: OTPGATE
+    countries: ["*"]
+    rate: {per_second: 1000000, burst: 1000000}
+carriers:
+  - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 1, window: 32}
+guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
+routes:
+  - {countries: ["*"], carriers: [a]}
+`, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), sim.Addr())
+		path := filepath.Join(shared, name+".yaml")
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	a := startOtpgate(t, bin, config("a")) // writes the shared secret
+	b := startOtpgate(t, bin, config("b"))
+	client := benchClient()
+
+	// A code sent through a verifies through b, once.
+	if code, err := post(client, a.url+sendPath, keyA, sendBody(clientA, "+91-9876500301", "6")); err != nil || code != 200 {
+		t.Fatalf("send through a: %d %v", code, err)
+	}
+	otpCode := codeFor(t, sim, "919876500301", 1)
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			g := []*proc{a, b}[i%2]
+			if code, err := post(client, g.url+verifyPath, keyA, verifyBody(clientA, "+91-9876500301", otpCode)); err == nil && code == 200 {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Fatalf("30 verifies over a and b: got %d × 200, want 1", ok.Load())
+	}
+
+	// a dies under load; b verifies what a answered 200.
+	const workers, killAfter = 16, 150
+	var (
+		mu     sync.Mutex
+		sent   []string
+		seq    atomic.Int64
+		killed = make(chan struct{})
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-killed:
+					return
+				default:
+				}
+				n := fmt.Sprintf("+91-8%09d", seq.Add(1))
+				code, err := post(client, a.url+sendPath, keyA, sendBody(clientA, n, "6"))
+				if err != nil {
+					return // a is gone
+				}
+				if code == 200 {
+					mu.Lock()
+					sent = append(sent, n)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		mu.Lock()
+		n := len(sent)
+		mu.Unlock()
+		if n >= killAfter {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d sends answered 200 in 60s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := <-a.exited
+	a.exited <- err
+	close(killed)
+	wg.Wait()
+	if ws, isExit := err.(*exec.ExitError); !isExit || ws.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("node a: got %v, want killed by SIGKILL", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	codes := map[string]string{}
+	for _, m := range sim.Messages() {
+		codes[m.Dst] = codeRE.FindString(m.Text)
+	}
+	for _, n := range sent {
+		c, found := codes["91"+n[4:]]
+		if !found {
+			t.Errorf("%s: answered 200 but the simulator never received its SMS", n)
+			continue
+		}
+		if code, err := post(client, b.url+verifyPath, keyA, verifyBody(clientA, n, c)); err != nil || code != 200 {
+			t.Errorf("%s: verify through b after a's death: got %d %v, want 200", n, code, err)
+		}
+	}
+	t.Logf("%d sends answered 200 by a before its SIGKILL all verify through b", len(sent))
+}
