@@ -215,7 +215,7 @@ func cmdSim(args []string, stderr io.Writer) int {
 	logger := slog.New(daemon.NewLogHandler(stderr, *format, &level))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := smsc.Run(ctx, *listen, smsc.Config{SystemID: *systemID, Password: *password, ReceiptDelay: *delay,
+	err := smsc.Run(ctx, *listen, smsc.Options{SystemID: *systemID, Password: *password, ReceiptDelay: *delay,
 		ReceiptTLV: true, Logger: logger})
 	if err != nil {
 		logger.Error("smsc simulator failed", "error", err)

@@ -59,7 +59,7 @@ const (
 // country but GB, and for GB a carrier whose SMSC is not there.
 func newAPI(tb testing.TB, o apiOptions) http.Handler {
 	tb.Helper()
-	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
+	sim, err := smsc.Listen("127.0.0.1:0", smsc.Options{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -71,8 +71,8 @@ func newAPI(tb testing.TB, o apiOptions) http.Handler {
 	tb.Cleanup(func() { db.Close() })
 	receipts := otp.NewReceipts(db, nil)
 	carriers := map[string]*smpp.Carrier{
-		"sim":  smpp.NewCarrier(smpp.CarrierConfig{Name: "sim", Address: sim.Addr(), SystemID: "sim", Password: "pw"}, receipts, nil),
-		"down": smpp.NewCarrier(smpp.CarrierConfig{Name: "down", Address: deadAddr(tb), SystemID: "sim", Password: "pw"}, receipts, nil),
+		"sim":  smpp.NewCarrier(smpp.CarrierOptions{Name: "sim", Address: sim.Addr(), SystemID: "sim", Password: "pw"}, receipts, nil),
+		"down": smpp.NewCarrier(smpp.CarrierOptions{Name: "down", Address: deadAddr(tb), SystemID: "sim", Password: "pw"}, receipts, nil),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -104,7 +104,7 @@ func newAPI(tb testing.TB, o apiOptions) http.Handler {
 	if o.wrap != nil {
 		os = o.wrap(db)
 	}
-	svc, err := otp.NewService(st, otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(nil),
+	svc, err := otp.NewService(st, otp.Options{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(nil),
 		Secret: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		tb.Fatal(err)

@@ -75,7 +75,7 @@ func requestLines(tb testing.TB) []map[string]any {
 // the right key still works from that address; X-Forwarded-For is not
 // believed without trusted_proxies. No key reaches the log.
 func TestGateway_AuthFailuresLimited(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 	for i := 0; i < 200; i++ {
 		forbidInLogs(t, fmt.Sprintf("wrong-key-%04d", i))
@@ -126,7 +126,7 @@ func TestGateway_AuthFailuresLimited(t *testing.T) {
 // budgets; an address the client wrote further left changes nothing. A
 // reload to auth_failures_per_minute 0 lifts the limit.
 func TestGateway_TrustedProxies(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
 	cfg.AuthFailuresPerMinute = 5
 	cfg.TrustedProxies = []string{"127.0.0.1/32"}

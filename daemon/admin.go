@@ -87,7 +87,7 @@ func loadAdminToken(path string) ([]byte, error) {
 // startAdmin listens on cfg.AdminListen and serves the admin handler; the
 // caller shuts the server down. It returns nil, nil when admin_listen is
 // empty.
-func (d *Daemon) startAdmin(cfg *Config) (*http.Server, net.Listener, error) {
+func (d *Server) startAdmin(cfg *Config) (*http.Server, net.Listener, error) {
 	if cfg.AdminListen == "" {
 		return nil, nil, nil
 	}

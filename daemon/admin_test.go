@@ -13,7 +13,7 @@ import (
 // TestAdmin_Port: metrics and pprof are on the admin port only, pprof only
 // with admin.pprof, and /readyz tells its reason there and nowhere else.
 func TestAdmin_Port(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	for _, pprofOn := range []bool{false, true} {
 		cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
 		cfg.Admin.PProf = pprofOn
@@ -49,7 +49,7 @@ func TestAdmin_Port(t *testing.T) {
 // TestAdmin_Token: with admin.token_file every admin request needs the
 // bearer token.
 func TestAdmin_Token(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	tok := filepath.Join(t.TempDir(), "admin.token")
 	if err := os.WriteFile(tok, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ const redisOpenTimeout = 15 * time.Second
 // openStore opens the backend of cfg.Store. With redis it also returns the
 // store's fleet-wide rate buckets for the clients' rate limits (nil with
 // badger: the limits are the node's own).
-func (d *Daemon) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.Limiter, error) {
+func (d *Server) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.Limiter, error) {
 	if cfg.Store.Backend != backendRedis {
 		so := store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
 			PendingDropped: d.pendingDropped}

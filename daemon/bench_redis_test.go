@@ -15,7 +15,7 @@ import (
 // simulator, each configured as benchGateway's.
 func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
 	cluster := redistest.New(b)
-	sim := startSim(b, smsc.Config{ReceiptDelay: 10 * time.Millisecond})
+	sim := startSim(b, smsc.Options{ReceiptDelay: 10 * time.Millisecond})
 	prefix := fmt.Sprintf("bench%d:", time.Now().UnixNano())
 	var gs []*gateway
 	var secret string

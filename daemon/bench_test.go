@@ -43,7 +43,7 @@ func (l *latencies) report(b *testing.B, start time.Time) {
 var benchSeq atomic.Int64
 
 func benchGateway(b *testing.B) (*gateway, *smsc.Server) {
-	sim := startSim(b, smsc.Config{ReceiptDelay: 10 * time.Millisecond})
+	sim := startSim(b, smsc.Options{ReceiptDelay: 10 * time.Millisecond})
 	cfg := testConfig(b, cfgOpts{simAddr: sim.Addr(), perHour: 1000000})
 	cfg.Carriers[0].Binds = 2
 	cfg.Carriers[0].Window = 64

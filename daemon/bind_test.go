@@ -220,7 +220,7 @@ func TestConfig_PasswordWarning(t *testing.T) {
 // client certificate, over TLS checked against tls_server_name.
 func TestGateway_TLSClientCertificate(t *testing.T) {
 	pki := newPKI(t)
-	sim := startSim(t, smsc.Config{TLS: pki.server})
+	sim := startSim(t, smsc.Options{TLS: pki.server})
 	cfg, err := daemon.ParseConfig(strings.NewReader(withCarrierKeys(t, cfgOpts{simAddr: sim.Addr()},
 		"tls: true, tls_ca_file: "+pki.caFile+", tls_cert_file: "+pki.certFile+", tls_key_file: "+pki.keyFile+
 			", tls_server_name: smsc.test")))
@@ -240,7 +240,7 @@ func TestGateway_TLSClientCertificate(t *testing.T) {
 // refused waits auth_retry_delay (1h here), but a reload, even one that
 // leaves the carrier unchanged, makes it try again at once.
 func TestGateway_ReloadRetriesRefusedBind(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	sim.SetBindStatus(0x0E) // ESME_RINVPASWD
 	dir := t.TempDir()
 	path := filepath.Join(dir, "otpgate.yaml")

@@ -147,14 +147,14 @@ func TestGateway_Callbacks(t *testing.T) {
 	fastRetries(t)
 	tests := []struct {
 		name      string
-		sim       smsc.Config
+		sim       smsc.Options
 		wantState string
 		wantError string
 	}{
-		{"Delivered", smsc.Config{ReceiptTLV: true}, "DELIVERED", "000"},
-		{"Undeliverable", smsc.Config{ReceiptState: "UNDELIV"}, "UNDELIVERABLE", "001"},
-		{"DecimalIDs", smsc.Config{IDFormat: "decimal", FirstID: 5000}, "DELIVERED", "000"},
-		{"ReceiptIDInDecimal", smsc.Config{ReceiptID: "decimal", FirstID: 5000, ReceiptTLV: true}, "DELIVERED", "000"},
+		{"Delivered", smsc.Options{ReceiptTLV: true}, "DELIVERED", "000"},
+		{"Undeliverable", smsc.Options{ReceiptState: "UNDELIV"}, "UNDELIVERABLE", "001"},
+		{"DecimalIDs", smsc.Options{IDFormat: "decimal", FirstID: 5000}, "DELIVERED", "000"},
+		{"ReceiptIDInDecimal", smsc.Options{ReceiptID: "decimal", FirstID: 5000, ReceiptTLV: true}, "DELIVERED", "000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,7 +191,7 @@ func TestGateway_CallbackRetriedUntil2xx(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	})
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, h.srv.URL, ""))
 	var ids []string
 	for _, n := range []string{"+91-9876500011", "+91-9876500012"} {
@@ -225,7 +225,7 @@ func TestGateway_CallbackSurvivesRestart(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	dir := t.TempDir()
 	g1 := startGateway(t, callbackConfig(t, cfgOpts{dir: dir, simAddr: sim.Addr()}, h.srv.URL, ""))
 	code, body := send(t, g1, "+91-9876500021")
@@ -329,7 +329,7 @@ func TestGateway_DuplicateReceiptsOneCallback(t *testing.T) {
 	fastRetries(t)
 	h := newHook(t, cbSecretA, nil)
 	logs := &countingHandler{n: map[string]int{}}
-	sim := startSim(t, smsc.Config{ReceiptTLV: true, Logger: slog.New(logs)})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true, Logger: slog.New(logs)})
 	dir := t.TempDir()
 	g := startGateway(t, callbackConfig(t, cfgOpts{dir: dir, simAddr: sim.Addr()}, h.srv.URL, ""))
 	code, body := send(t, g, "+91-9876500031")
@@ -390,7 +390,7 @@ func TestGateway_SlowCallbackEndpointDoesNotDelayOthers(t *testing.T) {
 		}
 	})
 	fast := newHook(t, cbSecretB, nil)
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, slow.srv.URL, fast.srv.URL))
 
 	if code, body := send(t, g, "+91-9876500040"); code != 200 {
@@ -434,7 +434,7 @@ func TestGateway_CallbackCircuit(t *testing.T) {
 	fastRetries(t)
 	t.Cleanup(daemon.SetCallbackCircuit(5, time.Hour))
 	h := newHook(t, cbSecretA, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, h.srv.URL, ""))
 	if code, body := send(t, g, "+91-9876500051"); code != 200 {
 		t.Fatalf("send: got %d %s", code, body)

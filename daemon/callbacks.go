@@ -19,7 +19,7 @@ var callbackOptions callback.Options
 // receipt and MO callbacks that db queues, and the watch that wakes it when one
 // is queued. Clients' callback_url and callback_secret are read from the
 // settings svc has in force at each try, so a reload applies at once.
-func startCallbacks(ctx context.Context, g *errgroup.Group, db storeBackend, svc *otp.Service, log *slog.Logger, m *metrics.Metrics) {
+func startCallbacks(ctx context.Context, g *errgroup.Group, db storeBackend, svc *otp.Service, log *slog.Logger, m *metrics.Registry) {
 	opts := callbackOptions
 	opts.Logger = log.With("component", "callbacks")
 	if m != nil {

@@ -18,7 +18,7 @@ import (
 func TestGateway_LateAckAndUnknownOutcome(t *testing.T) {
 	fastRetries(t)
 	h := newHook(t, cbSecretA, nil)
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "300ms"}, h.srv.URL+"/cb", ""))
 	waitCarrierBound(t, g, "a")
 	sim.SetAckDelay(800 * time.Millisecond)
@@ -56,8 +56,8 @@ func retryConfig(t *testing.T, simA, simB *smsc.Server) *daemon.Config {
 // its code is live; the same text goes once through b, the status shows
 // both attempts, and the code the client was told about still verifies.
 func TestGateway_RetryUndelivered(t *testing.T) {
-	simA := startSim(t, smsc.Config{ReceiptState: "UNDELIV"})
-	simB := startSim(t, smsc.Config{})
+	simA := startSim(t, smsc.Options{ReceiptState: "UNDELIV"})
+	simB := startSim(t, smsc.Options{})
 	g := startGateway(t, retryConfig(t, simA, simB))
 	waitCarrierBound(t, g, "a")
 	waitCarrierBound(t, g, "b")
@@ -103,8 +103,8 @@ func TestGateway_NoRetry(t *testing.T) {
 		verifyFirst bool
 	}{{"Off", true, false}, {"AlreadyVerified", false, true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			simA := startSim(t, smsc.Config{ReceiptState: "UNDELIV", ReceiptDelay: 400 * time.Millisecond})
-			simB := startSim(t, smsc.Config{})
+			simA := startSim(t, smsc.Options{ReceiptState: "UNDELIV", ReceiptDelay: 400 * time.Millisecond})
+			simB := startSim(t, smsc.Options{})
 			cfg := retryConfig(t, simA, simB)
 			cfg.OTP.RetryUndelivered = !tt.off
 			g := startGateway(t, cfg)
@@ -132,8 +132,8 @@ func TestGateway_NoRetry(t *testing.T) {
 // succeed through the second carrier within submit_timeout (3s here),
 // each after at most stall_timeout (300ms) on the stuck one.
 func TestGateway_StuckCarrier(t *testing.T) {
-	simA := startSim(t, smsc.Config{})
-	simB := startSim(t, smsc.Config{})
+	simA := startSim(t, smsc.Options{})
+	simB := startSim(t, smsc.Options{})
 	cfg := retryConfig(t, simA, simB)
 	stall := daemon.Duration(300 * time.Millisecond)
 	cfg.Carriers[0].StallTimeout = &stall

@@ -80,7 +80,7 @@ func logWarnings(log *slog.Logger, cfg *Config) {
 // onto cc, whose TLS is already set when the carrier uses TLS. The name
 // the SMSC's certificate is checked against defaults (in smpp) to the
 // host of the address.
-func applyLink(k CarrierConfig, cc *smpp.CarrierConfig) error {
+func applyLink(k CarrierConfig, cc *smpp.CarrierOptions) error {
 	cc.AuthRetryDelay = time.Duration(k.AuthRetryDelay)
 	cc.ReconnectDelay = time.Duration(k.ReconnectDelay)
 	cc.EnquireLink = time.Duration(k.EnquireLinkInterval)

@@ -176,7 +176,7 @@ func (s *carrierStats) fill(carrier string, st *CarrierStatus, now time.Time) {
 
 // carrierStatuses returns every running carrier's status, in the
 // configuration's order.
-func (d *Daemon) carrierStatuses() []CarrierStatus {
+func (d *Server) carrierStatuses() []CarrierStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
@@ -190,7 +190,7 @@ func (d *Daemon) carrierStatuses() []CarrierStatus {
 }
 
 // statusOf returns r's status; d.mu must be held (r.cfg.Suspended).
-func (d *Daemon) statusOf(r *carrierRun, now time.Time) CarrierStatus {
+func (d *Server) statusOf(r *carrierRun, now time.Time) CarrierStatus {
 	st := CarrierStatus{Name: r.cfg.Name, Mode: r.cfg.Mode, BindsUp: r.carrier.Bound(), BindsConfigured: r.cfg.Binds,
 		TPS: r.cfg.TPS, Degraded: r.carrier.Degraded(), Suspended: r.carrier.Suspended(), SuspendedInConfig: r.cfg.Suspended}
 	d.stats.fill(r.cfg.Name, &st, now)
@@ -229,7 +229,7 @@ func keepSuspension(r *carrierRun, kc CarrierConfig) {
 }
 
 // controlRoutes adds the runtime control endpoints to the admin mux.
-func (d *Daemon) controlRoutes(mux *http.ServeMux) {
+func (d *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /carriers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, CarriersReply{Carriers: d.carrierStatuses()})
 	})
@@ -244,7 +244,7 @@ func (d *Daemon) controlRoutes(mux *http.ServeMux) {
 
 // setSuspended suspends or resumes the carrier named in the path and
 // answers its status.
-func (d *Daemon) setSuspended(w http.ResponseWriter, r *http.Request, on bool) {
+func (d *Server) setSuspended(w http.ResponseWriter, r *http.Request, on bool) {
 	name := r.PathValue("name")
 	d.mu.Lock()
 	run := d.runs[name]

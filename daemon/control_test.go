@@ -57,8 +57,8 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 // suspended; resume binds it again; suspended: true in the config starts
 // it suspended, and a reload that changes the key applies it.
 func TestAdmin_CarrierControl(t *testing.T) {
-	simA := startSim(t, smsc.Config{SystemID: "carrier-a", Password: "pw-a"})
-	simB := startSim(t, smsc.Config{SystemID: "carrier-b", Password: "pw-b"})
+	simA := startSim(t, smsc.Options{SystemID: "carrier-a", Password: "pw-a"})
+	simB := startSim(t, smsc.Options{SystemID: "carrier-b", Password: "pw-b"})
 	dir := t.TempDir()
 	y := twoCarrierYAML(t, dir, simA.Addr(), simB.Addr())
 	path := filepath.Join(dir, "otpgate.yaml")

@@ -119,7 +119,7 @@ func (p *proc) errorLines() []string {
 // the code the handset (the simulator) received.
 func TestCrash_KillDuringLoad(t *testing.T) {
 	bin := buildOtpgate(t)
-	sim := startSim(t, smsc.Config{ReceiptDelay: 5 * time.Millisecond})
+	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "otpgate.yaml")
 	y := fmt.Sprintf(`listen: 127.0.0.1:0

@@ -28,14 +28,14 @@ import (
 // DrainTimeout bounds how long shutdown waits for in-flight HTTP requests.
 const DrainTimeout = 15 * time.Second
 
-// Daemon is a configured gateway, ready to Run.
-type Daemon struct {
+// Server is a configured gateway, ready to Run.
+type Server struct {
 	log *slog.Logger
 	// Level, when set, is the process's log level: a reload sets it.
 	Level *slog.LevelVar
 	// Metrics, when set, collects the gateway's metrics and serves them at
 	// /metrics; New sets a fresh one.
-	Metrics *metrics.Metrics
+	Metrics *metrics.Registry
 
 	ready  chan struct{}
 	notify *Notifier
@@ -71,8 +71,8 @@ type carrierRun struct {
 	done    chan struct{}
 }
 
-// New checks cfg and returns a Daemon. logger may be nil.
-func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
+// New checks cfg and returns a Server. logger may be nil.
+func New(cfg *Config, logger *slog.Logger) (*Server, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, ps
 	}
@@ -80,12 +80,12 @@ func New(cfg *Config, logger *slog.Logger) (*Daemon, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logWarnings(logger, cfg)
-	return &Daemon{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
+	return &Server{cfg: cfg, log: logger, ready: make(chan struct{}), Metrics: metrics.New(), runs: map[string]*carrierRun{},
 		notify: NewNotifier(logger), lateAcks: make(chan otp.Ack, lateAckQueue), stats: newCarrierStats(), started: time.Now()}, nil
 }
 
 // Addr returns the HTTP listener's address; it is valid after Ready is closed.
-func (d *Daemon) Addr() net.Addr {
+func (d *Server) Addr() net.Addr {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.addr
@@ -93,18 +93,18 @@ func (d *Daemon) Addr() net.Addr {
 
 // AdminAddr returns the admin listener's address (nil when admin_listen is
 // empty); it is valid after Ready is closed.
-func (d *Daemon) AdminAddr() net.Addr {
+func (d *Server) AdminAddr() net.Addr {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.adminAddr
 }
 
 // Ready is closed once the HTTP listener is bound and serving.
-func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+func (d *Server) Ready() <-chan struct{} { return d.ready }
 
 // send is the service's otp.Sender (as a senderFunc): it goes through the
 // router in force, which a reload may replace.
-func (d *Daemon) send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
+func (d *Server) send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 	return d.router.Load().Send(ctx, sms)
 }
 
@@ -118,7 +118,7 @@ func (f senderFunc) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) { r
 // done; then it stops accepting requests, finishes those in flight, unbinds
 // the carriers and closes the store. Errors binding the listener or opening
 // the store come back at once.
-func (d *Daemon) Run(ctx context.Context) (err error) {
+func (d *Server) Run(ctx context.Context) (err error) {
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
@@ -191,7 +191,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if fleetLimiter != nil { // shared by the nodes of a fleet
 		clientLimiter = fleetLimiter
 	}
-	svc, err := otp.NewService(settings, otp.Deps{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: clientLimiter,
+	svc, err := otp.NewService(settings, otp.Options{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: clientLimiter,
 		Guard: gd, Secret: secret, Logger: d.log.With("component", "otp")})
 	if err != nil {
 		return err
@@ -290,7 +290,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 // It returns the carriers no longer needed; the caller stops them (they
 // drain, then unbind) once d.mu is released, so that a slow drain holds up
 // neither /readyz nor a shutdown. d.mu must be held.
-func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
+func (d *Server) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 	next := make(map[string]*carrierRun, len(cfg.Carriers))
 	var started []*carrierRun
 	fail := func(err error) ([]*carrierRun, error) {
@@ -335,11 +335,11 @@ func (d *Daemon) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 	return old, nil
 }
 
-func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
+func (d *Server) startRun(kc CarrierConfig) (*carrierRun, error) {
 	r := &carrierRun{cfg: kc, done: make(chan struct{})}
 	addr := kc.Address
 	if kc.Simulate {
-		sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: kc.SystemID, Password: string(kc.Password),
+		sim, err := smsc.Listen("127.0.0.1:0", smsc.Options{SystemID: kc.SystemID, Password: string(kc.Password),
 			ReceiptTLV: true, DCS0Charset: kc.DCS0Charset, Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("daemon: simulator for %s: %w", kc.Name, err)
@@ -380,7 +380,7 @@ func (d *Daemon) startRun(kc CarrierConfig) (*carrierRun, error) {
 
 // wantsCallback reports whether clientID has a callback URL in the
 // settings in force (true until the service exists, so nothing is lost).
-func (d *Daemon) wantsCallback(clientID string) bool {
+func (d *Server) wantsCallback(clientID string) bool {
 	svc := d.svc.Load()
 	if svc == nil {
 		return true
@@ -391,7 +391,7 @@ func (d *Daemon) wantsCallback(clientID string) bool {
 
 // smppObserver is the carriers' observer: the control API's counts, and
 // the metrics when on.
-func (d *Daemon) smppObserver() smpp.Observer {
+func (d *Server) smppObserver() smpp.Observer {
 	var next smpp.Observer
 	if d.Metrics != nil {
 		next = d.Metrics
@@ -401,7 +401,7 @@ func (d *Daemon) smppObserver() smpp.Observer {
 
 // stopRun cancels a carrier, waits for it to drain and unbind, and closes
 // its simulator.
-func (d *Daemon) stopRun(r *carrierRun) {
+func (d *Server) stopRun(r *carrierRun) {
 	r.cancel()
 	<-r.done
 	if r.sim != nil {
@@ -424,7 +424,7 @@ func (d *Daemon) stopRun(r *carrierRun) {
 
 // stopCarriers stops every carrier and refuses later reloads; it is
 // idempotent.
-func (d *Daemon) stopCarriers() {
+func (d *Server) stopCarriers() {
 	d.mu.Lock()
 	d.stopping = true
 	runs := make([]*carrierRun, 0, len(d.runs))
@@ -437,7 +437,7 @@ func (d *Daemon) stopCarriers() {
 }
 
 // stopRuns stops runs in parallel and waits for them.
-func (d *Daemon) stopRuns(runs []*carrierRun) {
+func (d *Server) stopRuns(runs []*carrierRun) {
 	var wg sync.WaitGroup
 	for _, r := range runs {
 		wg.Add(1)
@@ -448,7 +448,7 @@ func (d *Daemon) stopRuns(runs []*carrierRun) {
 
 // publicReadiness is the API port's /readyz: readiness, whose reason goes
 // to the log (once per change) and the admin port, not to the caller.
-func (d *Daemon) publicReadiness() error {
+func (d *Server) publicReadiness() error {
 	err := d.readiness()
 	reason := ""
 	if err != nil {
@@ -466,7 +466,7 @@ func (d *Daemon) publicReadiness() error {
 
 // readiness is /readyz: the store takes writes (store.DB.Health) and a
 // carrier is bound.
-func (d *Daemon) readiness() error {
+func (d *Server) readiness() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.db == nil {
@@ -483,8 +483,8 @@ func (d *Daemon) readiness() error {
 	return errors.New("no carrier bound")
 }
 
-func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.CarrierConfig, error) {
-	cc := smpp.CarrierConfig{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password),
+func carrierConfig(k CarrierConfig, addr string, obs smpp.Observer) (smpp.CarrierOptions, error) {
+	cc := smpp.CarrierOptions{Name: k.Name, Address: addr, SystemID: k.SystemID, Password: string(k.Password),
 		Observer: obs, SystemType: k.SystemType, Mode: k.Mode, Binds: k.Binds, TPS: k.TPS, Burst: k.Burst,
 		Window: k.Window, SubmitAckTimeout: time.Duration(k.SubmitAckTimeout)}
 	if k.StallTimeout != nil {

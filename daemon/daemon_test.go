@@ -26,7 +26,7 @@ const (
 
 // gateway is a running daemon on 127.0.0.1:0.
 type gateway struct {
-	d      *daemon.Daemon
+	d      *daemon.Server
 	url    string // the API port
 	admin  string // the admin port (/metrics, /readyz with its reason)
 	cancel context.CancelFunc
@@ -34,7 +34,7 @@ type gateway struct {
 }
 
 // startSim starts a simulator that the test owns.
-func startSim(tb testing.TB, cfg smsc.Config) *smsc.Server {
+func startSim(tb testing.TB, cfg smsc.Options) *smsc.Server {
 	tb.Helper()
 	if cfg.SystemID == "" {
 		cfg.SystemID, cfg.Password = "carrier-a", "pw-a"
@@ -159,7 +159,7 @@ func startGateway(tb testing.TB, cfg *daemon.Config) *gateway {
 
 // runDaemon runs d and returns once its listener serves, without
 // waiting for a carrier to bind.
-func runDaemon(tb testing.TB, d *daemon.Daemon) *gateway {
+func runDaemon(tb testing.TB, d *daemon.Server) *gateway {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{d: d, cancel: cancel, done: make(chan error, 1)}

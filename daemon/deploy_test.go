@@ -249,7 +249,7 @@ func TestDeploy_MetricsExist(t *testing.T) {
 	fastRetries(t)
 	t.Cleanup(daemon.SetCallbackCircuit(2, time.Hour))
 	h := newHook(t, cbSecretA, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	cfg := callbackConfig(t, cfgOpts{simAddr: sim.Addr(), resend: "1h"}, h.srv.URL, "")
 	g := startGateway(t, cfg)
 	waitCarrierBound(t, g, "a")

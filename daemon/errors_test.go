@@ -49,7 +49,7 @@ const (
 // TestGateway_ErrorTable drives every row of the README's error table
 // ("HTTP API") through the whole gateway and checks the exact body.
 func TestGateway_ErrorTable(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), maxAttempts: 2}))
 
 	// A live code for the verify rows.
@@ -124,7 +124,7 @@ func TestGateway_ErrorTable(t *testing.T) {
 
 // TestGateway_TooManyRequests covers the three 429 "Too many requests" causes.
 func TestGateway_TooManyRequests(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	t.Run("ResendInterval", func(t *testing.T) {
 		g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), resend: "1h"}))
 		if code, body := send(t, g, "+91-9833333333"); code != 200 {
@@ -175,7 +175,7 @@ func TestGateway_TooManyRequests(t *testing.T) {
 	t.Run("UnansweredSubmitCounts", func(t *testing.T) {
 		// A submit the SMSC never answers may still reach the handset: it
 		// counts toward resend_interval, so retries cannot pump SMS.
-		quiet := startSim(t, smsc.Config{})
+		quiet := startSim(t, smsc.Options{})
 		g := startGateway(t, testConfig(t, cfgOpts{simAddr: quiet.Addr(), resend: "1h", submitTimout: "500ms"}))
 		quiet.SetNoAck(true)
 		if code, body := send(t, g, "+91-9877777777"); code != 409 || body != upstreamDown {

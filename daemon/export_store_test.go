@@ -34,7 +34,7 @@ func WrapHandler(wrap func(http.Handler) http.Handler) (restore func()) {
 
 // Store returns the running daemon's badger store (nil before Run opened
 // it, or with another backend).
-func (d *Daemon) Store() *store.DB {
+func (d *Server) Store() *store.DB {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	db, _ := d.db.(*store.DB)

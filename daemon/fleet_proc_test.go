@@ -24,7 +24,7 @@ import (
 func TestFleet_TwoProcesses(t *testing.T) {
 	cluster := redistest.New(t)
 	bin := buildOtpgate(t)
-	sim := startSim(t, smsc.Config{ReceiptDelay: 5 * time.Millisecond})
+	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	shared := t.TempDir()
 	secret := filepath.Join(shared, "otp.secret")
 	prefix := fmt.Sprintf("procs%d:", time.Now().UnixNano())

@@ -29,7 +29,7 @@ type fleet struct {
 func startFleet(t *testing.T, n int, o cfgOpts, adjust func(*daemon.Config)) *fleet {
 	t.Helper()
 	cluster := redistest.New(t)
-	f := &fleet{sim: startSim(t, smsc.Config{ReceiptTLV: true})}
+	f := &fleet{sim: startSim(t, smsc.Options{ReceiptTLV: true})}
 	o.simAddr = f.sim.Addr()
 	prefix := fmt.Sprintf("fleet%d:", time.Now().UnixNano())
 	var secret string
@@ -196,7 +196,7 @@ func TestFleet_Shortfall(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	start := func(onShortfall string) *gateway {
 		cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
 		cfg.Store.Backend = "redis"

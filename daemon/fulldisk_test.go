@@ -65,7 +65,7 @@ func TestFullDisk_Gateway(t *testing.T) {
 	}
 	mnt := mountTmpfs(t, 192<<20)
 	bin := buildOtpgate(t)
-	sim := startSim(t, smsc.Config{ReceiptDelay: 5 * time.Millisecond})
+	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	dir := t.TempDir()
 	data := filepath.Join(mnt, "data")
 	cfgPath := filepath.Join(dir, "otpgate.yaml")

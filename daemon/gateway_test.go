@@ -65,7 +65,7 @@ func forbidInLogs(tb testing.TB, secret string) {
 }
 
 func TestGateway_SendVerify(t *testing.T) {
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 
 	code, body := send(t, g, "+91-9876543210")
@@ -114,7 +114,7 @@ func TestGateway_SendVerify(t *testing.T) {
 }
 
 func TestGateway_CustomTextAndFormats(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 	for i, number := range []string{"+1-2025550123", "+44 7400123456", "+4915112345678"} {
 		code, body := call(t, "POST", g.url+"/api/v3/otp-verification/send-otp", "Bearer "+keyA, sendBody(clientA, number, "41"))
@@ -144,7 +144,7 @@ func TestGateway_CustomTextAndFormats(t *testing.T) {
 
 func TestGateway_RestartKeepsCodesAndReceipts(t *testing.T) {
 	// Receipts come 3 s after the submit: after the first gateway stopped.
-	sim := startSim(t, smsc.Config{ReceiptDelay: 3 * time.Second})
+	sim := startSim(t, smsc.Options{ReceiptDelay: 3 * time.Second})
 	dir := t.TempDir()
 	cfg := testConfig(t, cfgOpts{dir: dir, simAddr: sim.Addr()})
 
@@ -168,7 +168,7 @@ func TestGateway_RestartKeepsCodesAndReceipts(t *testing.T) {
 }
 
 func TestGateway_Rebind(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	// The binds are young when dropped: they wait reconnect_delay.
 	y := strings.Replace(configYAML(t, cfgOpts{simAddr: sim.Addr()}), "binds: 2, window: 8}", "binds: 2, window: 8, reconnect_delay: 100ms}", 1)
 	cfg, err := daemon.ParseConfig(strings.NewReader(y))
@@ -207,7 +207,7 @@ func TestGateway_Rebind(t *testing.T) {
 func twoDigits(i int) string { return string([]byte{byte('0' + i/10%10), byte('0' + i%10)}) }
 
 func TestGateway_CarrierDown(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "5s"}))
 	// The GB route has only the dead carrier: 409 at once, not after the
 	// 5 s submit_timeout (half of it is a bound no scheduler can miss).
@@ -235,7 +235,7 @@ func TestGateway_CarrierDown(t *testing.T) {
 // TestGateway_DrainOnShutdown: a send in flight when the daemon is told to
 // stop still gets its 200; then the carrier unbinds and Run returns nil.
 func TestGateway_DrainOnShutdown(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	sim.SetAckDelay(700 * time.Millisecond)
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 	waitSimBound(t, sim, 2)
@@ -268,8 +268,8 @@ func TestGateway_DrainOnShutdown(t *testing.T) {
 // TestGateway_SharedCodeRoutes: +1 numbers of Canada and the US take
 // different routes, told apart by libphonenumber data.
 func TestGateway_SharedCodeRoutes(t *testing.T) {
-	simUS := startSim(t, smsc.Config{})
-	simCA := startSim(t, smsc.Config{SystemID: "carrier-ca", Password: "pw-ca"})
+	simUS := startSim(t, smsc.Options{})
+	simCA := startSim(t, smsc.Options{SystemID: "carrier-ca", Password: "pw-ca"})
 	y := configYAML(t, cfgOpts{simAddr: simUS.Addr()})
 	y = strings.Replace(y, "routes:\n", "routes:\n  - countries: [CA]\n    carriers: [ca]\n", 1)
 	y = strings.Replace(y, "carriers:\n  - {name: a,", "carriers:\n  - {name: ca, address: \""+simCA.Addr()+"\", system_id: carrier-ca, password: pw-ca}\n  - {name: a,", 1)

@@ -11,7 +11,7 @@ import (
 )
 
 // newGuard builds the pumping guard of cfg (already validated).
-func (d *Daemon) newGuard(cfg *Config) (*guard.Guard, error) {
+func (d *Server) newGuard(cfg *Config) (*guard.Guard, error) {
 	o := guard.Options{Logger: d.log.With("component", "guard")}
 	if d.Metrics != nil {
 		o.Observer = d.Metrics
@@ -26,7 +26,7 @@ func (d *Daemon) newGuard(cfg *Config) (*guard.Guard, error) {
 
 // swapGuard gives the running guard the settings of cfg (already
 // validated): its counters and blocks carry over (see guard.Guard.Swap).
-func (d *Daemon) swapGuard(cfg *Config) {
+func (d *Server) swapGuard(cfg *Config) {
 	if g := d.guard.Load(); g != nil {
 		if err := g.Swap(guardConfig(cfg), time.Now()); err != nil {
 			d.log.Error("guard settings not applied", "error", err)
@@ -42,7 +42,7 @@ func (d *Daemon) swapGuard(cfg *Config) {
 //	                     → {"released":[blocks],"configured":[entries]}
 //	                     (configured: guard.block_prefixes entries, which
 //	                     only a reload lifts)
-func (d *Daemon) guardRoutes(mux *http.ServeMux) {
+func (d *Server) guardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /guard/blocks", func(w http.ResponseWriter, r *http.Request) {
 		g := d.guard.Load()
 		if g == nil {

@@ -95,7 +95,7 @@ func legitNumber(rng *rand.Rand, clientB bool, attacked []attackedRange) string 
 // again. Goals: under 50 SMS per attacked range reach the carrier, and no
 // legitimate send is refused.
 func TestGuard_PumpingAttack(t *testing.T) {
-	sim := startSim(t, smsc.Config{ReceiptDelay: 5 * time.Millisecond})
+	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr(), perHour: 1000})
 	for i := range cfg.Clients {
 		cfg.Clients[i].Rate = daemon.RateConfig{PerSecond: 1e5, Burst: 1e5} // the attack and the real users share client A
@@ -308,7 +308,7 @@ func pump(t *testing.T, g *gateway, from, n int) int {
 // TestGuard_Reload: monitor mode first, then enforce, then a safe list,
 // by reloading the file; blocks and counts carry over sensibly.
 func TestGuard_Reload(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	dir := t.TempDir()
 	base := configYAML(t, cfgOpts{dir: dir, simAddr: sim.Addr(), ratePerSec: 1000, rateBurst: 1000})
 	path := filepath.Join(dir, "otpgate.yaml")
@@ -406,7 +406,7 @@ func TestGuard_Config(t *testing.T) {
 // behind it on a carrier at its TPS: clients[].weight reaches the
 // carrier's queue.
 func TestGuard_FairShare(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "10s"})
 	cfg.Carriers[0].TPS = 100
 	for i := range cfg.Clients {

@@ -18,7 +18,7 @@ import (
 // prefix written after the country code, once or twice) share one resend
 // limit and one code.
 func TestGateway_OneNumberOneLimit(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), resend: "30s"}))
 	waitCarrierBound(t, g, "a")
 	if code, body := send(t, g, "+91-9876543210"); code != 200 {
@@ -43,7 +43,7 @@ func TestGateway_OneNumberOneLimit(t *testing.T) {
 // here) has passed, and the gateway answers others meanwhile.
 func TestGateway_SlowClients(t *testing.T) {
 	t.Cleanup(daemon.SetReadTimeout(time.Second))
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 	addr := strings.TrimPrefix(g.url, "http://")
 	const n = 300
@@ -75,7 +75,7 @@ func TestGateway_SlowClients(t *testing.T) {
 // until one of the others ends.
 func TestGateway_MaxConnections(t *testing.T) {
 	t.Cleanup(daemon.SetReadTimeout(time.Second))
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
 	cfg.MaxConnections = 4
 	g := startGateway(t, cfg)
@@ -113,7 +113,7 @@ func TestGateway_MaxConnections(t *testing.T) {
 // TestGateway_DailyFailureBudget: past otp.max_failures_per_day wrong
 // guesses, verify answers 429 even with the right code of a new send.
 func TestGateway_DailyFailureBudget(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	cfg := testConfig(t, cfgOpts{simAddr: sim.Addr(), maxAttempts: 10})
 	cfg.OTP.MaxFailuresPerDay = 3
 	g := startGateway(t, cfg)
@@ -148,7 +148,7 @@ func TestConfig_MinDigits(t *testing.T) {
 	if len(ps) != 1 || ps[0].Path != "clients[0].custom_texts.41" {
 		t.Fatalf("got %v, want one problem at clients[0].custom_texts.41", ps)
 	}
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	cfg = testConfig(t, cfgOpts{simAddr: sim.Addr()})
 	cfg.OTP.MinDigits = 5
 	delete(cfg.Clients[0].CustomTexts, "41")

@@ -9,7 +9,7 @@ import (
 
 // newInbox returns the MO handler: MO callbacks go on db's queue, routed
 // by the client settings in force (initial until the service exists).
-func (d *Daemon) newInbox(db otp.MOQueue, initial *otp.Settings) *otp.Inbox {
+func (d *Server) newInbox(db otp.MOQueue, initial *otp.Settings) *otp.Inbox {
 	in := otp.NewInbox(db, func() *otp.Settings {
 		if svc := d.svc.Load(); svc != nil {
 			return svc.Settings()
@@ -24,7 +24,7 @@ func (d *Daemon) newInbox(db otp.MOQueue, initial *otp.Settings) *otp.Inbox {
 
 // inbound sets what a carrier needs for receipts and MO messages: the
 // zone of its done dates and the MO handler. d.inbox must be set.
-func (d *Daemon) inbound(kc CarrierConfig, cc *smpp.CarrierConfig) error {
+func (d *Server) inbound(kc CarrierConfig, cc *smpp.CarrierOptions) error {
 	loc, err := receiptLocation(kc.ReceiptTimezone)
 	if err != nil {
 		return fmt.Errorf("daemon: carrier %s: receipt_timezone: %w", kc.Name, err)
@@ -38,7 +38,7 @@ func (d *Daemon) inbound(kc CarrierConfig, cc *smpp.CarrierConfig) error {
 
 // pendingDropped counts a receipt that matched nothing, dropped for the
 // per-carrier cap of the store.
-func (d *Daemon) pendingDropped(carrier string) {
+func (d *Server) pendingDropped(carrier string) {
 	if m := d.Metrics; m != nil {
 		m.Receipt(carrier, "dropped")
 	}

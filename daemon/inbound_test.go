@@ -18,7 +18,7 @@ func TestGateway_MO(t *testing.T) {
 	fastRetries(t)
 	receipts := newHook(t, cbSecretA, nil)
 	mo := newHook(t, cbSecretA, nil)
-	sim := startSim(t, smsc.Config{ReceiptDelay: -1})
+	sim := startSim(t, smsc.Options{ReceiptDelay: -1})
 	cfg := callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, receipts.srv.URL, "")
 	cfg.Clients[0].MOCallbackURL = mo.srv.URL + "/mo"
 	if ps := cfg.Validate(); len(ps) > 0 {
@@ -87,7 +87,7 @@ func TestGateway_ReceiptTimezone(t *testing.T) {
 	}
 	for _, zone := range []string{"Asia/Kolkata", ""} {
 		t.Run("Zone="+zone, func(t *testing.T) {
-			sim := startSim(t, smsc.Config{ReceiptLocation: kolkata, ReceiptDoneShift: -30 * time.Minute})
+			sim := startSim(t, smsc.Options{ReceiptLocation: kolkata, ReceiptDoneShift: -30 * time.Minute})
 			cfg := testConfig(t, cfgOpts{simAddr: sim.Addr()})
 			cfg.Carriers[0].ReceiptTimezone = zone
 			g := startGateway(t, cfg)
@@ -138,7 +138,7 @@ func TestGateway_ReceiptSequences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHook(t, cbSecretA, nil)
-			sim := startSim(t, smsc.Config{ReceiptStates: tt.states, ReceiptTLV: true})
+			sim := startSim(t, smsc.Options{ReceiptStates: tt.states, ReceiptTLV: true})
 			g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, h.srv.URL, ""))
 			code, body := send(t, g, "+91-9876543210")
 			if code != 200 {

@@ -23,7 +23,7 @@ const (
 // lateAck queues a carrier's late acknowledgement; it runs on the SMPP
 // reader and never blocks: with the queue full the id is dropped (its
 // receipt will then match nothing) and that is logged.
-func (d *Daemon) lateAck(a smpp.LateAck) {
+func (d *Server) lateAck(a smpp.LateAck) {
 	select {
 	case d.lateAcks <- otp.Ack{RequestID: a.RequestID, Carrier: a.Carrier, MessageID: a.MessageID, Part: a.Part, Parts: a.Parts}:
 	default:
@@ -32,7 +32,7 @@ func (d *Daemon) lateAck(a smpp.LateAck) {
 }
 
 // runLateAcks records queued late acknowledgements until ctx ends.
-func (d *Daemon) runLateAcks(ctx context.Context, rs otp.ReceiptStore) {
+func (d *Server) runLateAcks(ctx context.Context, rs otp.ReceiptStore) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -11,7 +11,7 @@ import (
 // TestGateway_Metrics checks the README's series ("Operations") after real traffic,
 // and that no label holds a number, key or code.
 func TestGateway_Metrics(t *testing.T) {
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), resend: "1h"}))
 	if code, body := send(t, g, "+91-9870000001"); code != 200 {
 		t.Fatalf("send: %d %s", code, body)
@@ -69,7 +69,7 @@ func mustSend(t *testing.T, g *gateway, number string) string {
 // TestGateway_UnknownReceipt: a receipt for an id nobody sent is acked,
 // kept pending, counted, and crashes nothing.
 func TestGateway_UnknownReceipt(t *testing.T) {
-	sim := startSim(t, smsc.Config{ReceiptDelay: -1})
+	sim := startSim(t, smsc.Options{ReceiptDelay: -1})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 	if n := sim.SendRaw(rawReceipt("DEADBEEF", "919870000000", "OTPGATE")); n == 0 {
 		t.Fatal("no bound connection to send the receipt on")

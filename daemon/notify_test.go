@@ -289,7 +289,7 @@ func TestGateway_SystemdNotify(t *testing.T) {
 	sock := listenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "100000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "otpgate.yaml")
 	writeConfig(t, path, configYAML(t, cfgOpts{dir: dir, simAddr: sim.Addr()}))

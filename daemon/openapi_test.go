@@ -381,7 +381,7 @@ func startUnready(tb testing.TB, cfg *daemon.Config) *gateway {
 // answer against api/openapi.yaml; then it checks that every documented
 // status and error example was produced by some answer.
 func TestOpenAPI_Gateway(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr(), maxAttempts: 2, resend: "1h"}))
 	a := newAPIChecker(t, loadOpenAPI(t), g.url)
 

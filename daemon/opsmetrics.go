@@ -19,7 +19,7 @@ import (
 const backlogScanTimeout = 2 * time.Second
 
 // observeStore makes the store report its commits to the metrics.
-func (d *Daemon) observeStore(so *store.Options) {
+func (d *Server) observeStore(so *store.Options) {
 	if m := d.Metrics; m != nil {
 		so.Committed = m.StoreCommit
 	}
@@ -34,7 +34,7 @@ type backlogCounter interface {
 	CallbackBacklog(ctx context.Context) (int, error)
 }
 
-func (d *Daemon) sampleMetrics(st any) {
+func (d *Server) sampleMetrics(st any) {
 	m := d.Metrics
 	if m == nil {
 		return
@@ -77,7 +77,7 @@ func routeBounds(states []smpp.RouteState) []metrics.RouteBound {
 
 // carrierStarted gives a new carrier its degraded series at 0, so that the
 // series exists before the first time the carrier degrades.
-func (d *Daemon) carrierStarted(name string) {
+func (d *Server) carrierStarted(name string) {
 	if d.Metrics != nil {
 		d.Metrics.Degraded(name, false)
 	}

@@ -17,7 +17,7 @@ import (
 func TestGateway_OpsMetrics(t *testing.T) {
 	fastRetries(t)
 	h := newHook(t, cbSecretA, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
-	sim := startSim(t, smsc.Config{ReceiptTLV: true})
+	sim := startSim(t, smsc.Options{ReceiptTLV: true})
 	g := startGateway(t, callbackConfig(t, cfgOpts{simAddr: sim.Addr()}, h.srv.URL, ""))
 	waitCarrierBound(t, g, "a")
 	_, text := call(t, "GET", g.admin+"/metrics", "", "")

@@ -12,7 +12,7 @@ var ErrNotRunning = errors.New("daemon: not running")
 
 // ReloadFile reads, checks and applies the configuration at path (SIGHUP).
 // On any problem the running configuration stays and the error says why.
-func (d *Daemon) ReloadFile(path string) error {
+func (d *Server) ReloadFile(path string) error {
 	if d.isStopping() {
 		return ErrNotRunning
 	}
@@ -32,7 +32,7 @@ func (d *Daemon) ReloadFile(path string) error {
 // removed ones drain and unbind). An invalid cfg, or one that changes
 // listen, data_dir or secret_file, is rejected and the running
 // configuration keeps serving.
-func (d *Daemon) Reload(cfg *Config) error {
+func (d *Server) Reload(cfg *Config) error {
 	err := d.reload(cfg)
 	if err != nil {
 		d.reloadRejected(err)
@@ -46,14 +46,14 @@ func (d *Daemon) Reload(cfg *Config) error {
 	return nil
 }
 
-func (d *Daemon) reloadRejected(err error) {
+func (d *Server) reloadRejected(err error) {
 	if d.Metrics != nil {
 		d.Metrics.Reload(false)
 	}
 	d.log.Error("configuration reload rejected: keeping the running configuration", "error", err)
 }
 
-func (d *Daemon) reload(cfg *Config) error {
+func (d *Server) reload(cfg *Config) error {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		return ps
 	}
@@ -89,7 +89,7 @@ func (d *Daemon) reload(cfg *Config) error {
 	return nil
 }
 
-func (d *Daemon) isStopping() bool {
+func (d *Server) isStopping() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stopping

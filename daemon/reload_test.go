@@ -18,7 +18,7 @@ func writeConfig(t *testing.T, path, text string) {
 }
 
 func TestGateway_Reload(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	dir := t.TempDir()
 	o := cfgOpts{dir: dir, simAddr: sim.Addr(), deadAddr: deadAddr(t)}
 	base := configYAML(t, o)

@@ -165,7 +165,7 @@ func TestLoadConfig_ReadableConfigWithInlineSecrets(t *testing.T) {
 // SIGHUP (ReloadFile): the carrier binds again with the new password,
 // which the old one would not pass.
 func TestGateway_ReloadRotatesPasswordFile(t *testing.T) {
-	sim := startSim(t, smsc.Config{SystemID: "carrier-a", Password: "old-pw"})
+	sim := startSim(t, smsc.Options{SystemID: "carrier-a", Password: "old-pw"})
 	dir := t.TempDir()
 	pwFile := writeFile(t, dir, "carrier-a.password", "old-pw\n", 0o600)
 	y := configYAML(t, cfgOpts{dir: dir, simAddr: sim.Addr()})

@@ -109,7 +109,7 @@ func formatCounts(m map[string]uint64) string {
 }
 
 // statusPage serves the status page.
-func (d *Daemon) statusPage(w http.ResponseWriter, r *http.Request) {
+func (d *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	data := statusData{Version: buildVersion(), Uptime: now.Sub(d.started), Now: now, Ready: true,
 		Carriers: d.carrierStatuses()}

@@ -55,8 +55,8 @@ func TestStatusPage_Chromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("the status page test needs %s (Debian's chromium package; .ci/run installs it): %v", chromiumPath, err)
 	}
-	simA := startSim(t, smsc.Config{SystemID: "carrier-a", Password: "pw-a"})
-	simB := startSim(t, smsc.Config{SystemID: "carrier-b", Password: "pw-b"})
+	simA := startSim(t, smsc.Options{SystemID: "carrier-a", Password: "pw-a"})
+	simB := startSim(t, smsc.Options{SystemID: "carrier-b", Password: "pw-b"})
 	dir := t.TempDir()
 	cfg, err := daemon.ParseConfig(strings.NewReader(twoCarrierYAML(t, dir, simA.Addr(), simB.Addr())))
 	if err != nil {

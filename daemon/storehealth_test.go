@@ -67,7 +67,7 @@ func TestGateway_WatchdogWedgedStore(t *testing.T) {
 	defer daemon.SetStoreTuning(func(o *store.Options) {
 		o.HeartbeatInterval, o.StallTimeout = 50*time.Millisecond, 300*time.Millisecond
 	})()
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
 	for {
 		if msg, ok := sock.within(t, 10*time.Second); !ok {
@@ -141,7 +141,7 @@ func TestGateway_ShutdownBounded(t *testing.T) {
 			<-never
 		})
 	})()
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	logs := &countingHandler{n: map[string]int{}}
 	d, err := daemon.New(testConfig(t, cfgOpts{simAddr: sim.Addr(), submitTimout: "1s"}), slog.New(logs))
 	if err != nil {

@@ -156,7 +156,7 @@ func parseValidity(s string) (mode string, d time.Duration, err error) {
 }
 
 // submitConfig maps a carrier's submit_sm keys onto cc.
-func submitConfig(k CarrierConfig, cc *smpp.CarrierConfig) error {
+func submitConfig(k CarrierConfig, cc *smpp.CarrierOptions) error {
 	var err error
 	if cc.SourceTON, err = parsePlan(k.SourceTON, smpp.MaxTON); err != nil {
 		return fmt.Errorf("daemon: carrier %s: source_ton: %w", k.Name, err)

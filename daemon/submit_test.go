@@ -141,7 +141,7 @@ routes: [{countries: ["*"], carriers: [a]}]
 // India's DLT: every submit must carry exactly the carrier's, client's and
 // text's TLVs, merged text over client over carrier.
 func TestGateway_DLTTLVs(t *testing.T) {
-	sim := startSim(t, smsc.Config{})
+	sim := startSim(t, smsc.Options{})
 	dir := t.TempDir()
 	cfg, err := daemon.ParseConfig(strings.NewReader(fmt.Sprintf(`
 listen: 127.0.0.1:0

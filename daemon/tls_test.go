@@ -43,7 +43,7 @@ func selfSigned(t *testing.T) (*tls.Config, []byte) {
 // trusting the carrier's CA from tls_ca_file.
 func TestGateway_TLSCarrier(t *testing.T) {
 	serverTLS, caPEM := selfSigned(t)
-	sim := startSim(t, smsc.Config{TLS: serverTLS})
+	sim := startSim(t, smsc.Options{TLS: serverTLS})
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {

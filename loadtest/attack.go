@@ -68,7 +68,7 @@ type AttackConfig struct {
 	// Delivered counts the SMS the carrier took for numbers starting with
 	// the given E.164 digits; nil counts the 200 answers instead.
 	Delivered func(prefix string) int
-	// Client makes the requests; nil means one like Config's.
+	// Client makes the requests; nil means one like Options's.
 	Client *http.Client
 }
 

@@ -22,7 +22,7 @@ func TestBench_Attack(t *testing.T) {
 	url, _, _ := startGatewayWith(t, simAddr, "    rate: {per_second: 1000, burst: 1000}\n"+acme, "")
 	var stdout, stderr bytes.Buffer
 	o := loadtest.BenchOptions{
-		Config:  loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Concurrency: 4},
+		Options: loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Concurrency: 4},
 		SimAddr: simAddr, SimSystemID: "bench", SimPassword: "bench", ReceiptDelay: 10 * time.Millisecond, Wait: time.Minute,
 		Attack: loadtest.AttackConfig{Attacker: loadtest.Client{ID: "acme", Key: "acme-key-0001"},
 			Ranges: []string{"+91-981110", "+44-770090", "+234-803111"}, Count: 200},

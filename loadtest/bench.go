@@ -12,10 +12,10 @@ import (
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
-// BenchOptions configures Bench: the load (Config) and, with SimAddr, the
+// BenchOptions configures Bench: the load (Options) and, with SimAddr, the
 // SMSC simulator the gateway dials, which plays the handsets.
 type BenchOptions struct {
-	Config
+	Options
 	// SimAddr, when set, starts the simulator there; its codes verify.
 	SimAddr, SimSystemID, SimPassword string
 	// ReceiptDelay is the simulator's delay before each receipt;
@@ -24,7 +24,7 @@ type BenchOptions struct {
 	// Wait is the longest wait for the gateway's /readyz.
 	Wait time.Duration
 	// Attack, when it names ranges, runs a pumping attack (Attack) with
-	// Config's client and Concurrency as the legitimate traffic, instead
+	// Options's client and Concurrency as the legitimate traffic, instead
 	// of the load of Run.
 	Attack AttackConfig
 }
@@ -35,7 +35,7 @@ type BenchOptions struct {
 // the simulator (errors only) go to stderr. It returns when the run is
 // done or ctx ends.
 func Bench(ctx context.Context, o BenchOptions, stdout, stderr io.Writer) error {
-	cfg := o.Config
+	cfg := o.Options
 	var sim *smsc.Server
 	var hs *Handset
 	if o.SimAddr != "" {
@@ -44,7 +44,7 @@ func Bench(ctx context.Context, o BenchOptions, stdout, stderr io.Writer) error 
 		// The simulator warns once per refused receipt: its counters, printed
 		// at the end, say the same without flooding the terminal.
 		simLog := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})
-		sim, err = smsc.Listen(o.SimAddr, smsc.Config{SystemID: o.SimSystemID, Password: o.SimPassword,
+		sim, err = smsc.Listen(o.SimAddr, smsc.Options{SystemID: o.SimSystemID, Password: o.SimPassword,
 			ReceiptDelay: o.ReceiptDelay, ReceiptTLV: true, KeepMessages: 1, Logger: slog.New(hs.Handler(simLog))})
 		if err != nil {
 			return err

@@ -39,7 +39,7 @@ func (h *Handset) Received(prefix string) int {
 var codeRE = regexp.MustCompile(`\b\d{4,8}\b`)
 
 // Code returns and forgets the code of the last SMS to e164 (digits only).
-// It implements Config.Codes.
+// It implements Options.Codes.
 func (h *Handset) Code(e164 string) (string, bool) {
 	h.mu.Lock()
 	text, ok := h.texts[e164]

@@ -22,13 +22,13 @@ const (
 	readyPath  = "/readyz"
 )
 
-// Defaults of Config and of Main's flags.
+// Defaults of Options and of Main's flags.
 const (
-	// DefaultConcurrency is the default Config.Concurrency.
+	// DefaultConcurrency is the default Options.Concurrency.
 	DefaultConcurrency = 64
-	// DefaultTextID is the default Config.TextID: six-digit codes.
+	// DefaultTextID is the default Options.TextID: six-digit codes.
 	DefaultTextID = "6"
-	// DefaultPrefix is the default Config.Prefix: Indian mobile numbers.
+	// DefaultPrefix is the default Options.Prefix: Indian mobile numbers.
 	DefaultPrefix = "+91-9"
 	// DefaultURL is the gateway's address in configs/bench.yaml.
 	DefaultURL = "http://127.0.0.1:8080"
@@ -41,8 +41,8 @@ const (
 // numberSpace is how many distinct numbers a Prefix leaves: nine digits.
 const numberSpace = 1_000_000_000
 
-// Config configures Run.
-type Config struct {
+// Options configures Run.
+type Options struct {
 	// URL is the gateway's base URL, e.g. "http://127.0.0.1:8080".
 	URL string
 	// ClientID and APIKey are the client the requests are made as.
@@ -86,9 +86,9 @@ type Config struct {
 // Run sends Count (or for Duration) OTPs to distinct numbers, then verifies
 // each that got 200 with the code Codes returns, both at Concurrency
 // requests in flight, writes the report to out (a table; nil writes
-// nothing) and returns it. A bad Config is an error before any request;
+// nothing) and returns it. A bad Options is an error before any request;
 // when ctx ends, Run stops and returns what it measured with ctx's error.
-func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
+func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 	if err := cfg.normalize(); err != nil {
 		return Report{}, err
 	}
@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	return rep, ctx.Err()
 }
 
-func (c *Config) normalize() error {
+func (c *Options) normalize() error {
 	if c.URL == "" {
 		return errors.New("loadtest: no gateway URL")
 	}
@@ -185,14 +185,14 @@ func (c *Config) normalize() error {
 // limit calls were made (limit < 0: no limit), cfg.Duration passed (when
 // set), or ctx ended. do returns the HTTP status (0 for no answer) and
 // whether it made a request at all.
-func runPhase(ctx context.Context, name string, cfg Config, limit int, do func(i int) (status int, made bool)) Phase {
+func runPhase(ctx context.Context, name string, cfg Options, limit int, do func(i int) (status int, made bool)) Phase {
 	p, _ := runPhaseLats(ctx, name, cfg, limit, do)
 	return p
 }
 
 // runPhaseLats is runPhase that also returns every request's latency,
 // sorted.
-func runPhaseLats(ctx context.Context, name string, cfg Config, limit int, do func(i int) (status int, made bool)) (Phase, []time.Duration) {
+func runPhaseLats(ctx context.Context, name string, cfg Options, limit int, do func(i int) (status int, made bool)) (Phase, []time.Duration) {
 	p := Phase{Name: name, Statuses: map[int]int{}}
 	if limit == 0 {
 		return p, nil

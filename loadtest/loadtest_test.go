@@ -103,7 +103,7 @@ func TestBench_SimulatorAndGateway(t *testing.T) {
 	url := startGateway(t, simAddr)
 	var stdout, stderr bytes.Buffer
 	err := loadtest.Bench(context.Background(), loadtest.BenchOptions{
-		Config:  loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Count: 300, Concurrency: 16},
+		Options: loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Count: 300, Concurrency: 16},
 		SimAddr: simAddr, SimSystemID: "bench", SimPassword: "bench", ReceiptDelay: 10 * time.Millisecond, Wait: time.Minute,
 	}, &stdout, &stderr)
 	if err != nil {
@@ -129,7 +129,7 @@ func TestBench_SimulatorAndGateway(t *testing.T) {
 // verify phase.
 func TestRun_Report(t *testing.T) {
 	hs := loadtest.NewHandset()
-	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "bench", Password: "bench", ReceiptDelay: 5 * time.Millisecond,
+	sim, err := smsc.Listen("127.0.0.1:0", smsc.Options{SystemID: "bench", Password: "bench", ReceiptDelay: 5 * time.Millisecond,
 		Logger: slog.New(hs.Handler(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestRun_Report(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		var out bytes.Buffer
-		rep, err := loadtest.Run(ctx, loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey,
+		rep, err := loadtest.Run(ctx, loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey,
 			Count: 100, Concurrency: 8, Codes: hs.Code, TextID: "8"}, &out)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -160,7 +160,7 @@ func TestRun_Report(t *testing.T) {
 	})
 
 	t.Run("WrongKey", func(t *testing.T) {
-		rep, err := loadtest.Run(ctx, loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: "nope",
+		rep, err := loadtest.Run(ctx, loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: "nope",
 			Count: 20, Concurrency: 4, Codes: hs.Code}, nil)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -174,7 +174,7 @@ func TestRun_Report(t *testing.T) {
 	})
 
 	t.Run("Duration", func(t *testing.T) {
-		rep, err := loadtest.Run(ctx, loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey,
+		rep, err := loadtest.Run(ctx, loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey,
 			Duration: 200 * time.Millisecond, Concurrency: 4}, nil)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -188,7 +188,7 @@ func TestRun_Report(t *testing.T) {
 	})
 
 	t.Run("NoAnswer", func(t *testing.T) {
-		rep, err := loadtest.Run(ctx, loadtest.Config{URL: "http://" + freeAddr(t), ClientID: "c", APIKey: "k", Count: 5}, nil)
+		rep, err := loadtest.Run(ctx, loadtest.Options{URL: "http://" + freeAddr(t), ClientID: "c", APIKey: "k", Count: 5}, nil)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -210,7 +210,7 @@ func waitBound(tb testing.TB, sim *smsc.Server) {
 }
 
 func TestRun_BadConfig(t *testing.T) {
-	for name, cfg := range map[string]loadtest.Config{
+	for name, cfg := range map[string]loadtest.Options{
 		"NoURL":         {ClientID: "c", APIKey: "k", Count: 1},
 		"NoKey":         {URL: "http://127.0.0.1:1", ClientID: "c", Count: 1},
 		"NoCount":       {URL: "http://127.0.0.1:1", ClientID: "c", APIKey: "k"},
@@ -232,7 +232,7 @@ func TestRun_Stretches(t *testing.T) {
 	url, admin, data := startGatewayDir(t, simAddr)
 	var stdout, stderr bytes.Buffer
 	err := loadtest.Bench(context.Background(), loadtest.BenchOptions{
-		Config: loadtest.Config{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Count: 250,
+		Options: loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey, Count: 250,
 			Concurrency: 8, Stretch: 100, AdminURL: admin, DataDir: data},
 		SimAddr: simAddr, SimSystemID: "bench", SimPassword: "bench", ReceiptDelay: -1, Wait: time.Minute,
 	}, &stdout, &stderr)

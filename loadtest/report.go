@@ -42,12 +42,12 @@ func (p Phase) Errors() int { return p.Requests - p.OK }
 type Report struct {
 	Send   Phase `json:"send"`
 	Verify Phase `json:"verify"`
-	// Stretches are the send phase's stretches (Config.Stretch).
+	// Stretches are the send phase's stretches (Options.Stretch).
 	Stretches []Stretch `json:"stretches,omitempty"`
 }
 
 // write prints rep as a table.
-func write(out io.Writer, cfg Config, rep Report) {
+func write(out io.Writer, cfg Options, rep Report) {
 	if out == nil {
 		return
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Stretch is one stretch of a soak (Config.Stretch): its sends, and the
+// Stretch is one stretch of a soak (Options.Stretch): its sends, and the
 // gateway as it stood at the stretch's end.
 type Stretch struct {
 	Phase
@@ -37,7 +37,7 @@ func (s Stretch) CPUPerSend() time.Duration {
 
 // runStretches runs cfg.Count sends in stretches of cfg.Stretch and
 // returns the whole phase and each stretch.
-func runStretches(ctx context.Context, cfg Config, send func(i int) (int, bool)) (Phase, []Stretch) {
+func runStretches(ctx context.Context, cfg Options, send func(i int) (int, bool)) (Phase, []Stretch) {
 	total := Phase{Name: "send", Statuses: map[int]int{}}
 	var all []time.Duration
 	var out []Stretch
@@ -64,7 +64,7 @@ func runStretches(ctx context.Context, cfg Config, send func(i int) (int, bool))
 // gatewayProcess reads process_resident_memory_bytes and
 // process_cpu_seconds_total from the gateway's admin /metrics (zeros when
 // there is no AdminURL or it does not answer).
-func gatewayProcess(ctx context.Context, cfg Config) (rss, cpu float64) {
+func gatewayProcess(ctx context.Context, cfg Options) (rss, cpu float64) {
 	if cfg.AdminURL == "" {
 		return 0, 0
 	}

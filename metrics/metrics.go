@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics holds every collector of the gateway on its own registry.
-type Metrics struct {
+// Registry holds every collector of the gateway on its own registry.
+type Registry struct {
 	reg           *prometheus.Registry
 	ops           ops // ops.go
 	httpRequests  *prometheus.CounterVec
@@ -34,8 +34,8 @@ type Metrics struct {
 }
 
 // New registers the collectors (and the Go and process collectors).
-func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+func New() *Registry {
+	m := &Registry{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.ops = newOps(m.reg)
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_http_requests_total",
@@ -93,24 +93,24 @@ func New() *Metrics {
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Handler serves the Prometheus text format.
-func (m *Metrics) Handler() http.Handler {
+func (m *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
 // Request counts one HTTP request (route is gin's template, never the raw path).
-func (m *Metrics) Request(route string, status int, d time.Duration) {
+func (m *Registry) Request(route string, status int, d time.Duration) {
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // Verification counts one verify-otp outcome.
-func (m *Metrics) Verification(result string) { m.verifications.WithLabelValues(result).Inc() }
+func (m *Registry) Verification(result string) { m.verifications.WithLabelValues(result).Inc() }
 
 // RateLimited counts one refusal by a limit.
-func (m *Metrics) RateLimited(scope string) { m.ratelimited.WithLabelValues(scope).Inc() }
+func (m *Registry) RateLimited(scope string) { m.ratelimited.WithLabelValues(scope).Inc() }
 
 // Submit counts one submit_sm and its latency.
-func (m *Metrics) Submit(carrier, result string, d time.Duration) {
+func (m *Registry) Submit(carrier, result string, d time.Duration) {
 	m.submits.WithLabelValues(carrier, result).Inc()
 	if d > 0 {
 		m.submitLatency.WithLabelValues(carrier).Observe(d.Seconds())
@@ -118,7 +118,7 @@ func (m *Metrics) Submit(carrier, result string, d time.Duration) {
 }
 
 // BindState sets the bind gauge of one session.
-func (m *Metrics) BindState(carrier, bind string, up bool) {
+func (m *Registry) BindState(carrier, bind string, up bool) {
 	v := 0.0
 	if up {
 		v = 1
@@ -127,12 +127,12 @@ func (m *Metrics) BindState(carrier, bind string, up bool) {
 }
 
 // BindFailure counts one failed bind attempt.
-func (m *Metrics) BindFailure(carrier, reason string) {
+func (m *Registry) BindFailure(carrier, reason string) {
 	m.bindFailures.WithLabelValues(carrier, reason).Inc()
 }
 
 // Degraded sets the degraded gauge of a carrier.
-func (m *Metrics) Degraded(carrier string, degraded bool) {
+func (m *Registry) Degraded(carrier string, degraded bool) {
 	v := 0.0
 	if degraded {
 		v = 1
@@ -141,17 +141,17 @@ func (m *Metrics) Degraded(carrier string, degraded bool) {
 }
 
 // Receipt counts one delivery receipt.
-func (m *Metrics) Receipt(carrier, state string) { m.receipts.WithLabelValues(carrier, state).Inc() }
+func (m *Registry) Receipt(carrier, state string) { m.receipts.WithLabelValues(carrier, state).Inc() }
 
 // MO counts one MO message handled.
-func (m *Metrics) MO(carrier string) { m.mo.WithLabelValues(carrier).Inc() }
+func (m *Registry) MO(carrier string) { m.mo.WithLabelValues(carrier).Inc() }
 
 // Callback counts one callback attempt's outcome.
-func (m *Metrics) Callback(outcome string) { m.callbacks.WithLabelValues(outcome).Inc() }
+func (m *Registry) Callback(outcome string) { m.callbacks.WithLabelValues(outcome).Inc() }
 
 // CallbackCircuit counts a circuit of one of client's callback endpoints
 // opening (open) or closing.
-func (m *Metrics) CallbackCircuit(client string, open bool) {
+func (m *Registry) CallbackCircuit(client string, open bool) {
 	if open {
 		m.circuits.WithLabelValues(client).Inc()
 	} else {
@@ -160,7 +160,7 @@ func (m *Metrics) CallbackCircuit(client string, open bool) {
 }
 
 // Reload counts one reload.
-func (m *Metrics) Reload(ok bool) {
+func (m *Registry) Reload(ok bool) {
 	r := "ok"
 	if !ok {
 		r = "rejected"
@@ -169,17 +169,17 @@ func (m *Metrics) Reload(ok bool) {
 }
 
 // GuardDecision counts one decision of the pumping guard.
-func (m *Metrics) GuardDecision(rule, action string) { m.guard.WithLabelValues(rule, action).Inc() }
+func (m *Registry) GuardDecision(rule, action string) { m.guard.WithLabelValues(rule, action).Inc() }
 
 // GuardBlocks sets the number of active guard blocks.
-func (m *Metrics) GuardBlocks(n int) { m.guardBlocks.Set(float64(n)) }
+func (m *Registry) GuardBlocks(n int) { m.guardBlocks.Set(float64(n)) }
 
 // ForgetCarrier removes the bind series of a carrier that is gone.
-func (m *Metrics) ForgetCarrier(carrier string) {
+func (m *Registry) ForgetCarrier(carrier string) {
 	m.bindUp.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.degraded.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 }
 
 // StoreShortfall counts a store write that no replica confirmed in time.
-func (m *Metrics) StoreShortfall() { m.shortfalls.Inc() }
+func (m *Registry) StoreShortfall() { m.shortfalls.Inc() }

@@ -39,7 +39,7 @@ func newOps(reg *prometheus.Registry) ops {
 // StoreCommit records one commit of the store: its duration, the writes
 // it carried, and its error. It is called by the store's writer and does
 // not block.
-func (m *Metrics) StoreCommit(d time.Duration, writes int, err error) {
+func (m *Registry) StoreCommit(d time.Duration, writes int, err error) {
 	m.ops.commitDuration.Observe(d.Seconds())
 	if err != nil {
 		m.ops.writeFailures.Add(float64(writes))
@@ -55,7 +55,7 @@ type RouteBound struct {
 // ReadRoutes makes each scrape ask fn for otpgate_route_carriers_bound.
 // The route names fn returns must be distinct. fn must be safe for
 // concurrent use.
-func (m *Metrics) ReadRoutes(fn func() []RouteBound) {
+func (m *Registry) ReadRoutes(fn func() []RouteBound) {
 	m.ops.routes.set(func() []sample {
 		rs := fn()
 		out := make([]sample, len(rs))
@@ -70,7 +70,7 @@ func (m *Metrics) ReadRoutes(fn func() []RouteBound) {
 // otpgate_callback_queue_depth; when fn's ok is false (the store cannot be
 // read) the series is left out of that scrape rather than reported as 0.
 // fn must be safe for concurrent use.
-func (m *Metrics) ReadCallbackQueue(fn func() (n int, ok bool)) {
+func (m *Registry) ReadCallbackQueue(fn func() (n int, ok bool)) {
 	m.ops.callbackQueue.set(func() []sample {
 		n, ok := fn()
 		if !ok {

@@ -47,9 +47,9 @@ type Service struct {
 // it is full (or Run is not running) Verify marks them itself.
 const verifiedQueue = 4096
 
-// Deps are what a Service needs. Now and Rand default to time.Now and
+// Options are what a Service needs. Now and Rand default to time.Now and
 // crypto/rand; Logger to a discarding logger.
-type Deps struct {
+type Options struct {
 	Store    Store
 	Receipts ReceiptStore
 	Sender   Sender
@@ -62,7 +62,7 @@ type Deps struct {
 }
 
 // NewService returns a Service with the given settings.
-func NewService(s *Settings, d Deps) (*Service, error) {
+func NewService(s *Settings, d Options) (*Service, error) {
 	if s == nil || d.Store == nil || d.Receipts == nil || d.Sender == nil || d.Limiter == nil {
 		return nil, errors.New("otp: new service: missing dependency")
 	}

@@ -44,7 +44,7 @@ type harness struct {
 	db    *store.DB
 	sim   *smsc.Server
 	clock *clock
-	deps  otp.Deps // what svc was built with, for services over the same parts
+	deps  otp.Options // what svc was built with, for services over the same parts
 }
 
 const (
@@ -67,7 +67,7 @@ func newHarnessWrapped(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Stor
 // newHarnessGuarded is newHarnessWrapped with a pumping guard (nil: none).
 func newHarnessGuarded(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Store, g *guard.Guard) *harness {
 	t.Helper()
-	sim, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
+	sim, err := smsc.Listen("127.0.0.1:0", smsc.Options{SystemID: "sim", Password: "pw", ReceiptDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func newHarnessGuarded(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Stor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	car := smpp.NewCarrier(smpp.CarrierConfig{Name: "sim", Address: sim.Addr(), SystemID: "sim", Password: "pw", Window: 16},
+	car := smpp.NewCarrier(smpp.CarrierOptions{Name: "sim", Address: sim.Addr(), SystemID: "sim", Password: "pw", Window: 16},
 		otp.NewReceipts(db, nil), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -106,7 +106,7 @@ func newHarnessGuarded(t *testing.T, p otp.Policy, wrap func(*store.DB) otp.Stor
 	if wrap != nil {
 		os = wrap(db)
 	}
-	deps := otp.Deps{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
+	deps := otp.Options{Store: os, Receipts: db, Sender: router, Limiter: ratelimit.New(clk.Now),
 		Secret: []byte(strings.Repeat("s", 32)), Now: clk.Now, Guard: g}
 	svc, err := otp.NewService(st, deps)
 	if err != nil {

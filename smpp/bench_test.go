@@ -19,7 +19,7 @@ func BenchmarkCarrierSubmit(b *testing.B) {
 		{"binds=2/window=32", 2, 32},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			sim := newSMSC(b, smsc.Config{ReceiptDelay: -1})
+			sim := newSMSC(b, smsc.Options{ReceiptDelay: -1})
 			cfg := carrierConfig("bench", sim.Addr())
 			cfg.Binds, cfg.Window = bc.binds, bc.window
 			c := runCarrier(b, cfg, nil)

@@ -97,7 +97,7 @@ func TestCarrier_CredentialsRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+			sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 			cfg := carrierConfig("a", sim.Addr())
 			if tt.status == 0 {
 				cfg.Password = "wrong-pw-do-not-log"
@@ -149,7 +149,7 @@ func TestCarrier_CredentialsRefused(t *testing.T) {
 // TestCarrier_CredentialsProbedByOneBind: with several binds, refused
 // credentials are tried again by one bind, not all of them.
 func TestCarrier_CredentialsProbedByOneBind(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetBindStatus(smpp.StatusInvPaswd)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.Binds, cfg.AuthRetryDelay = 3, time.Hour
@@ -175,7 +175,7 @@ func TestCarrier_CredentialsProbedByOneBind(t *testing.T) {
 // credentials are tried again every AuthRetryDelay.
 func TestCarrier_CredentialsRetriedAfterDelay(t *testing.T) {
 	const delay = 200 * time.Millisecond
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetBindStatus(smpp.StatusInvSysTyp)
 	obs := &recorder{}
 	cfg := carrierConfig("a", sim.Addr())
@@ -201,7 +201,7 @@ func TestCarrier_CredentialsRetriedAfterDelay(t *testing.T) {
 // retried with back-off and counted with their reason.
 func TestCarrier_BindFailureReasons(t *testing.T) {
 	t.Run("Refused", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		sim.SetBindStatus(smpp.StatusBindFail)
 		obs := &recorder{}
 		cfg := carrierConfig("a", sim.Addr())
@@ -228,7 +228,7 @@ func TestCarrier_BindFailureReasons(t *testing.T) {
 // soon after the bind gets binds spaced by a growing delay.
 func TestCarrier_FlappingSMSCBacksOff(t *testing.T) {
 	const step = 50 * time.Millisecond
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetUnbindAfter(10 * time.Millisecond)
 	obs := &recorder{}
 	cfg := carrierConfig("a", sim.Addr())
@@ -265,7 +265,7 @@ func TestCarrier_FlappingSMSCBacksOff(t *testing.T) {
 // redialled at once; one lost younger waits ReconnectDelay.
 func TestCarrier_LostBindRedial(t *testing.T) {
 	run := func(t *testing.T, stableAfter time.Duration) (*smsc.Server, *smpp.Carrier) {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		cfg := carrierConfig("a", sim.Addr())
 		cfg.ReconnectDelay, cfg.StableAfter = time.Hour, stableAfter
 		c := runCarrier(t, cfg, nil)
@@ -293,7 +293,7 @@ func TestCarrier_LostBindRedial(t *testing.T) {
 // while keeping the connection open loses the session after
 // InactivityTimeout, and the carrier binds again.
 func TestCarrier_SilentSMSCRedialled(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.EnquireLink, cfg.InactivityTimeout = 20*time.Millisecond, 200*time.Millisecond
 	var buf syncBuffer
@@ -314,12 +314,12 @@ func TestCarrier_SilentSMSCRedialled(t *testing.T) {
 func TestCarrier_SlowEnquireLinkKeepsSession(t *testing.T) {
 	tests := []struct {
 		name    string
-		sim     smsc.Config
+		sim     smsc.Options
 		delay   time.Duration
 		comment string
 	}{
-		{"AnswersLate", smsc.Config{ReceiptDelay: -1}, 150 * time.Millisecond, "answers 3 intervals late"},
-		{"NeverAnswersButTalks", smsc.Config{ReceiptDelay: -1, EnquireLink: 30 * time.Millisecond}, -1,
+		{"AnswersLate", smsc.Options{ReceiptDelay: -1}, 150 * time.Millisecond, "answers 3 intervals late"},
+		{"NeverAnswersButTalks", smsc.Options{ReceiptDelay: -1, EnquireLink: 30 * time.Millisecond}, -1,
 			"never answers, sends its own enquire_link"},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,7 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-// Defaults of CarrierConfig's zero fields (the config file's too).
+// Defaults of CarrierOptions's zero fields (the config file's too).
 const (
 	DefaultWindow = 10 // unacknowledged submits per bind
 	DefaultBurst  = 1  // token bucket depth
@@ -44,9 +44,9 @@ const (
 // them, so the router does not fail over.
 var ErrPartial = errors.New("smpp: message partially submitted")
 
-// CarrierConfig configures a Carrier. Zero fields take the documented
+// CarrierOptions configures a Carrier. Zero fields take the documented
 // defaults.
-type CarrierConfig struct {
+type CarrierOptions struct {
 	Name, Address, SystemID, Password, SystemType string
 	// Mode is "transceiver" (default) or "transmitter+receiver".
 	Mode string
@@ -157,7 +157,7 @@ type LateAck struct {
 // them. Run owns the sessions; Submit, Bound and Name are safe for
 // concurrent use, before, during and after Run.
 type Carrier struct {
-	cfg     CarrierConfig
+	cfg     CarrierOptions
 	h       ReceiptHandler
 	log     *slog.Logger
 	logLim  *everyLimiter
@@ -197,7 +197,7 @@ func (sl *slot) live() *session {
 
 // NewCarrier returns a carrier for cfg whose receipts go to h (nil acks
 // receipts without handling them). It does not dial: Run does.
-func NewCarrier(cfg CarrierConfig, h ReceiptHandler, logger *slog.Logger) *Carrier {
+func NewCarrier(cfg CarrierOptions, h ReceiptHandler, logger *slog.Logger) *Carrier {
 	if logger == nil {
 		logger = discardLogger()
 	}

@@ -15,10 +15,10 @@ import (
 
 // stuckPair returns a router over [stuck, healthy]: two simulators, the
 // first of which swallows every submit_sm (it still answers enquire_link).
-func stuckPair(t *testing.T, stuckCfg smpp.CarrierConfig) (r *smpp.Router, stuck *smpp.Carrier, simStuck, simOK *smsc.Server) {
+func stuckPair(t *testing.T, stuckCfg smpp.CarrierOptions) (r *smpp.Router, stuck *smpp.Carrier, simStuck, simOK *smsc.Server) {
 	t.Helper()
-	simStuck = newSMSC(t, smsc.Config{ReceiptDelay: -1})
-	simOK = newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	simStuck = newSMSC(t, smsc.Options{ReceiptDelay: -1})
+	simOK = newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	stuckCfg.Name, stuckCfg.Address = "stuck", simStuck.Addr()
 	stuckCfg.SystemID, stuckCfg.Password = testSystemID, testPassword
 	stuckCfg.ReconnectDelay = 20 * time.Millisecond // the stuck session dies young: redial fast
@@ -42,7 +42,7 @@ func stuckPair(t *testing.T, stuckCfg smpp.CarrierConfig) (r *smpp.Router, stuck
 // over after stall_timeout; the rest find its window full of stalled
 // submits and pass over without writing.
 func TestRouter_StuckCarrierFailsOver(t *testing.T) {
-	r, _, simStuck, simOK := stuckPair(t, smpp.CarrierConfig{Binds: 1, Window: 10})
+	r, _, simStuck, simOK := stuckPair(t, smpp.CarrierOptions{Binds: 1, Window: 10})
 	const n, submitTimeout = 50, 10 * time.Second
 	start := time.Now()
 	var (
@@ -82,7 +82,7 @@ func TestRouter_StuckCarrierFailsOver(t *testing.T) {
 // carrier is degraded: sends skip it (no stall to wait for) but for one
 // probe per submit_ack_timeout, and the first acknowledged probe clears it.
 func TestRouter_StuckCarrierDegraded(t *testing.T) {
-	r, stuck, simStuck, simOK := stuckPair(t, smpp.CarrierConfig{Binds: 1,
+	r, stuck, simStuck, simOK := stuckPair(t, smpp.CarrierOptions{Binds: 1,
 		StallTimeout: 100 * time.Millisecond, SubmitAckTimeout: 600 * time.Millisecond})
 	if _, err := r.Send(ctxTimeout(t, 5*time.Second), testSMS("first code 1234")); err != nil {
 		t.Fatalf("first send: %v", err)
@@ -126,7 +126,7 @@ func TestRouter_StuckCarrierDegraded(t *testing.T) {
 // send to a stuck carrier waits for its deadline and reports the outcome
 // as unknown (the SMSC may deliver it).
 func TestRouter_SingleStuckCarrierWaits(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.StallTimeout = 50 * time.Millisecond
 	c := runCarrier(t, cfg, nil)
@@ -188,7 +188,7 @@ func TestRouter_AddressingRefusals(t *testing.T) {
 func TestCarrier_LaterPartRetried(t *testing.T) {
 	for _, st := range []uint32{smpp.StatusThrottled, smpp.StatusSysErr, smpp.StatusRxTApp} {
 		t.Run(fmt.Sprintf("%#x", st), func(t *testing.T) {
-			sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+			sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 			c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 			waitBound(t, c, 1)
 			sim.FailPart(2, st, 3)
@@ -214,7 +214,7 @@ func TestCarrier_LaterPartRetried(t *testing.T) {
 // TestCarrier_LaterPartGivesUpAtDeadline: a later part refused until the
 // deadline fails the send as partial (never moved to another carrier).
 func TestCarrier_LaterPartGivesUpAtDeadline(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 	waitBound(t, c, 1)
 	sim.FailPart(2, smpp.StatusThrottled, 1<<30)
@@ -227,7 +227,7 @@ func TestCarrier_LaterPartGivesUpAtDeadline(t *testing.T) {
 // TestCarrier_LateAck: a submit_sm_resp that comes after the send's
 // deadline still reaches OnLateAck with the request, part and message id.
 func TestCarrier_LateAck(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	late := make(chan smpp.LateAck, 1)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.OnLateAck = func(a smpp.LateAck) { late <- a }

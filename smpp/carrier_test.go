@@ -21,7 +21,7 @@ import (
 
 func TestCarrier_Bind(t *testing.T) {
 	t.Run("Transceiver", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{})
+		sim := newSMSC(t, smsc.Options{})
 		cfg := carrierConfig("a", sim.Addr())
 		cfg.Binds = 2
 		c := runCarrier(t, cfg, nil)
@@ -29,7 +29,7 @@ func TestCarrier_Bind(t *testing.T) {
 		eventually(t, "simulator sees 2 binds", func() bool { return sim.Bound() == 2 })
 	})
 	t.Run("TransmitterReceiver", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond})
 		cfg := carrierConfig("a", sim.Addr())
 		cfg.Mode = smpp.ModeTransmitterReceiver
 		cfg.Binds = 2
@@ -51,7 +51,7 @@ func TestCarrier_Bind(t *testing.T) {
 func TestCarrier_BindRejected(t *testing.T) {
 	// A wrong password: TestCarrier_CredentialsRefused.
 	t.Run("RecoversAfterRejection", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{})
+		sim := newSMSC(t, smsc.Options{})
 		sim.SetBindStatus(smpp.StatusBindFail)
 		c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 		eventually(t, "2 rejected binds", func() bool { return sim.Stats().BindsRejected >= 2 })
@@ -61,7 +61,7 @@ func TestCarrier_BindRejected(t *testing.T) {
 }
 
 func TestCarrier_Submit(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 	waitBound(t, c, 1)
 	tests := []struct {
@@ -111,7 +111,7 @@ func TestCarrier_SubmitLong(t *testing.T) {
 		strings.Repeat("0123456789", 20),           // GSM7, 200 septets
 		strings.Repeat("Ваш код 1234. ", 6) + "OK", // UCS2, 86 units
 	} {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 		waitBound(t, c, 1)
 		ids, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS(text))
@@ -139,13 +139,13 @@ func TestCarrier_SubmitLong(t *testing.T) {
 func TestCarrier_Receipts(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  smsc.Config
+		cfg  smsc.Options
 	}{
-		{"Text", smsc.Config{}},
-		{"TLV", smsc.Config{ReceiptTLV: true, ReceiptState: "UNDELIV"}},
-		{"DecimalIDs", smsc.Config{IDFormat: "decimal"}},
-		{"HexSubmitDecimalReceipt", smsc.Config{ReceiptID: "decimal"}},
-		{"HexSubmitShortHexReceipt", smsc.Config{ReceiptID: "hex", ReceiptTLV: true}},
+		{"Text", smsc.Options{}},
+		{"TLV", smsc.Options{ReceiptTLV: true, ReceiptState: "UNDELIV"}},
+		{"DecimalIDs", smsc.Options{IDFormat: "decimal"}},
+		{"HexSubmitDecimalReceipt", smsc.Options{ReceiptID: "decimal"}},
+		{"HexSubmitShortHexReceipt", smsc.Options{ReceiptID: "hex", ReceiptTLV: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,7 +182,7 @@ func sameID(a, b string) bool {
 }
 
 func TestCarrier_ReceiptBeforeSubmitResp(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	sim.SetAckDelay(200 * time.Millisecond)
 	h := newHandler()
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), h)
@@ -197,7 +197,7 @@ func TestCarrier_ReceiptBeforeSubmitResp(t *testing.T) {
 }
 
 func TestCarrier_ReceiptHandlerErrorResent(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptRetry: 20 * time.Millisecond})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptRetry: 20 * time.Millisecond})
 	h := newHandler()
 	h.fail = 1
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), h)
@@ -218,7 +218,7 @@ func TestCarrier_ReceiptHandlerErrorResent(t *testing.T) {
 }
 
 func TestCarrier_UnknownPDUsKeepBind(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 	waitBound(t, c, 1)
 	if n := sim.SendRaw(rawPDU(0x00000777, 0, 900, []byte{1, 2, 3})); n != 1 {
@@ -245,7 +245,7 @@ func TestCarrier_UnknownPDUsKeepBind(t *testing.T) {
 }
 
 func TestCarrier_Rebind(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.Binds = 2
 	c := runCarrier(t, cfg, nil)
@@ -262,7 +262,7 @@ func TestCarrier_Rebind(t *testing.T) {
 }
 
 func TestCarrier_Window(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetAckDelay(20 * time.Millisecond)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.Window = 2
@@ -290,7 +290,7 @@ func TestCarrier_Window(t *testing.T) {
 }
 
 func TestCarrier_TokenBucket(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.TPS, cfg.Burst, cfg.Binds = 20, 1, 2
 	c := runCarrier(t, cfg, nil)
@@ -317,7 +317,7 @@ func TestCarrier_TokenBucket(t *testing.T) {
 }
 
 func TestCarrier_TokenBeyondDeadlineIsThrottled(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.TPS = 0.1 // one token per 10s
 	c := runCarrier(t, cfg, nil)
@@ -344,7 +344,7 @@ func TestCarrier_SubmitStatus(t *testing.T) {
 		{"InvalidDestination", smpp.StatusInvDstAdr, false, true},
 		{"SystemError", smpp.StatusSysErr, false, false},
 	}
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 	waitBound(t, c, 1)
 	for _, tt := range tests {
@@ -363,7 +363,7 @@ func TestCarrier_SubmitStatus(t *testing.T) {
 }
 
 func TestCarrier_SessionLostWritten(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetNoAck(true)
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 	waitBound(t, c, 1)
@@ -391,7 +391,7 @@ func TestCarrier_NotBoundAtOnce(t *testing.T) {
 }
 
 func TestCarrier_ShutdownUnbinds(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.Binds = 2
 	c := smpp.NewCarrier(cfg, nil, nil)
@@ -417,7 +417,7 @@ func TestCarrier_ShutdownUnbinds(t *testing.T) {
 func TestCarrier_LogsNoSecrets(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	bad := carrierConfig("bad", sim.Addr())
 	bad.Password = "wrong-pw-do-not-log"
 	cb := smpp.NewCarrier(bad, nil, logger)
@@ -473,8 +473,8 @@ func (s *syncBuffer) String() string {
 func TestCarrier_RetryOnAnotherSession(t *testing.T) {
 	for _, dup := range []bool{false, true} {
 		t.Run(fmt.Sprintf("dup=%v", dup), func(t *testing.T) {
-			sim1 := newSMSC(t, smsc.Config{ReceiptDelay: -1})
-			sim2 := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+			sim1 := newSMSC(t, smsc.Options{ReceiptDelay: -1})
+			sim2 := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 			var dials atomic.Int32
 			var d net.Dialer
 			cfg := carrierConfig("a", "ignored:1")

@@ -33,7 +33,7 @@ func burst(t *testing.T, c *smpp.Carrier, client string, w float64, prefix strin
 // client's burst does not make another wait behind it.
 func TestCarrier_FairShare(t *testing.T) {
 	t.Run("BurstCannotStarve", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		cfg := carrierConfig("a", sim.Addr())
 		cfg.TPS, cfg.Burst = 100, 1
 		c := runCarrier(t, cfg, nil)
@@ -59,7 +59,7 @@ func TestCarrier_FairShare(t *testing.T) {
 		}
 	})
 	t.Run("Weights", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		cfg := carrierConfig("a", sim.Addr())
 		cfg.TPS, cfg.Burst = 200, 1
 		c := runCarrier(t, cfg, nil)
@@ -81,7 +81,7 @@ func TestCarrier_FairShare(t *testing.T) {
 		}
 	})
 	t.Run("Unlimited", func(t *testing.T) {
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 		waitBound(t, c, 1)
 		<-burst(t, c, "a", 1, "4477001", 50)

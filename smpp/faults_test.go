@@ -17,7 +17,7 @@ import (
 // SMS is accepted more than twice, and duplicates are bounded by what was
 // in flight (binds x window).
 func TestRouter_DropUnderLoad(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetAckDelay(2 * time.Millisecond) // keep submits in flight
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.Binds, cfg.Window = 2, 8
@@ -119,7 +119,7 @@ func TestRouter_DropUnderLoad(t *testing.T) {
 // TestRouter_SlowAcksFillWindow: acks slower than the senders fill every
 // window; sends wait for a slot instead of failing.
 func TestRouter_SlowAcksFillWindow(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetAckDelay(100 * time.Millisecond)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.Binds, cfg.Window = 1, 2

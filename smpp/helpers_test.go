@@ -24,7 +24,7 @@ const (
 
 // newSMSC starts a simulator on 127.0.0.1:0 that wants testSystemID and
 // testPassword, closed at the end of the test.
-func newSMSC(tb testing.TB, cfg smsc.Config) *smsc.Server {
+func newSMSC(tb testing.TB, cfg smsc.Options) *smsc.Server {
 	tb.Helper()
 	if cfg.SystemID == "" {
 		cfg.SystemID, cfg.Password = testSystemID, testPassword
@@ -40,20 +40,20 @@ func newSMSC(tb testing.TB, cfg smsc.Config) *smsc.Server {
 // carrierConfig returns a config for the simulator at addr. Its binds are
 // redialled after a short ReconnectDelay, so that tests which drop
 // connections do not wait the production 10s.
-func carrierConfig(name, addr string) smpp.CarrierConfig {
-	return smpp.CarrierConfig{Name: name, Address: addr, SystemID: testSystemID, Password: testPassword,
+func carrierConfig(name, addr string) smpp.CarrierOptions {
+	return smpp.CarrierOptions{Name: name, Address: addr, SystemID: testSystemID, Password: testPassword,
 		ReconnectDelay: 20 * time.Millisecond}
 }
 
 // runCarrier starts a carrier's Run; cleanup cancels it and checks that
 // Run returns nil.
-func runCarrier(tb testing.TB, cfg smpp.CarrierConfig, h smpp.ReceiptHandler) *smpp.Carrier {
+func runCarrier(tb testing.TB, cfg smpp.CarrierOptions, h smpp.ReceiptHandler) *smpp.Carrier {
 	tb.Helper()
 	return runCarrierLog(tb, cfg, h, nil)
 }
 
 // runCarrierLog is runCarrier with a logger.
-func runCarrierLog(tb testing.TB, cfg smpp.CarrierConfig, h smpp.ReceiptHandler, logger *slog.Logger) *smpp.Carrier {
+func runCarrierLog(tb testing.TB, cfg smpp.CarrierOptions, h smpp.ReceiptHandler, logger *slog.Logger) *smpp.Carrier {
 	tb.Helper()
 	c := smpp.NewCarrier(cfg, h, logger)
 	ctx, cancel := context.WithCancel(context.Background())

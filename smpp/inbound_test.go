@@ -26,15 +26,15 @@ func waitResponses(tb testing.TB, sim *smsc.Server, n int) []smsc.Response {
 func TestCarrier_ReceiptShapes(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  smsc.Config
+		cfg  smsc.Options
 		resp string
 	}{
-		{"UDHIWithHeader", smsc.Config{ReceiptUDHI: "header"}, "deliver_sm_resp"},
-		{"UDHIFlagOverPlainText", smsc.Config{ReceiptUDHI: "flag"}, "deliver_sm_resp"},
-		{"DataSM", smsc.Config{ReceiptDataSM: true}, "data_sm_resp"},
-		{"DataSMUDHIHeader", smsc.Config{ReceiptDataSM: true, ReceiptUDHI: "header"}, "data_sm_resp"},
-		{"DataSMTLVsOnly", smsc.Config{ReceiptDataSM: true, ReceiptNoText: true}, "data_sm_resp"},
-		{"TLVsOnly", smsc.Config{ReceiptNoText: true, ReceiptState: "UNDELIV"}, "deliver_sm_resp"},
+		{"UDHIWithHeader", smsc.Options{ReceiptUDHI: "header"}, "deliver_sm_resp"},
+		{"UDHIFlagOverPlainText", smsc.Options{ReceiptUDHI: "flag"}, "deliver_sm_resp"},
+		{"DataSM", smsc.Options{ReceiptDataSM: true}, "data_sm_resp"},
+		{"DataSMUDHIHeader", smsc.Options{ReceiptDataSM: true, ReceiptUDHI: "header"}, "data_sm_resp"},
+		{"DataSMTLVsOnly", smsc.Options{ReceiptDataSM: true, ReceiptNoText: true}, "data_sm_resp"},
+		{"TLVsOnly", smsc.Options{ReceiptNoText: true, ReceiptState: "UNDELIV"}, "deliver_sm_resp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestCarrier_ReceiptShapes(t *testing.T) {
 // TestCarrier_IntermediateStates: intermediate receipts (ENROUTE, BUFFRED,
 // ACKED, ACCEPTD) come through as ACCEPTED, in order, before the final one.
 func TestCarrier_IntermediateStates(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptTLV: true,
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptTLV: true,
 		ReceiptStates: []string{"ENROUTE", "BUFFRED", "ACKED", "ACCEPTD", "DELIVRD"}})
 	h := newHandler()
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), h)
@@ -109,7 +109,7 @@ func TestCarrier_ReceiptTimezone(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptLocation: kolkata, ReceiptDoneShift: tt.shift})
+			sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptLocation: kolkata, ReceiptDoneShift: tt.shift})
 			h := newHandler()
 			cfg := carrierConfig("a", sim.Addr())
 			cfg.ReceiptLocation = tt.carrier
@@ -139,7 +139,7 @@ func TestCarrier_ReceiptTimezone(t *testing.T) {
 // TestCarrier_ReceiptIDTooLong: a receipt whose id is longer than SMPP
 // allows is refused with ESME_RINVMSGID, and not handled.
 func TestCarrier_ReceiptIDTooLong(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptID: "long", ReceiptTLV: true})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptID: "long", ReceiptTLV: true})
 	h := newHandler()
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), h)
 	waitBound(t, c, 1)
@@ -182,7 +182,7 @@ func TestCarrier_MO(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim := newSMSC(t, smsc.Config{})
+			sim := newSMSC(t, smsc.Options{})
 			mo := &moHandler{}
 			cfg := carrierConfig("a", sim.Addr())
 			cfg.MO = mo
@@ -211,7 +211,7 @@ func TestCarrier_MO(t *testing.T) {
 // TestCarrier_MOHandlerErrorTemporary: an MO that cannot be queued is
 // answered ESME_RX_T_APPN; the SMSC sends it again and it gets through.
 func TestCarrier_MOHandlerErrorTemporary(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptRetry: 20 * time.Millisecond})
+	sim := newSMSC(t, smsc.Options{ReceiptRetry: 20 * time.Millisecond})
 	mo := &moHandler{calls[otp.MO]{fail: 1}}
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.MO = mo
@@ -232,7 +232,7 @@ func TestCarrier_MOHandlerErrorTemporary(t *testing.T) {
 
 // TestCarrier_MOWithoutHandler: with no MO handler, MOs are acked.
 func TestCarrier_MOWithoutHandler(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{})
+	sim := newSMSC(t, smsc.Options{})
 	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
 	waitBound(t, c, 1)
 	if err := sim.SendMO(smsc.MO{Src: "919876543210", Dst: "OTPGATE", Text: "hi"}); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultEnquireLink is the interval of enquire_link when
-// CarrierConfig.EnquireLink is zero.
+// CarrierOptions.EnquireLink is zero.
 const DefaultEnquireLink = defaultEnquire
 
 var errInactive = errors.New("smpp: no pdu from the smsc in time")

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Defaults of the reconnect settings of CarrierConfig.
+// Defaults of the reconnect settings of CarrierOptions.
 const (
 	defaultReconnectDelay = 10 * time.Second
 	defaultReconnectMax   = 5 * time.Minute
@@ -37,7 +37,7 @@ const (
 	reasonNetwork           = "network"             // dial or I/O error
 )
 
-func (cfg *CarrierConfig) reconnectDefaults() {
+func (cfg *CarrierOptions) reconnectDefaults() {
 	if cfg.ReconnectDelay <= 0 {
 		cfg.ReconnectDelay = defaultReconnectDelay
 	}

@@ -92,7 +92,7 @@ func within(t *testing.T, what string, d, lo, hi time.Duration) {
 
 func TestCarrier_ReconnectWaits(t *testing.T) {
 	const ms = time.Millisecond
-	c := NewCarrier(CarrierConfig{ReconnectDelay: 100 * ms, ReconnectDelayMax: time.Second, StableAfter: time.Minute}, nil, nil)
+	c := NewCarrier(CarrierOptions{ReconnectDelay: 100 * ms, ReconnectDelayMax: time.Second, StableAfter: time.Minute}, nil, nil)
 	b := c.newBackoff()
 	// Binds lost young: the step doubles from ReconnectDelay to the cap.
 	for i, hi := range []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second} {
@@ -107,7 +107,7 @@ func TestCarrier_ReconnectWaits(t *testing.T) {
 	within(t, "failed dial", c.failureWait(&b, reasonNetwork), 50*ms, 100*ms)
 
 	// Defaults: a failed dial steps from 1s, a refused bind from 10s.
-	d := NewCarrier(CarrierConfig{}, nil, nil)
+	d := NewCarrier(CarrierOptions{}, nil, nil)
 	b = d.newBackoff()
 	within(t, "failed dial", d.failureWait(&b, reasonTimeout), 500*ms, time.Second)
 	within(t, "failed dial", d.failureWait(&b, reasonNetwork), time.Second, 2*time.Second)

@@ -23,8 +23,8 @@ type routerEnv struct {
 func newRouterEnv(tb testing.TB) *routerEnv {
 	tb.Helper()
 	e := &routerEnv{
-		sim1: newSMSC(tb, smsc.Config{ReceiptDelay: -1}),
-		sim2: newSMSC(tb, smsc.Config{ReceiptDelay: -1}),
+		sim1: newSMSC(tb, smsc.Options{ReceiptDelay: -1}),
+		sim2: newSMSC(tb, smsc.Options{ReceiptDelay: -1}),
 	}
 	e.carriers = map[string]*smpp.Carrier{
 		"up1":  runCarrier(tb, carrierConfig("up1", e.sim1.Addr()), nil),
@@ -148,7 +148,7 @@ func TestRouter_Send(t *testing.T) {
 }
 
 func TestNewRouter_Errors(t *testing.T) {
-	carriers := map[string]*smpp.Carrier{"a": smpp.NewCarrier(smpp.CarrierConfig{Name: "a"}, nil, nil)}
+	carriers := map[string]*smpp.Carrier{"a": smpp.NewCarrier(smpp.CarrierOptions{Name: "a"}, nil, nil)}
 	tests := []struct {
 		name  string
 		route smpp.Route
@@ -176,7 +176,7 @@ func TestNewRouter_Errors(t *testing.T) {
 // SMSC did throttle (or the test tested nothing), and the throttled
 // submits were retried with back-off, not in a loop.
 func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetThrottle(10, 1)
 	obs := &recorder{}
 	cfg := carrierConfig("a", sim.Addr()) // unlimited on our side

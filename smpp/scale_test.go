@@ -27,7 +27,7 @@ func singleRoute(tb testing.TB, name string, c *smpp.Carrier) *smpp.Router {
 // we are configured for 1000/s; 300 concurrent sends all succeed and the
 // SMSC accepts each exactly once.
 func TestRouter_ThrottlingCarrierScale(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetThrottle(50, 5)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.TPS, cfg.Burst, cfg.Binds, cfg.Window = 1000, 10, 2, 32
@@ -76,7 +76,7 @@ func TestRouter_ThrottlingCarrierScale(t *testing.T) {
 // TestCarrier_TPSNeverExceeded checks the submits the SMSC saw against the
 // configured rate in every one-second window.
 func TestCarrier_TPSNeverExceeded(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.TPS, cfg.Burst, cfg.Binds, cfg.Window = 20, 1, 2, 10
 	c := runCarrier(t, cfg, nil)
@@ -121,7 +121,7 @@ func TestCarrier_TPSNeverExceeded(t *testing.T) {
 // fraction of 200 (the target is at least 0.95).
 func BenchmarkThrottledCarrier(b *testing.B) {
 	const n = 200.0
-	sim := newSMSC(b, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(b, smsc.Options{ReceiptDelay: -1})
 	sim.SetThrottle(n, 20)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.TPS, cfg.Burst, cfg.Binds, cfg.Window = 2000, 20, 2, 32

@@ -24,7 +24,7 @@ import (
 // What a submit's validity_period says (a carrier's validity).
 const (
 	ValidityTTL   = "ttl"   // the code's remaining lifetime, up to otp.SMS.Expires (the default)
-	ValidityFixed = "fixed" // CarrierConfig.ValidityPeriod from the submit
+	ValidityFixed = "fixed" // CarrierOptions.ValidityPeriod from the submit
 	ValidityNone  = "none"  // empty: the SMSC's own default
 )
 
@@ -141,7 +141,7 @@ type submitOptions struct {
 // newSubmitOptions checks cfg's submit settings. On error it still returns
 // usable options (the defaults where cfg is wrong), so that a carrier
 // whose Run refuses the config fails no submit on a nil pointer.
-func newSubmitOptions(cfg CarrierConfig) (*submitOptions, error) {
+func newSubmitOptions(cfg CarrierOptions) (*submitOptions, error) {
 	o := &submitOptions{
 		srcTON: cfg.SourceTON, srcNPI: cfg.SourceNPI,
 		dstTON: tonInternational, dstNPI: npiE164,

@@ -16,7 +16,7 @@ import (
 )
 
 // startCarrier runs a carrier that logs to logger and waits for its bind.
-func startCarrier(tb testing.TB, cfg smpp.CarrierConfig, logger *slog.Logger) *smpp.Carrier {
+func startCarrier(tb testing.TB, cfg smpp.CarrierOptions, logger *slog.Logger) *smpp.Carrier {
 	tb.Helper()
 	c := smpp.NewCarrier(cfg, nil, logger)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,7 +74,7 @@ func absolute(tb testing.TB, vp string) time.Time {
 }
 
 func TestCarrier_Validity(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	ttl := 5 * time.Minute
 	tests := []struct {
 		name             string
@@ -135,7 +135,7 @@ func TestCarrier_Validity(t *testing.T) {
 }
 
 func TestCarrier_ValidityRefused(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetRejectValidity(true)
 	var logs syncBuffer
 	c := startCarrier(t, carrierConfig("a", sim.Addr()), slog.New(slog.NewJSONHandler(&logs, nil)))
@@ -158,7 +158,7 @@ func TestCarrier_ValidityRefused(t *testing.T) {
 	t.Run("NotWithoutValidity", func(t *testing.T) {
 		// A carrier that sends none and still gets 0x62 has another
 		// problem: the status comes back, no retry.
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		sim.SetSubmitStatus(smpp.StatusInvExpiry)
 		cfg := carrierConfig("a", sim.Addr())
 		cfg.Validity = smpp.ValidityNone
@@ -177,7 +177,7 @@ func TestCarrier_ValidityRefused(t *testing.T) {
 func u8(v uint8) *uint8 { return &v }
 
 func TestCarrier_Addresses(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	tests := []struct {
 		name             string
 		source           string
@@ -227,7 +227,7 @@ func TestCarrier_Addresses(t *testing.T) {
 	t.Run("CarrierRequiresNational", func(t *testing.T) {
 		// The simulator as a carrier that takes national numbers only: the
 		// default settings are refused with ESME_RINVDSTTON, dest_ton 2 passes.
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 		sim.SetSubmitPolicy(smsc.RequireDest(2, 1))
 		sms := testSMS("code 1")
 		sms.CountryCode = "44"
@@ -246,7 +246,7 @@ func TestCarrier_Addresses(t *testing.T) {
 }
 
 func TestCarrier_TLVs(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.TLVs = []otp.TLV{{Tag: 0x1400, Value: []byte("carrier-pe")}, {Tag: 0x1500, Value: []byte{0x00, 0x01}}}
 	c := startCarrier(t, cfg, nil)
@@ -295,7 +295,7 @@ func TestCarrier_DCS0Charset(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(fmt.Sprintf("%s%d", tt.charset, i), func(t *testing.T) {
-			sim := newSMSC(t, smsc.Config{ReceiptDelay: -1, DCS0Charset: tt.charset})
+			sim := newSMSC(t, smsc.Options{ReceiptDelay: -1, DCS0Charset: tt.charset})
 			cfg := carrierConfig("a", sim.Addr())
 			cfg.DCS0Charset = tt.charset
 			msgs := submitOne(t, startCarrier(t, cfg, nil), sim, testSMS(tt.text))
@@ -330,7 +330,7 @@ func TestCarrier_LongMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+			sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 			cfg := carrierConfig("a", sim.Addr())
 			cfg.LongMessages = tt.long
 			c := startCarrier(t, cfg, nil)
@@ -361,7 +361,7 @@ func TestCarrier_LongMessages(t *testing.T) {
 }
 
 func TestCarrier_RegisteredDeliveryAndServiceType(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: time.Millisecond})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.RegisteredDelivery, cfg.ServiceType = u8(0), "OTP"
 	c := startCarrier(t, cfg, nil)
@@ -388,16 +388,16 @@ func TestCarrier_RegisteredDeliveryAndServiceType(t *testing.T) {
 }
 
 func TestCarrier_BadSubmitConfig(t *testing.T) {
-	for _, mod := range []func(*smpp.CarrierConfig){
-		func(c *smpp.CarrierConfig) { c.SourceTON = u8(7) },
-		func(c *smpp.CarrierConfig) { c.DestNPI = u8(19) },
-		func(c *smpp.CarrierConfig) { c.Validity = "forever" },
-		func(c *smpp.CarrierConfig) { c.Validity = smpp.ValidityFixed },
-		func(c *smpp.CarrierConfig) { c.ValidityFormat = "epoch" },
-		func(c *smpp.CarrierConfig) { c.DCS0Charset = "utf8" },
-		func(c *smpp.CarrierConfig) { c.LongMessages = "mms" },
-		func(c *smpp.CarrierConfig) { c.ServiceType = "TOOLONG" },
-		func(c *smpp.CarrierConfig) { c.TLVs = []otp.TLV{{Tag: 0x0424}} },
+	for _, mod := range []func(*smpp.CarrierOptions){
+		func(c *smpp.CarrierOptions) { c.SourceTON = u8(7) },
+		func(c *smpp.CarrierOptions) { c.DestNPI = u8(19) },
+		func(c *smpp.CarrierOptions) { c.Validity = "forever" },
+		func(c *smpp.CarrierOptions) { c.Validity = smpp.ValidityFixed },
+		func(c *smpp.CarrierOptions) { c.ValidityFormat = "epoch" },
+		func(c *smpp.CarrierOptions) { c.DCS0Charset = "utf8" },
+		func(c *smpp.CarrierOptions) { c.LongMessages = "mms" },
+		func(c *smpp.CarrierOptions) { c.ServiceType = "TOOLONG" },
+		func(c *smpp.CarrierOptions) { c.TLVs = []otp.TLV{{Tag: 0x0424}} },
 	} {
 		cfg := carrierConfig("a", deadAddr(t))
 		mod(&cfg)

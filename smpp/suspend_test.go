@@ -14,8 +14,8 @@ import (
 // unbind), stays unbound while suspended, refuses submits, and the
 // route's next carrier takes its traffic; Resume binds it again.
 func TestCarrier_Suspend(t *testing.T) {
-	sim1 := newSMSC(t, smsc.Config{ReceiptDelay: -1})
-	sim2 := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim1 := newSMSC(t, smsc.Options{ReceiptDelay: -1})
+	sim2 := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("one", sim1.Addr())
 	cfg.Binds = 2
 	one := runCarrier(t, cfg, nil)
@@ -63,7 +63,7 @@ func TestCarrier_Suspend(t *testing.T) {
 // TestCarrier_SuspendBeforeRun: a carrier suspended before Run never
 // binds until resumed, and Run still returns at its context's end.
 func TestCarrier_SuspendBeforeRun(t *testing.T) {
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1})
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	c := smpp.NewCarrier(carrierConfig("one", sim.Addr()), nil, nil)
 	c.Suspend()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -73,7 +73,7 @@ func (ca *testCA) issue(tb testing.TB, name string, usage x509.ExtKeyUsage) tls.
 // else the address's host.
 func TestCarrier_TLSClientCertificate(t *testing.T) {
 	ca := newTestCA(t)
-	sim := newSMSC(t, smsc.Config{ReceiptDelay: -1, TLS: &tls.Config{
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1, TLS: &tls.Config{
 		Certificates: []tls.Certificate{ca.issue(t, "smsc.test", x509.ExtKeyUsageServerAuth)},
 		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12}})
 	client := ca.issue(t, "otpgate", x509.ExtKeyUsageClientAuth)
@@ -81,7 +81,7 @@ func TestCarrier_TLSClientCertificate(t *testing.T) {
 	t.Run("ServerNameFromAddress", func(t *testing.T) {
 		// The SMSC's certificate names 127.0.0.1, the host of its address:
 		// no ServerName needed.
-		sim := newSMSC(t, smsc.Config{ReceiptDelay: -1, TLS: &tls.Config{
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1, TLS: &tls.Config{
 			Certificates: []tls.Certificate{ca.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)},
 			ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12}})
 		cfg := carrierConfig("a", sim.Addr())

@@ -24,7 +24,7 @@ import (
 const ioTimeout = 10 * time.Second
 
 // newServer starts a simulator for one test and closes it at cleanup.
-func newServer(tb testing.TB, cfg smsc.Config) *smsc.Server {
+func newServer(tb testing.TB, cfg smsc.Options) *smsc.Server {
 	tb.Helper()
 	if cfg.SystemID == "" {
 		cfg.SystemID, cfg.Password = "sys", "secret"

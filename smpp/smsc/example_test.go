@@ -11,7 +11,7 @@ import (
 // A test starts a simulator on a free port, points its SMPP client at Addr,
 // scripts failures while the client runs, and inspects what arrived.
 func Example() {
-	s, err := smsc.Listen("127.0.0.1:0", smsc.Config{SystemID: "otpgate", Password: "secret", ReceiptTLV: true})
+	s, err := smsc.Listen("127.0.0.1:0", smsc.Options{SystemID: "otpgate", Password: "secret", ReceiptTLV: true})
 	if err != nil {
 		panic(err)
 	}

@@ -32,7 +32,7 @@ func encode(tb testing.TB, p pdu.Body) []byte {
 func FuzzServerPDU(f *testing.F) {
 	// Any system_id binds: each input binds its own, so receipts queued for
 	// one input (its session is gone) do not flood the next.
-	s, err := smsc.Listen("127.0.0.1:0", smsc.Config{ReceiptDelay: time.Microsecond, ReceiptTLV: true})
+	s, err := smsc.Listen("127.0.0.1:0", smsc.Options{ReceiptDelay: time.Microsecond, ReceiptTLV: true})
 	if err != nil {
 		f.Fatal(err)
 	}

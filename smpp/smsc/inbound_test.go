@@ -76,36 +76,36 @@ func TestServer_ReceiptShapes(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		cfg   smsc.Config
+		cfg   smsc.Options
 		check func(t *testing.T, p rawPDU, id string)
 	}{
-		{"UDHIHeader", smsc.Config{ReceiptUDHI: "header"}, func(t *testing.T, p rawPDU, id string) {
+		{"UDHIHeader", smsc.Options{ReceiptUDHI: "header"}, func(t *testing.T, p rawPDU, id string) {
 			if p.esm != 0x44 || !bytes.HasPrefix(p.sm, []byte{5, 0, 3}) || !bytes.HasPrefix(p.sm[6:], []byte("id:"+id)) {
 				t.Fatalf("got esm %#x sm %q, want 0x44 and a UDH before the text", p.esm, p.sm)
 			}
 		}},
-		{"UDHIFlag", smsc.Config{ReceiptUDHI: "flag"}, func(t *testing.T, p rawPDU, id string) {
+		{"UDHIFlag", smsc.Options{ReceiptUDHI: "flag"}, func(t *testing.T, p rawPDU, id string) {
 			if p.esm != 0x44 || !bytes.HasPrefix(p.sm, []byte("id:"+id)) {
 				t.Fatalf("got esm %#x sm %q, want 0x44 over the plain text", p.esm, p.sm)
 			}
 		}},
-		{"DataSM", smsc.Config{ReceiptDataSM: true, ReceiptTLV: true}, func(t *testing.T, p rawPDU, id string) {
+		{"DataSM", smsc.Options{ReceiptDataSM: true, ReceiptTLV: true}, func(t *testing.T, p rawPDU, id string) {
 			if p.id != uint32(pdu.DataSMID) || p.esm != 0x04 || !bytes.HasPrefix(p.tlvs[0x0424], []byte("id:"+id)) ||
 				string(p.tlvs[0x001E]) != id+"\x00" || !bytes.Equal(p.tlvs[0x0427], []byte{2}) {
 				t.Fatalf("got %+v, want a data_sm with the text in message_payload and both TLVs", p)
 			}
 		}},
-		{"NoText", smsc.Config{ReceiptNoText: true, ReceiptState: "EXPIRED"}, func(t *testing.T, p rawPDU, id string) {
+		{"NoText", smsc.Options{ReceiptNoText: true, ReceiptState: "EXPIRED"}, func(t *testing.T, p rawPDU, id string) {
 			if len(p.sm) != 0 || string(p.tlvs[0x001E]) != id+"\x00" || !bytes.Equal(p.tlvs[0x0427], []byte{3}) {
 				t.Fatalf("got %+v, want only the TLVs", p)
 			}
 		}},
-		{"LongID", smsc.Config{ReceiptID: "long"}, func(t *testing.T, p rawPDU, _ string) {
+		{"LongID", smsc.Options{ReceiptID: "long"}, func(t *testing.T, p rawPDU, _ string) {
 			if !bytes.HasPrefix(p.sm, []byte("id:"+strings.Repeat("0", 69)+"1 ")) {
 				t.Fatalf("got %q, want a 70-character id", p.sm)
 			}
 		}},
-		{"ZoneAndShift", smsc.Config{ReceiptLocation: kolkata, ReceiptDoneShift: 3 * time.Hour}, func(t *testing.T, p rawPDU, _ string) {
+		{"ZoneAndShift", smsc.Options{ReceiptLocation: kolkata, ReceiptDoneShift: 3 * time.Hour}, func(t *testing.T, p rawPDU, _ string) {
 			want := time.Now().Add(3 * time.Hour).In(kolkata).Format("0601021504")
 			if !strings.Contains(string(p.sm), "done date:"+want[:8]) { // to the hour: the minute may turn
 				t.Fatalf("got %q, want done date %s", p.sm, want)
@@ -138,7 +138,7 @@ func TestServer_ReceiptShapes(t *testing.T) {
 // the next only once the previous one is acknowledged; a refused one is
 // sent again first.
 func TestServer_ReceiptStates(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptRetry: time.Millisecond,
+	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptRetry: time.Millisecond,
 		ReceiptStates: []string{"enroute", "BUFFRED", "DELIVRD"}})
 	c := bound(t, s)
 	_, id := c.submit(sm{text: pdutext.GSM7("code 1234"), registered: 1})
@@ -179,7 +179,7 @@ func TestServer_SendMO(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t, smsc.Config{})
+			s := newServer(t, smsc.Options{})
 			c := bound(t, s)
 			if err := s.SendMO(tt.mo); err != nil {
 				t.Fatal(err)
@@ -203,7 +203,7 @@ func TestServer_SendMO(t *testing.T) {
 			}
 		})
 	}
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	if err := s.SendMO(smsc.MO{Text: "Код"}); err == nil {
 		t.Fatal("GSM7 MO with Cyrillic: got nil error")
 	}

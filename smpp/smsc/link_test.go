@@ -23,7 +23,7 @@ func (c *client) quiet(d time.Duration) bool {
 }
 
 func TestServer_SetUnbindAfter(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	s.SetUnbindAfter(10 * time.Millisecond)
 	c := bound(t, s)
 	p := c.read()
@@ -49,7 +49,7 @@ func TestServer_SetUnbindAfter(t *testing.T) {
 }
 
 func TestServer_SetSilent(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1, EnquireLink: 5 * time.Millisecond})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1, EnquireLink: 5 * time.Millisecond})
 	c := bound(t, s)
 	s.SetSilent(true)
 	// What was already queued may still come out; then nothing.
@@ -89,7 +89,7 @@ func TestServer_SetSilent(t *testing.T) {
 }
 
 func TestServer_SetEnquireLinkDelay(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 
 	s.SetEnquireLinkDelay(50 * time.Millisecond)

@@ -12,7 +12,7 @@ import (
 // of the client's senders.
 type MO struct {
 	// SystemID is the system_id whose session gets the MO; "" means
-	// Config.SystemID, or any session when that is empty too.
+	// Options.SystemID, or any session when that is empty too.
 	SystemID string
 	// Src is the handset's number, Dst the sender it wrote to.
 	Src, Dst                       string
@@ -68,7 +68,7 @@ func (s *Server) SendMO(mo MO) error {
 }
 
 // Responses returns the deliver_sm_resp and data_sm_resp received (the
-// newest Config.KeepMessages), in order of arrival.
+// newest Options.KeepMessages), in order of arrival.
 func (s *Server) Responses() []Response {
 	s.mu.Lock()
 	defer s.mu.Unlock()

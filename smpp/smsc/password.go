@@ -1,7 +1,7 @@
 package smsc
 
 // SetPassword makes the following binds need pw instead of
-// Config.Password ("" accepts any): the carrier rotated the account's
+// Options.Password ("" accepts any): the carrier rotated the account's
 // password. Sessions already bound stay bound, as at real SMSCs.
 func (s *Server) SetPassword(pw string) { s.password.Store(&pw) }
 

@@ -131,7 +131,7 @@ func fieldByte(f pdufield.Map, k pdufield.Name) uint8 {
 }
 
 // parseSubmit reads a decoded submit_sm into a Message (no ID, SystemID or
-// At yet), reading data_coding 0 as dcs0 (see Config.DCS0Charset).
+// At yet), reading data_coding 0 as dcs0 (see Options.DCS0Charset).
 func parseSubmit(p pdu.Body, dcs0 string) Message {
 	f := p.Fields()
 	m := Message{

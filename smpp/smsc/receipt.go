@@ -14,7 +14,7 @@ type receipt struct {
 	n      uint64 // message id counter value
 	origin *conn  // the connection the submit came on
 	nacks  int    // responses received with a non-zero status
-	step   int    // index of the state (Config.ReceiptStates) to send next
+	step   int    // index of the state (Options.ReceiptStates) to send next
 	mo     *MO
 }
 

@@ -16,15 +16,15 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults applied by Listen to a zero Config field.
+// Defaults applied by Listen to a zero Options field.
 const (
-	// DefaultReceiptDelay is the default Config.ReceiptDelay.
+	// DefaultReceiptDelay is the default Options.ReceiptDelay.
 	DefaultReceiptDelay = 50 * time.Millisecond
-	// DefaultReceiptState is the default Config.ReceiptState.
+	// DefaultReceiptState is the default Options.ReceiptState.
 	DefaultReceiptState = "DELIVRD"
-	// DefaultReceiptRetry is the default Config.ReceiptRetry.
+	// DefaultReceiptRetry is the default Options.ReceiptRetry.
 	DefaultReceiptRetry = time.Second
-	// DefaultKeepMessages is the default Config.KeepMessages.
+	// DefaultKeepMessages is the default Options.KeepMessages.
 	DefaultKeepMessages = 100000
 )
 
@@ -40,9 +40,9 @@ const maxReceiptTries = 3
 // cannot block the simulator.
 const writeTimeout = 5 * time.Second
 
-// Config configures a simulator. The zero value is usable: it accepts any
+// Options configures a simulator. The zero value is usable: it accepts any
 // system_id and password and sends DELIVRD receipts after 50ms.
-type Config struct {
+type Options struct {
 	// SystemID and Password are what binds must present. Empty accepts any.
 	SystemID, Password string
 	// ReceiptDelay is the delay from accepting a submit to its delivery
@@ -189,7 +189,7 @@ type counters struct {
 
 // Server is a running simulator. Its methods are safe for concurrent use.
 type Server struct {
-	cfg Config
+	cfg Options
 	log *slog.Logger
 	ln  net.Listener
 
@@ -200,7 +200,7 @@ type Server struct {
 	nextID atomic.Uint64 // next message id counter value
 
 	bindStatus     atomic.Uint32
-	password       atomic.Pointer[string] // SetPassword; nil: Config.Password
+	password       atomic.Pointer[string] // SetPassword; nil: Options.Password
 	submitStatus   atomic.Uint32
 	ackDelay       atomic.Int64
 	noAck          atomic.Bool
@@ -225,7 +225,7 @@ type Server struct {
 
 // Listen validates cfg, listens on addr (e.g. "127.0.0.1:0") and starts
 // serving in the background. The caller must Close the Server.
-func Listen(addr string, cfg Config) (*Server, error) {
+func Listen(addr string, cfg Options) (*Server, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, fmt.Errorf("smsc: config: %w", err)
 	}
@@ -256,7 +256,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (c *Config) normalize() error {
+func (c *Options) normalize() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -606,7 +606,7 @@ func (s *Server) SendRaw(b []byte) int {
 }
 
 // Messages returns a copy of the accepted submits it keeps (all, unless more
-// than Config.KeepMessages), in order of acceptance.
+// than Options.KeepMessages), in order of acceptance.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -668,7 +668,7 @@ func (s *Server) Stats() Stats {
 
 // Run listens on addr, logs "smsc simulator listening", serves until ctx is
 // done, then closes the Server. It is the body of `otpgate smsc-sim`.
-func Run(ctx context.Context, addr string, cfg Config) error {
+func Run(ctx context.Context, addr string, cfg Options) error {
 	s, err := Listen(addr, cfg)
 	if err != nil {
 		return err

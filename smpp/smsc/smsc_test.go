@@ -23,7 +23,7 @@ import (
 
 func TestServer_SubmitAndReceipt(t *testing.T) {
 	var logs logBuffer
-	s := newServer(t, smsc.Config{
+	s := newServer(t, smsc.Options{
 		ReceiptDelay: time.Millisecond,
 		ReceiptTLV:   true,
 		Logger:       slog.New(slog.NewJSONHandler(&logs, nil)),
@@ -99,7 +99,7 @@ func TestServer_SubmitAndReceipt(t *testing.T) {
 }
 
 func TestServer_Encodings(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	tests := []struct {
 		name string
@@ -141,7 +141,7 @@ func TestServer_Encodings(t *testing.T) {
 
 func TestServer_RegisteredDelivery(t *testing.T) {
 	t.Run("FailureOnly", func(t *testing.T) {
-		s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond})
+		s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond})
 		c := bound(t, s)
 		c.submit(sm{text: pdutext.GSM7("a"), registered: 2}) // DELIVRD is no failure: no receipt
 		_, id := c.submit(sm{text: pdutext.GSM7("b"), registered: 1})
@@ -151,7 +151,7 @@ func TestServer_RegisteredDelivery(t *testing.T) {
 		}
 	})
 	t.Run("FailureOnlyUndeliv", func(t *testing.T) {
-		s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptState: "undeliv"})
+		s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptState: "undeliv"})
 		c := bound(t, s)
 		_, id := c.submit(sm{text: pdutext.GSM7("a"), registered: 2})
 		p := c.read()
@@ -160,7 +160,7 @@ func TestServer_RegisteredDelivery(t *testing.T) {
 		}
 	})
 	t.Run("Off", func(t *testing.T) {
-		s := newServer(t, smsc.Config{ReceiptDelay: -1})
+		s := newServer(t, smsc.Options{ReceiptDelay: -1})
 		c := bound(t, s)
 		c.submit(sm{text: pdutext.GSM7("a"), registered: 1})
 		c.sync()
@@ -171,7 +171,7 @@ func TestServer_RegisteredDelivery(t *testing.T) {
 }
 
 func TestServer_Bind(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	tests := []struct {
 		name, systemID, password string
 		script                   uint32
@@ -210,7 +210,7 @@ func TestServer_Bind(t *testing.T) {
 }
 
 func TestServer_BeforeBind(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	c := dial(t, s)
 	seq := c.sendSubmit(sm{text: pdutext.GSM7("x")})
 	p := c.read()
@@ -223,7 +223,7 @@ func TestServer_BeforeBind(t *testing.T) {
 }
 
 func TestServer_Throttle(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	s.SetThrottle(0.001, 2) // no token comes back during the test
 	var got []uint32
@@ -244,7 +244,7 @@ func TestServer_Throttle(t *testing.T) {
 }
 
 func TestServer_SetSubmitStatus(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	s.SetSubmitStatus(0x0B)
 	if st, id := c.submit(sm{text: pdutext.GSM7("x")}); st != 0x0B || id != "" {
@@ -260,7 +260,7 @@ func TestServer_SetSubmitStatus(t *testing.T) {
 }
 
 func TestServer_SubmitFields(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	tlvs := map[uint16][]byte{0x1400: []byte("1101234567890"), 0x1401: {0x00, 0xFF}}
 	if st, _ := c.submit(sm{text: pdutext.GSM7("x"), validity: "000000000500000R", service: "OTP", tlvs: tlvs}); st != 0 {
@@ -277,7 +277,7 @@ func TestServer_SubmitFields(t *testing.T) {
 }
 
 func TestServer_SetRejectValidity(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	s.SetRejectValidity(true)
 	if st, id := c.submit(sm{text: pdutext.GSM7("x"), validity: "000000000500000R"}); st != 0x62 || id != "" {
@@ -296,7 +296,7 @@ func TestServer_SetRejectValidity(t *testing.T) {
 }
 
 func TestServer_SetSubmitPolicy(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	tests := []struct {
 		name   string
@@ -342,7 +342,7 @@ func TestServer_DCS0Charset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("Charset"+tt.charset, func(t *testing.T) {
-			s := newServer(t, smsc.Config{ReceiptDelay: -1, DCS0Charset: tt.charset})
+			s := newServer(t, smsc.Options{ReceiptDelay: -1, DCS0Charset: tt.charset})
 			c := bound(t, s)
 			c.submit(sm{raw: tt.raw})
 			if m := waitMessages(t, s, 1)[0]; m.Text != tt.want || m.DataCoding != 0 {
@@ -353,7 +353,7 @@ func TestServer_DCS0Charset(t *testing.T) {
 }
 
 func TestServer_SetNoAck(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	s.SetNoAck(true)
 	c.sendSubmit(sm{text: pdutext.GSM7("x")})
@@ -370,7 +370,7 @@ func TestServer_SetNoAck(t *testing.T) {
 }
 
 func TestServer_SetAckDelay(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: -1})
+	s := newServer(t, smsc.Options{ReceiptDelay: -1})
 	c := bound(t, s)
 	s.SetAckDelay(20 * time.Millisecond)
 	seq := c.sendSubmit(sm{text: pdutext.GSM7("x")})
@@ -385,7 +385,7 @@ func TestServer_SetAckDelay(t *testing.T) {
 }
 
 func TestServer_DropConnections(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	c1, c2 := bound(t, s), dial(t, s)
 	c2.sync()
 	if got := s.DropConnections(); got != 2 {
@@ -403,7 +403,7 @@ func TestServer_DropConnections(t *testing.T) {
 }
 
 func TestServer_UnknownCommand(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	c := bound(t, s)
 	raw := []byte{0, 0, 0, 21, 0, 0, 0x09, 0x99, 0, 0, 0, 0, 0, 0, 0, 77, 1, 2, 3, 4, 5}
 	c.sendRaw(raw)
@@ -423,7 +423,7 @@ func TestServer_UnknownCommand(t *testing.T) {
 }
 
 func TestServer_BadLength(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	for _, l := range []uint32{15, 64<<10 + 1} {
 		t.Run(fmt.Sprint(l), func(t *testing.T) {
 			c := bound(t, s)
@@ -435,7 +435,7 @@ func TestServer_BadLength(t *testing.T) {
 }
 
 func TestServer_EnquireLinkAndUnbind(t *testing.T) {
-	s := newServer(t, smsc.Config{EnquireLink: time.Millisecond})
+	s := newServer(t, smsc.Options{EnquireLink: time.Millisecond})
 	c := bound(t, s)
 	p := c.read() // the simulator's own enquire_link
 	if p.Header().ID != pdu.EnquireLinkID || p.Header().Seq != 1 {
@@ -474,7 +474,7 @@ func TestServer_ReceiptIDFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.idFormat+"/"+tt.receiptID, func(t *testing.T) {
-			s := newServer(t, smsc.Config{FirstID: 255, IDFormat: tt.idFormat, ReceiptID: tt.receiptID,
+			s := newServer(t, smsc.Options{FirstID: 255, IDFormat: tt.idFormat, ReceiptID: tt.receiptID,
 				ReceiptTLV: true, ReceiptState: "UNDELIV", ReceiptDelay: time.Millisecond})
 			c := bound(t, s)
 			if _, id := c.submit(sm{text: pdutext.GSM7("x"), registered: 1}); id != tt.wantAck {
@@ -496,7 +496,7 @@ func TestServer_ReceiptIDFormats(t *testing.T) {
 }
 
 func TestServer_ReceiptQueuedUntilBind(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond})
+	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	tx := dial(t, s)
 	if st := tx.bind(pdu.NewBindTransmitter(), "sys", "secret"); st != 0 {
 		t.Fatalf("bind: %#x", st)
@@ -513,7 +513,7 @@ func TestServer_ReceiptQueuedUntilBind(t *testing.T) {
 }
 
 func TestServer_ReceiptResentAfterNack(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptRetry: time.Millisecond})
+	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptRetry: time.Millisecond})
 	c := bound(t, s)
 	_, id := c.submit(sm{text: pdutext.GSM7("x"), registered: 1})
 	for try := 1; try <= 2; try++ {
@@ -534,7 +534,7 @@ func TestServer_ReceiptResentAfterNack(t *testing.T) {
 }
 
 func TestServer_ReceiptRequeuedAfterDrop(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond})
+	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	c := bound(t, s)
 	_, id := c.submit(sm{text: pdutext.GSM7("x"), registered: 1})
 	if p := c.read(); p.Header().ID != pdu.DeliverSMID {
@@ -549,7 +549,7 @@ func TestServer_ReceiptRequeuedAfterDrop(t *testing.T) {
 }
 
 func TestServer_SendRaw(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	c := bound(t, s)
 	tx := dial(t, s)
 	if st := tx.bind(pdu.NewBindTransmitter(), "sys", "secret"); st != 0 {
@@ -565,7 +565,7 @@ func TestServer_SendRaw(t *testing.T) {
 }
 
 func TestServer_WaitMessages(t *testing.T) {
-	s := newServer(t, smsc.Config{})
+	s := newServer(t, smsc.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.WaitMessages(ctx, 1); !errors.Is(err, context.Canceled) {
@@ -581,7 +581,7 @@ func TestServer_WaitMessages(t *testing.T) {
 
 func TestServer_CloseWithClients(t *testing.T) {
 	before := runtime.NumGoroutine()
-	s, err := smsc.Listen("127.0.0.1:0", smsc.Config{ReceiptDelay: time.Hour, EnquireLink: time.Hour})
+	s, err := smsc.Listen("127.0.0.1:0", smsc.Options{ReceiptDelay: time.Hour, EnquireLink: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,7 +619,7 @@ func TestServer_CloseWithClients(t *testing.T) {
 }
 
 func TestListen_BadConfig(t *testing.T) {
-	for _, cfg := range []smsc.Config{{ReceiptState: "LOST"}, {IDFormat: "base64"}, {ReceiptID: "octal"},
+	for _, cfg := range []smsc.Options{{ReceiptState: "LOST"}, {IDFormat: "base64"}, {ReceiptID: "octal"},
 		{ReceiptStates: []string{"ENROUTE", "GONE"}}, {ReceiptUDHI: "yes"}, {DCS0Charset: "utf8"}} {
 		if s, err := smsc.Listen("127.0.0.1:0", cfg); err == nil {
 			s.Close()
@@ -633,7 +633,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- smsc.Run(ctx, "127.0.0.1:0", smsc.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		done <- smsc.Run(ctx, "127.0.0.1:0", smsc.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	}()
 	for i := 0; !strings.Contains(logs.String(), "smsc simulator listening"); i++ {
 		if i == 1000 {
@@ -651,7 +651,7 @@ func TestRun(t *testing.T) {
 }
 
 func BenchmarkServer_Submit(b *testing.B) {
-	s := newServer(b, smsc.Config{ReceiptDelay: -1})
+	s := newServer(b, smsc.Options{ReceiptDelay: -1})
 	c := bound(b, s)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -662,7 +662,7 @@ func BenchmarkServer_Submit(b *testing.B) {
 }
 
 func TestServer_ReceiptOnOriginTransceiver(t *testing.T) {
-	s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond})
+	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	other, origin := bound(t, s), bound(t, s)
 	_, id := origin.submit(sm{text: pdutext.GSM7("x"), registered: 1})
 	p := origin.read()
@@ -676,7 +676,7 @@ func TestServer_ReceiptOnOriginTransceiver(t *testing.T) {
 
 func TestServer_ConcurrentSessions(t *testing.T) {
 	const sessions, perSession = 4, 50
-	s := newServer(t, smsc.Config{ReceiptDelay: time.Millisecond, ReceiptTLV: true})
+	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond, ReceiptTLV: true})
 	t.Run("group", func(t *testing.T) {
 		for i := range sessions {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -719,7 +719,7 @@ func TestServer_ConcurrentSessions(t *testing.T) {
 }
 
 func BenchmarkServer_SubmitWithReceipt(b *testing.B) {
-	s := newServer(b, smsc.Config{ReceiptDelay: time.Nanosecond, ReceiptTLV: true})
+	s := newServer(b, smsc.Options{ReceiptDelay: time.Nanosecond, ReceiptTLV: true})
 	c := bound(b, s)
 	b.ReportAllocs()
 	for b.Loop() {

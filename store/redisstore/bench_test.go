@@ -51,7 +51,7 @@ func service(tb testing.TB, st otp.Store, rs otp.ReceiptStore, lim otp.Limiter) 
 		tb.Fatal(err)
 	}
 	h := &handset{codes: map[string]string{}}
-	svc, err := otp.NewService(s, otp.Deps{Store: st, Receipts: rs, Sender: h, Limiter: lim, Secret: []byte(strings.Repeat("s", 32))})
+	svc, err := otp.NewService(s, otp.Options{Store: st, Receipts: rs, Sender: h, Limiter: lim, Secret: []byte(strings.Repeat("s", 32))})
 	if err != nil {
 		tb.Fatal(err)
 	}
