@@ -257,6 +257,10 @@ func TestGuard_PumpingAttack(t *testing.T) {
 			}
 			ranges[b.Range] = true
 		}
+		// The NOC's status page lists them too.
+		if code, page := call(t, "GET", g.admin+"/", "", ""); code != 200 || !strings.Contains(page, "91-981110xxxx") { // html escapes the +
+			t.Errorf("status page (%d) lacks the blocked range +91-981110xxxx", code)
+		}
 		for _, want := range []string{"+91-981110xxxx", "+49-1517770xxxx", "+234-803111xxxx"} {
 			if !ranges[want] {
 				t.Errorf("blocks lack %s: %s", want, body)

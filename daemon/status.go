@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -9,12 +10,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/otpgate/otpgate/guard"
 )
 
 // The status page, at the admin port's "/": one server-rendered page that
 // refreshes itself every 5 seconds, for a NOC screen: readiness, build and
-// uptime, and per carrier its binds, rates, degraded and suspended state,
-// last bind failure and receipts. No script: a meta refresh.
+// uptime, per carrier its binds, rates, degraded and suspended state, last
+// bind failure and receipts, the callbacks waiting, and the pumping guard's
+// active blocks. No script: a meta refresh.
 
 // statusData is what the status page shows.
 type statusData struct {
@@ -24,6 +28,12 @@ type statusData struct {
 	Ready    bool
 	Reason   string
 	Carriers []CarrierStatus
+	// Backlog is the number of callbacks waiting; BacklogKnown is false
+	// when the store cannot count them.
+	Backlog      int
+	BacklogKnown bool
+	// Blocks are the pumping guard's active blocks.
+	Blocks []guard.Block
 }
 
 var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
@@ -86,6 +96,15 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 {{else}}<tr><td colspan="8">no carrier running</td></tr>
 {{end}}</tbody>
 </table>
+<p id="callbacks">Callbacks waiting: {{if .BacklogKnown}}<span id="backlog">{{.Backlog}}</span>{{else}}not counted by this store{{end}}</p>
+<h2>Pumping guard blocks</h2>
+<table id="blocks">
+<thead><tr><th>rule</th><th>range</th><th>client</th><th>reason</th><th>since</th></tr></thead>
+<tbody>
+{{range .Blocks}}<tr><td>{{.Rule}}</td><td>{{.Range}}</td><td>{{.Client}}</td><td>{{.Reason}}</td><td>{{.Since.UTC.Format "2006-01-02 15:04:05 UTC"}}</td></tr>
+{{else}}<tr><td colspan="5">none</td></tr>
+{{end}}</tbody>
+</table>
 </body>
 </html>
 `))
@@ -115,6 +134,20 @@ func (d *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		Carriers: d.carrierStatuses()}
 	if err := d.readiness(); err != nil {
 		data.Ready, data.Reason = false, err.Error()
+	}
+	if g := d.guard.Load(); g != nil {
+		data.Blocks = g.Blocks(now)
+	}
+	d.mu.Lock()
+	db := d.db
+	d.mu.Unlock()
+	if bc, ok := db.(backlogCounter); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), backlogScanTimeout)
+		data.Backlog, data.BacklogKnown = 0, false
+		if n, err := bc.CallbackBacklog(ctx); err == nil {
+			data.Backlog, data.BacklogKnown = n, true
+		}
+		cancel()
 	}
 	var buf bytes.Buffer
 	if err := statusTemplate.Execute(&buf, data); err != nil {

@@ -72,7 +72,8 @@ func TestStatusPage_Chromium(t *testing.T) {
 	}
 
 	dom := chromium(t, g.admin+"/", "--dump-dom")
-	for _, want := range []string{`http-equiv="refresh" content="5"`, `id="readiness">ready<`, "<title>otpgate status</title>"} {
+	for _, want := range []string{`http-equiv="refresh" content="5"`, `id="readiness">ready<`, "<title>otpgate status</title>",
+		`id="backlog">`, `<table id="blocks">`} {
 		if !strings.Contains(dom, want) {
 			t.Fatalf("page lacks %q:\n%s", want, dom)
 		}
