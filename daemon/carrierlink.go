@@ -9,12 +9,6 @@ import (
 	"github.com/otpgate/otpgate/smpp"
 )
 
-// Password lengths: SMPP 3.4 allows 8 characters, many SMSCs accept 16.
-const (
-	smppPassword = 8
-	maxPassword  = 16
-)
-
 // checkCarrierLink adds the problems of a carrier's reconnect, keepalive
 // and TLS client settings (at path p).
 func checkCarrierLink(p string, k CarrierConfig, add func(path, format string, a ...any)) {
@@ -60,10 +54,10 @@ func checkCarrierLink(p string, k CarrierConfig, add func(path, format string, a
 func (c *Config) Warnings() Problems {
 	var ws Problems
 	for i, k := range c.Carriers {
-		if n := len(k.Password); n > smppPassword && n <= maxPassword {
+		if n := len(k.Password); n > smpp.SMPPPassword && n <= smpp.MaxPassword {
 			ws = append(ws, Problem{fmt.Sprintf("carriers[%d].password", i),
 				fmt.Sprintf("longer than %d characters: SMPP 3.4 allows %d, many SMSCs accept up to %d; check with the carrier",
-					smppPassword, smppPassword, maxPassword)})
+					smpp.SMPPPassword, smpp.SMPPPassword, smpp.MaxPassword)})
 		}
 	}
 	return append(ws, c.fileWarnings...)

@@ -473,32 +473,12 @@ func (c *Config) validateCarriers(add adder) map[string]int {
 				add(p+".address", "want host:port, got %q", k.Address)
 			}
 		}
-		if k.SystemID == "" {
-			add(p+".system_id", "missing")
-		}
-		if len(k.SystemID) > 15 {
-			add(p+".system_id", "longer than 15 characters (SMPP 3.4)")
-		}
-		if len(k.Password) > maxPassword {
-			add(p+".password", "longer than %d characters", maxPassword)
-		}
-		if !oneOf(k.Mode, smpp.ModeTransceiver, smpp.ModeTransmitterReceiver) {
-			add(p+".mode", "want transceiver or transmitter+receiver, got %q", k.Mode)
-		}
-		if k.Binds < 1 {
-			add(p+".binds", "must be at least 1")
-		}
-		if k.TPS < 0 {
-			add(p+".tps", "must not be negative")
-		}
-		if k.Burst < 1 {
-			add(p+".burst", "must be at least 1")
-		}
-		if k.Window < 1 {
-			add(p+".window", "must be at least 1")
-		}
-		if k.SubmitAckTimeout < 0 {
-			add(p+".submit_ack_timeout", "must not be negative")
+		// smpp owns the rules of the carrier's own settings; the config adds
+		// the place.
+		so := smpp.CarrierOptions{SystemID: k.SystemID, Password: string(k.Password), Mode: k.Mode,
+			Binds: k.Binds, TPS: k.TPS, Burst: k.Burst, Window: k.Window, SubmitAckTimeout: time.Duration(k.SubmitAckTimeout)}
+		for _, fp := range so.Check() {
+			add(p+"."+fp.Key, "%s", fp.Msg)
 		}
 		if k.StallTimeout != nil && *k.StallTimeout < 0 {
 			add(p+".stall_timeout", "must not be negative (0s turns it off)")
