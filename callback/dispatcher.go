@@ -271,15 +271,15 @@ func (d *Dispatcher) retryLater(ctx context.Context, cb otp.Callback, lg *slog.L
 
 // tryLogger is the logger of one try of cb to target.
 func (d *Dispatcher) tryLogger(cb otp.Callback, target string) *slog.Logger {
-	return d.log.With("request_id", cb.RequestID, "client", cb.ClientID, "state", string(cb.State),
-		"attempt", cb.Attempts+1, "host", hostOf(target), "kind", kindName(cb.Kind))
+	return d.log.With(keyRequestID, cb.RequestID, keyClient, cb.ClientID, keyState, string(cb.State),
+		keyAttempt, cb.Attempts+1, keyHost, hostOf(target), keyKind, kindName(cb.Kind))
 }
 
 // dropped counts and logs a callback given up on.
 func (d *Dispatcher) dropped(cb otp.Callback, why string) {
 	d.opts.Observe(OutcomeDropped)
-	d.log.Warn("callback dropped: endpoint failed for too long", "request_id", cb.RequestID, "client", cb.ClientID,
-		"state", string(cb.State), "attempts", cb.Attempts, "queued_at", cb.FirstAt, "error", why, "kind", kindName(cb.Kind))
+	d.log.Warn("callback dropped: endpoint failed for too long", keyRequestID, cb.RequestID, keyClient, cb.ClientID,
+		keyState, string(cb.State), keyAttempts, cb.Attempts, keyQueuedAt, cb.FirstAt, keyError, why, keyKind, kindName(cb.Kind))
 }
 
 // kindName names a callback's kind in logs.

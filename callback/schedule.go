@@ -140,7 +140,7 @@ func (d *Dispatcher) fill(ctx context.Context, s *scheduler, start func(r result
 	due, err := d.q.DueCallbacks(ctx, now, 2*d.opts.PerClient)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Warn("callback queue unreadable", "error", err)
+			d.log.Warn("callback queue unreadable", keyError, err)
 		}
 		return false
 	}
@@ -206,7 +206,7 @@ func (d *Dispatcher) fill(ctx context.Context, s *scheduler, start func(r result
 		return false
 	}
 	if err := d.q.CallbackDone(context.WithoutCancel(ctx), drop...); err != nil {
-		d.log.Warn("callbacks not removed", "error", err)
+		d.log.Warn("callbacks not removed", keyError, err)
 		return false
 	}
 	for _, cb := range old {
@@ -283,7 +283,7 @@ func (d *Dispatcher) finish(s *scheduler, r result) {
 		if ep.open {
 			ep.open = false
 			d.opts.Circuit(r.key.client, false)
-			d.log.Info("callback circuit closed: endpoint answered", "client", r.key.client, "host", hostOf(r.key.url))
+			d.log.Info("callback circuit closed: endpoint answered", keyClient, r.key.client, keyHost, hostOf(r.key.url))
 		}
 	case tryFailed:
 		ep.state = endpointFailing
@@ -297,8 +297,8 @@ func (d *Dispatcher) finish(s *scheduler, r result) {
 			ep.open, ep.probes = true, 0
 			ep.probeAt = now.Add(d.cooldown(0))
 			d.opts.Circuit(r.key.client, true)
-			d.log.Warn("callback circuit open: endpoint failing, tries short-circuited", "client", r.key.client,
-				"host", hostOf(r.key.url), "failures", ep.failures, "probe_in", d.cooldown(0).String())
+			d.log.Warn("callback circuit open: endpoint failing, tries short-circuited", keyClient, r.key.client,
+				keyHost, hostOf(r.key.url), keyFailures, ep.failures, keyProbeIn, d.cooldown(0).String())
 		}
 	}
 }

@@ -133,8 +133,8 @@ func (d *Server) startAdmin(cfg *Config) (*http.Server, net.Listener, error) {
 		h = requireToken(token, mux)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
-		MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(d.log.With("component", "admin").Handler(), slog.LevelWarn)}
-	d.log.Info("admin port listening", "admin_listen", ln.Addr().String(), "pprof", cfg.Admin.PProf)
+		MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(d.log.With(keyComponent, "admin").Handler(), slog.LevelWarn)}
+	d.log.Info("admin port listening", keyAdminListen, ln.Addr().String(), keyPprof, cfg.Admin.PProf)
 	return srv, ln, nil
 }
 

@@ -46,7 +46,7 @@ const redisOpenTimeout = 15 * time.Second
 // badger: the limits are the node's own).
 func (d *Server) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.Limiter, error) {
 	if cfg.Store.Backend != backendRedis {
-		so := store.Options{Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback,
+		so := store.Options{Logger: d.log.With(keyComponent, "store"), WantsCallback: d.wantsCallback,
 			PendingDropped: d.pendingDropped}
 		d.observeStore(&so)
 		if storeTuning != nil {
@@ -61,7 +61,7 @@ func (d *Server) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.
 	r := cfg.Store.Redis
 	opts := redisstore.Options{Addrs: r.Addrs, Username: r.Username, Password: string(r.Password),
 		Prefix: r.Prefix, OnShortfall: redisstore.Shortfall(r.OnShortfall), WaitTimeout: time.Duration(r.WaitTimeout),
-		Logger: d.log.With("component", "store"), WantsCallback: d.wantsCallback, PendingDropped: d.pendingDropped}
+		Logger: d.log.With(keyComponent, "store"), WantsCallback: d.wantsCallback, PendingDropped: d.pendingDropped}
 	if r.TLS {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		if r.TLSCAFile != "" {

@@ -21,7 +21,7 @@ var callbackOptions callback.Options
 // settings svc has in force at each try, so a reload applies at once.
 func startCallbacks(ctx context.Context, g *errgroup.Group, db storeBackend, svc *otp.Service, log *slog.Logger, m *metrics.Registry) {
 	opts := callbackOptions
-	opts.Logger = log.With("component", "callbacks")
+	opts.Logger = log.With(keyComponent, "callbacks")
 	if m != nil {
 		opts.Observe, opts.Circuit = m.Callback, m.CallbackCircuit
 	}

@@ -66,7 +66,7 @@ func (c *Config) Warnings() Problems {
 // logWarnings logs each warning of cfg.
 func logWarnings(log *slog.Logger, cfg *Config) {
 	for _, w := range cfg.Warnings() {
-		log.Warn("config warning", "path", w.Path, "warning", w.Msg)
+		log.Warn("config warning", keyPath, w.Path, keyWarning, w.Msg)
 	}
 }
 

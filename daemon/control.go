@@ -265,7 +265,7 @@ func (d *Server) setSuspended(w http.ResponseWriter, r *http.Request, on bool) {
 	if on {
 		msg = "carrier suspended on the admin port"
 	}
-	d.log.Warn(msg, "carrier", name, "changed", changed, "remote", r.RemoteAddr)
+	d.log.Warn(msg, keyCarrier, name, keyChanged, changed, keyRemote, r.RemoteAddr)
 	writeJSON(w, http.StatusOK, st)
 }
 

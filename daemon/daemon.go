@@ -165,7 +165,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	}
 	d.mu.Lock()
 	d.db, d.bg, d.addr = db, bg, ln.Addr()
-	d.receipts = otp.NewReceipts(db, d.log.With("component", "receipts"))
+	d.receipts = otp.NewReceipts(db, d.log.With(keyComponent, "receipts"))
 	if m := d.Metrics; m != nil {
 		d.receipts.Unmatched = func(carrier string) { m.Receipt(carrier, "pending") }
 	}
@@ -192,14 +192,14 @@ func (d *Server) Run(ctx context.Context) (err error) {
 		clientLimiter = fleetLimiter
 	}
 	svc, err := otp.NewService(settings, otp.Options{Store: db, Receipts: db, Sender: senderFunc(d.send), Limiter: clientLimiter,
-		Guard: gd, Secret: secret, Logger: d.log.With("component", "otp")})
+		Guard: gd, Secret: secret, Logger: d.log.With(keyComponent, "otp")})
 	if err != nil {
 		return err
 	}
 	d.svc.Store(svc)
 
 	d.access.Store(accessOf(cfg))
-	opts := api.Options{Logger: d.log.With("component", "http"), Ready: d.publicReadiness, Access: d.access.Load, AuthFailures: limiter}
+	opts := api.Options{Logger: d.log.With(keyComponent, "http"), Ready: d.publicReadiness, Access: d.access.Load, AuthFailures: limiter}
 	if d.Metrics != nil {
 		opts.Observer = d.Metrics
 	}
@@ -238,7 +238,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	// waits for it below.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	d.log.Info("otpgate started", "listen", ln.Addr().String(), "carriers", len(cfg.Carriers), "data_dir", cfg.DataDir)
+	d.log.Info("otpgate started", keyListen, ln.Addr().String(), keyCarriers, len(cfg.Carriers), keyDataDir, cfg.DataDir)
 	close(d.ready)
 	d.notify.Ready()
 
@@ -257,7 +257,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	drainStart := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	if serr := srv.Shutdown(sctx); serr != nil {
-		d.log.Warn("drain incomplete", "error", serr)
+		d.log.Warn("drain incomplete", keyError, serr)
 		srv.Close()
 	}
 	cancel()
@@ -327,7 +327,7 @@ func (d *Server) applyCarriers(cfg *Config) ([]*carrierRun, error) {
 	var old []*carrierRun
 	for name, r := range d.runs {
 		if next[name] != r {
-			d.log.Info("carrier removed or changed: draining", "carrier", name)
+			d.log.Info("carrier removed or changed: draining", keyCarrier, name)
 			old = append(old, r)
 		}
 	}
@@ -340,7 +340,7 @@ func (d *Server) startRun(kc CarrierConfig) (*carrierRun, error) {
 	addr := kc.Address
 	if kc.Simulate {
 		sim, err := smsc.Listen("127.0.0.1:0", smsc.Options{SystemID: kc.SystemID, Password: string(kc.Password),
-			ReceiptTLV: true, DCS0Charset: kc.DCS0Charset, Logger: d.log.With("component", "smsc-sim", "carrier", kc.Name)})
+			ReceiptTLV: true, DCS0Charset: kc.DCS0Charset, Logger: d.log.With(keyComponent, "smsc-sim", keyCarrier, kc.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("daemon: simulator for %s: %w", kc.Name, err)
 		}
@@ -372,7 +372,7 @@ func (d *Server) startRun(kc CarrierConfig) (*carrierRun, error) {
 		defer d.wg.Done()
 		defer close(r.done)
 		if err := r.carrier.Run(ctx); err != nil {
-			d.log.Error("carrier stopped", "carrier", kc.Name, "error", err)
+			d.log.Error("carrier stopped", keyCarrier, kc.Name, keyError, err)
 		}
 	}()
 	return r, nil
@@ -456,7 +456,7 @@ func (d *Server) publicReadiness() error {
 	}
 	if old := d.notReady.Swap(&reason); old == nil || *old != reason {
 		if err != nil {
-			d.log.Warn("not ready", "reason", reason)
+			d.log.Warn("not ready", keyReason, reason)
 		} else if old != nil {
 			d.log.Info("ready again")
 		}

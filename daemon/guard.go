@@ -12,7 +12,7 @@ import (
 
 // newGuard builds the pumping guard of cfg (already validated).
 func (d *Server) newGuard(cfg *Config) (*guard.Guard, error) {
-	o := guard.Options{Logger: d.log.With("component", "guard")}
+	o := guard.Options{Logger: d.log.With(keyComponent, "guard")}
 	if d.Metrics != nil {
 		o.Observer = d.Metrics
 	}
@@ -29,7 +29,7 @@ func (d *Server) newGuard(cfg *Config) (*guard.Guard, error) {
 func (d *Server) swapGuard(cfg *Config) {
 	if g := d.guard.Load(); g != nil {
 		if err := g.Swap(guardConfig(cfg), time.Now()); err != nil {
-			d.log.Error("guard settings not applied", "error", err)
+			d.log.Error("guard settings not applied", keyError, err)
 		}
 	}
 }

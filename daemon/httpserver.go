@@ -35,6 +35,6 @@ func newHTTPServer(h http.Handler, cfg *Config, log *slog.Logger) *http.Server {
 		WriteTimeout:      time.Duration(cfg.SubmitTimeout) + writeSlack,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.With(keyComponent, "http").Handler(), slog.LevelWarn),
 	}
 }

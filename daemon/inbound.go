@@ -15,7 +15,7 @@ func (d *Server) newInbox(db otp.MOQueue, initial *otp.Settings) *otp.Inbox {
 			return svc.Settings()
 		}
 		return initial
-	}, d.log.With("component", "mo"))
+	}, d.log.With(keyComponent, "mo"))
 	if m := d.Metrics; m != nil {
 		in.Received = m.MO
 	}

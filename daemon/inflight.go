@@ -95,5 +95,5 @@ func (q *requests) wait(deadline time.Time, log *slog.Logger) {
 	for _, l := range ls[:min(len(ls), 10)] {
 		names = append(names, l.what+" "+now.Sub(l.since).Round(time.Millisecond).String())
 	}
-	log.Warn("shutdown going on without requests still running", "requests", len(ls), "oldest", names)
+	log.Warn("shutdown going on without requests still running", keyRequests, len(ls), keyOldest, names)
 }

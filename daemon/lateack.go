@@ -27,7 +27,7 @@ func (d *Server) lateAck(a smpp.LateAck) {
 	select {
 	case d.lateAcks <- otp.Ack{RequestID: a.RequestID, Carrier: a.Carrier, MessageID: a.MessageID, Part: a.Part, Parts: a.Parts}:
 	default:
-		d.log.Warn("late submit ack dropped: queue full", "carrier", a.Carrier, "request_id", a.RequestID)
+		d.log.Warn("late submit ack dropped: queue full", keyCarrier, a.Carrier, keyRequestID, a.RequestID)
 	}
 }
 
@@ -48,10 +48,10 @@ func (d *Server) runLateAcks(ctx context.Context, rs otp.ReceiptStore) {
 				err = rs.RecordLateAck(ctx, a)
 			}
 			if err != nil {
-				d.log.Warn("late submit ack not recorded", "carrier", a.Carrier, "request_id", a.RequestID, "error", err)
+				d.log.Warn("late submit ack not recorded", keyCarrier, a.Carrier, keyRequestID, a.RequestID, keyError, err)
 				continue
 			}
-			d.log.Info("late submit ack recorded", "carrier", a.Carrier, "request_id", a.RequestID, "part", a.Part)
+			d.log.Info("late submit ack recorded", keyCarrier, a.Carrier, keyRequestID, a.RequestID, keyPart, a.Part)
 		}
 	}
 }

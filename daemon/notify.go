@@ -33,13 +33,13 @@ func NewNotifier(log *slog.Logger) *Notifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{log: log.With("component", "systemd"), enabled: os.Getenv("NOTIFY_SOCKET") != ""}
+	n := &Notifier{log: log.With(keyComponent, "systemd"), enabled: os.Getenv("NOTIFY_SOCKET") != ""}
 	if !n.enabled {
 		return n
 	}
 	d, err := sd.SdWatchdogEnabled(false)
 	if err != nil {
-		n.log.Warn("watchdog settings ignored", "error", err)
+		n.log.Warn("watchdog settings ignored", keyError, err)
 		return n
 	}
 	n.interval = d / 2
@@ -118,7 +118,7 @@ func (n *Notifier) notify(state string) {
 		return
 	}
 	if !n.failing.Swap(true) {
-		n.log.Warn("notify systemd failed", "error", err)
+		n.log.Warn("notify systemd failed", keyError, err)
 	}
 }
 

@@ -41,7 +41,7 @@ func (d *Server) Reload(cfg *Config) error {
 	if d.Metrics != nil {
 		d.Metrics.Reload(true)
 	}
-	d.log.Info("configuration reloaded", "clients", len(cfg.Clients), "carriers", len(cfg.Carriers), "routes", len(cfg.Routes))
+	d.log.Info("configuration reloaded", keyClients, len(cfg.Clients), keyCarriers, len(cfg.Carriers), keyRoutes, len(cfg.Routes))
 	logWarnings(d.log, cfg)
 	return nil
 }
@@ -50,7 +50,7 @@ func (d *Server) reloadRejected(err error) {
 	if d.Metrics != nil {
 		d.Metrics.Reload(false)
 	}
-	d.log.Error("configuration reload rejected: keeping the running configuration", "error", err)
+	d.log.Error("configuration reload rejected: keeping the running configuration", keyError, err)
 }
 
 func (d *Server) reload(cfg *Config) error {

@@ -151,7 +151,7 @@ func (d *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	if err := statusTemplate.Execute(&buf, data); err != nil {
-		d.log.Error("status page failed", "error", err)
+		d.log.Error("status page failed", keyError, err)
 		http.Error(w, "status page failed", http.StatusInternalServerError)
 		return
 	}

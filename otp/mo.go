@@ -69,7 +69,7 @@ func (h *Inbox) HandleMO(ctx context.Context, mo MO) error {
 	}
 	from := moFrom(mo.From, mo.FromTON)
 	clientID, url, ok := s.moClient(mo.To)
-	lg := h.log.With("carrier", mo.Carrier, "from", maskAddress(from), "to", mo.To, "length", len([]rune(mo.Text)))
+	lg := h.log.With(keyCarrier, mo.Carrier, keyFrom, maskAddress(from), keyTo, mo.To, keyLength, len([]rune(mo.Text)))
 	if !ok || url == "" {
 		lg.Info("mo received: no client takes it", "client", clientID)
 		h.received(mo.Carrier)

@@ -42,7 +42,7 @@ func (h *Receipts) HandleReceipt(ctx context.Context, r Receipt) error {
 		}
 	}
 	if !matched {
-		h.log.Debug("receipt matches no message yet: kept pending", "carrier", r.Carrier, "message_id", r.MessageID)
+		h.log.Debug("receipt matches no message yet: kept pending", keyCarrier, r.Carrier, keyMessageID, r.MessageID)
 		if h.Unmatched != nil {
 			h.Unmatched(r.Carrier)
 		}

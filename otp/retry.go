@@ -84,7 +84,7 @@ func (s *Service) RetryFailed(msg Message) {
 	select {
 	case s.retries <- msg:
 	default:
-		s.log.Warn("retry queue full: failed delivery not retried", "request_id", msg.RequestID)
+		s.log.Warn("retry queue full: failed delivery not retried", keyRequestID, msg.RequestID)
 	}
 }
 
@@ -120,8 +120,8 @@ func (s *Service) retry(ctx context.Context, msg Message) {
 		Expires: rec.ExpiresAt, TLVs: t.tlvs, Avoid: avoid})
 	cancel()
 	if err != nil {
-		s.log.Info("failed delivery not retried: no other carrier took it", "request_id", msg.RequestID,
-			"carrier", msg.Carrier, "error", err)
+		s.log.Info("failed delivery not retried: no other carrier took it", keyRequestID, msg.RequestID,
+			keyCarrier, msg.Carrier, keyError, err)
 		return
 	}
 	a := Attempt{Carrier: sent.Carrier, SubmittedAt: now}
@@ -129,9 +129,9 @@ func (s *Service) retry(ctx context.Context, msg Message) {
 		a.Parts = append(a.Parts, Part{MessageID: id, State: StateAccepted})
 	}
 	if _, err := s.receipts.RecordRetry(context.WithoutCancel(ctx), msg.RequestID, a); err != nil && !errors.Is(err, ErrRequestNotFound) {
-		s.log.Warn("recording a retry failed", "request_id", msg.RequestID, "error", err)
+		s.log.Warn("recording a retry failed", keyRequestID, msg.RequestID, keyError, err)
 		return
 	}
-	s.log.Info("failed delivery retried through another carrier", "request_id", msg.RequestID,
-		"failed_carrier", msg.Carrier, "carrier", sent.Carrier, "number", msg.Display)
+	s.log.Info("failed delivery retried through another carrier", keyRequestID, msg.RequestID,
+		keyFailedCarrier, msg.Carrier, keyCarrier, sent.Carrier, keyNumber, msg.Display)
 }

@@ -199,7 +199,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 			// kept, so that it verifies. A late acknowledgement gives the
 			// message its carrier and id.
 			if _, serr := s.save(ctx, key, st.Policy, msg, hash, now); serr != nil {
-				s.log.Warn("recording a send of unknown outcome failed", "error", serr)
+				s.log.Warn("recording a send of unknown outcome failed", keyError, serr)
 			}
 			return res, fmt.Errorf("%w: %w", ErrUpstreamDown, err)
 		}
@@ -268,7 +268,7 @@ func (s *Service) unreserve(ctx context.Context, key string, p Policy, now time.
 		return p.settle(r), nil
 	})
 	if err != nil {
-		s.log.Warn("giving back the reservation of an unsent SMS failed: it stays counted", "error", err)
+		s.log.Warn("giving back the reservation of an unsent SMS failed: it stays counted", keyError, err)
 	}
 }
 
@@ -399,7 +399,7 @@ func (s *Service) markVerified(ctx context.Context, requestID string) {
 		return
 	}
 	if err := s.receipts.MarkVerified(ctx, requestID); err != nil && !errors.Is(err, ErrRequestNotFound) {
-		s.log.Warn("mark verified failed", "request_id", requestID, "error", err)
+		s.log.Warn("mark verified failed", keyRequestID, requestID, keyError, err)
 	}
 }
 

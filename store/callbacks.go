@@ -141,7 +141,7 @@ func (db *DB) DueCallbacks(ctx context.Context, now time.Time, perClient int) ([
 			}
 			var cb otp.Callback
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &cb) }); err != nil {
-				db.log.Warn("callback record unreadable: skipped", "key", fmt.Sprintf("%q", k), "error", err)
+				db.log.Warn("callback record unreadable: skipped", keyKey, fmt.Sprintf("%q", k), keyError, err)
 				it.Next()
 				continue
 			}

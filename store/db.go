@@ -298,7 +298,7 @@ func (db *DB) gc(ctx context.Context) bool {
 			continue
 		}
 		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-			db.log.Warn("value log gc failed", "error", err)
+			db.log.Warn("value log gc failed", keyError, err)
 		}
 		break
 	}

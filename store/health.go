@@ -82,7 +82,7 @@ func (h *health) committed(now time.Time, err error) {
 	h.mu.Unlock()
 	switch {
 	case err != nil && was == nil:
-		h.log.Error("store writes failing", "error", err)
+		h.log.Error("store writes failing", keyError, err)
 	case err == nil && was != nil:
 		h.log.Info("store writes succeed again")
 	}

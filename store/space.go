@@ -93,7 +93,7 @@ func (g *spaceGuard) free() (int64, bool) {
 	n, err := freeBytes(g.dir)
 	if err != nil {
 		if !g.statFailed {
-			g.log.Warn("free disk space unknown: disk-space guard off", "error", err)
+			g.log.Warn("free disk space unknown: disk-space guard off", keyError, err)
 			g.statFailed = true
 		}
 		return 0, false
@@ -183,7 +183,7 @@ func (g *spaceGuard) allocate(path string) error {
 		return fmt.Errorf("%w: %w: allocating %s: %d MiB free: %w", ErrUnavailable, ErrNoSpace, filepath.Base(path), free>>20, err)
 	case errors.Is(err, errNoFallocate):
 		if !g.noAlloc {
-			g.log.Warn("log files cannot be allocated ahead: a full disk is guarded by the free-space reserve alone", "error", err)
+			g.log.Warn("log files cannot be allocated ahead: a full disk is guarded by the free-space reserve alone", keyError, err)
 			g.noAlloc = true
 		}
 		return nil

@@ -429,7 +429,7 @@ func (db *DB) claim(ctx context.Context, now, leaseNow time.Time, picks map[int]
 		for j := 0; j+1 < len(res); j += 2 {
 			var cb otp.Callback
 			if err := json.Unmarshal([]byte(res[j+1]), &cb); err != nil {
-				db.log.Warn("callback record unreadable: skipped", "id", res[j], "error", err)
+				db.log.Warn("callback record unreadable: skipped", keyID, res[j], keyError, err)
 				continue
 			}
 			out = append(out, heldCallback{cb: cb, shard: shards[i]})

@@ -63,7 +63,7 @@ func (db *DB) Allow(key string, perSecond float64, burst int) bool {
 	ok, err := bucketScript.Run(ctx, db.rdb, []string{db.limiterKey(key)}, micros(db.now()), formatFloat(perSecond), burst).Int()
 	if err != nil {
 		if db.warnDue(&db.lastLimWarn) {
-			db.log.Warn("rate bucket unavailable: calls allowed", "error", err)
+			db.log.Warn("rate bucket unavailable: calls allowed", keyError, err)
 		}
 		return true
 	}

@@ -204,7 +204,7 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 				}
 				var pr pendingReceipt
 				if err := json.Unmarshal([]byte(raw), &pr); err != nil {
-					db.log.Warn("pending receipt unreadable: dropped", "carrier", m.Carrier, "error", err)
+					db.log.Warn("pending receipt unreadable: dropped", keyCarrier, m.Carrier, keyError, err)
 				}
 				mu.Lock()
 				found = append(found, waiting{part: i, form: form, raw: raw, pr: pr})
@@ -243,7 +243,7 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 		pk := db.idKey('p', m.Carrier, w.form)
 		if err := (&cas{}).guard(pk, w.raw).del(pk).run(ctx, db); err != nil && !errors.Is(err, errCASConflict) {
 			// Applied; left to expire. A reused id could take it later.
-			db.log.Warn("applied pending receipt not deleted", "carrier", m.Carrier, "error", err)
+			db.log.Warn("applied pending receipt not deleted", keyCarrier, m.Carrier, keyError, err)
 			continue
 		}
 		db.untrackPending(ctx, m.Carrier, w.form)
@@ -428,13 +428,13 @@ func (db *DB) trackPending(ctx context.Context, carrier, form string) {
 	res, err := pendingTrimScript.Run(ctx, db.rdb, []string{db.pendingQueueKey(carrier)}, form,
 		now.UnixMilli(), now.Add(-db.pendingTTL).UnixMilli(), db.pendingMax, db.pendingTTL.Milliseconds()).StringSlice()
 	if err != nil {
-		db.log.Warn("pending receipt cap not kept", "carrier", carrier, "error", err)
+		db.log.Warn("pending receipt cap not kept", keyCarrier, carrier, keyError, err)
 		return
 	}
 	for _, f := range res {
 		n, err := db.rdb.Del(ctx, db.idKey('p', carrier, f)).Result()
 		if err != nil {
-			db.log.Warn("pending receipt over the cap not dropped", "carrier", carrier, "error", err)
+			db.log.Warn("pending receipt over the cap not dropped", keyCarrier, carrier, keyError, err)
 			continue
 		}
 		if n > 0 {
@@ -447,7 +447,7 @@ func (db *DB) trackPending(ctx context.Context, carrier, form string) {
 // queue (best effort, as trackPending).
 func (db *DB) untrackPending(ctx context.Context, carrier, form string) {
 	if err := db.rdb.ZRem(ctx, db.pendingQueueKey(carrier), form).Err(); err != nil {
-		db.log.Debug("pending receipt queue not updated", "carrier", carrier, "error", err)
+		db.log.Debug("pending receipt queue not updated", keyCarrier, carrier, keyError, err)
 	}
 }
 

@@ -352,7 +352,7 @@ func (db *DB) Run(ctx context.Context) error {
 			}
 		case <-renew.C:
 			if err := db.renewLeases(ctx); err != nil && ctx.Err() == nil {
-				db.log.Warn("callback leases not renewed", "error", err)
+				db.log.Warn("callback leases not renewed", keyError, err)
 			}
 		}
 	}
@@ -542,12 +542,12 @@ func (db *DB) shortfall(err error) error {
 	db.shortSeen()
 	if db.onShortfall == ShortfallFail {
 		if db.warnDue(&db.lastWarn) {
-			db.log.Warn("write not confirmed by a replica: refused (on_shortfall fail)", "error", err)
+			db.log.Warn("write not confirmed by a replica: refused (on_shortfall fail)", keyError, err)
 		}
 		return err
 	}
 	if db.warnDue(&db.lastWarn) {
-		db.log.Warn("write not confirmed by a replica: kept on the master only (on_shortfall degrade)", "error", err)
+		db.log.Warn("write not confirmed by a replica: kept on the master only (on_shortfall degrade)", keyError, err)
 	}
 	return nil
 }
