@@ -121,29 +121,7 @@ func TestCrash_KillDuringLoad(t *testing.T) {
 	bin := buildOtpgate(t)
 	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "otpgate.yaml")
-	y := fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-data_dir: %s
-secret_file: %s
-submit_timeout: 3s
-log: {level: info, format: json}
-otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
-clients:
-  - id: %s
-    api_keys: ["%s"]
-    sender: OTPGATE
-    countries: ["*"]
-    rate: {per_second: 100000, burst: 100000}
-carriers:
-  - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 2, window: 32}
-guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
-routes:
-  - {countries: ["*"], carriers: [a]}
-`, filepath.Join(dir, "data"), filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())
-	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeProcConfig(t, dir, "127.0.0.1:0", filepath.Join(dir, "data"), sim.Addr())
 
 	g1 := startOtpgate(t, bin, cfgPath)
 	const (
@@ -218,20 +196,7 @@ routes:
 	t.Logf("%d sends answered 200 before the kill, %d attempted", len(sent), seq.Load())
 
 	g2 := startOtpgate(t, bin, cfgPath)
-	codes := map[string]string{}
-	for _, m := range sim.Messages() {
-		codes[m.Dst] = codeRE.FindString(m.Text)
-	}
-	for _, n := range sent {
-		c, found := codes["91"+n[4:]]
-		if !found {
-			t.Errorf("%s: answered 200 but the simulator never received its SMS", n)
-			continue
-		}
-		if code, err := post(client, g2.url+verifyPath, keyA, verifyBody(clientA, n, c)); err != nil || code != 200 {
-			t.Errorf("%s: verify after restart: got %d %v, want 200", n, code, err)
-		}
-	}
+	verifyAcked(t, sim, client, g2.url, sent, "after restart")
 	if errs := g2.errorLines(); len(errs) > 0 {
 		t.Errorf("restarted gateway logged errors:\n%s", strings.Join(errs, "\n"))
 	}
@@ -253,5 +218,58 @@ routes:
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("restarted gateway did not stop within 30s of SIGTERM")
+	}
+}
+
+// writeProcConfig writes the configuration of an `otpgate run` process in
+// dir: client A at full speed (the guard in monitor mode: consecutive
+// numbers at full speed look like pumping), one carrier at simAddr. It
+// returns the file's path.
+func writeProcConfig(tb testing.TB, dir, adminListen, dataDir, simAddr string) string {
+	tb.Helper()
+	cfgPath := filepath.Join(dir, "otpgate.yaml")
+	y := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: %s
+data_dir: %s
+secret_file: %s
+submit_timeout: 3s
+log: {level: info, format: json}
+otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
+clients:
+  - id: %s
+    api_keys: ["%s"]
+    sender: OTPGATE
+    countries: ["*"]
+    rate: {per_second: 100000, burst: 100000}
+carriers:
+  - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 2, window: 32}
+routes:
+  - {countries: ["*"], carriers: [a]}
+guard: {mode: monitor}
+`, adminListen, dataDir, filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), simAddr)
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return cfgPath
+}
+
+// verifyAcked checks that every number of sent (each answered 200) got its
+// SMS at sim and that its code verifies at url (when: which node, for the
+// error).
+func verifyAcked(t *testing.T, sim *smsc.Server, client *http.Client, url string, sent []string, when string) {
+	t.Helper()
+	codes := map[string]string{}
+	for _, m := range sim.Messages() {
+		codes[m.Dst] = codeRE.FindString(m.Text)
+	}
+	for _, n := range sent {
+		c, found := codes["91"+n[4:]]
+		if !found {
+			t.Errorf("%s: answered 200 but the simulator never received its SMS", n)
+			continue
+		}
+		if code, err := post(client, url+verifyPath, keyA, verifyBody(clientA, n, c)); err != nil || code != 200 {
+			t.Errorf("%s: verify %s: got %d %v, want 200", n, when, code, err)
+		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/smpp/smsc"
 	"golang.org/x/sys/unix"
 )
@@ -68,30 +67,8 @@ func TestFullDisk_Gateway(t *testing.T) {
 	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	dir := t.TempDir()
 	data := filepath.Join(mnt, "data")
-	cfgPath := filepath.Join(dir, "otpgate.yaml")
 	admin := deadAddr(t) // a free port, for /metrics
-	y := fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: %s
-data_dir: %s
-secret_file: %s
-submit_timeout: 3s
-log: {level: info, format: json}
-otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
-clients:
-  - id: %s
-    api_keys: ["%s"]
-    sender: OTPGATE
-    countries: ["*"]
-    rate: {per_second: 100000, burst: 100000}
-carriers:
-  - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 2, window: 32}
-routes:
-  - {countries: ["*"], carriers: [a]}
-guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
-`, admin, data, filepath.Join(dir, "otp.secret"), clientA, daemon.HashKey(keyA), sim.Addr())
-	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeProcConfig(t, dir, admin, data, sim.Addr())
 	p := startOtpgate(t, bin, cfgPath)
 	alive := func(when string) {
 		t.Helper()
