@@ -149,20 +149,7 @@ func TestCarrier_Receipts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.ReceiptDelay = time.Millisecond
-			sim := newSMSC(t, tt.cfg)
-			h := newHandler()
-			c := runCarrier(t, carrierConfig("carrier-x", sim.Addr()), h)
-			waitBound(t, c, 1)
-			ids, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("code 1234"))
-			if err != nil {
-				t.Fatalf("Submit: %v", err)
-			}
-			r := h.wait(t, 1)[0]
-			want := otp.StateDelivered
-			if tt.cfg.ReceiptState == "UNDELIV" {
-				want = otp.StateUndeliverable
-			}
+			sim, ids, r, want := submitForReceipt(t, tt.cfg, "carrier-x")
 			if r.Carrier != "carrier-x" || r.State != want || r.DoneAt.IsZero() {
 				t.Fatalf("receipt: got %+v, want carrier-x %s", r, want)
 			}

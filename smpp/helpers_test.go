@@ -219,3 +219,24 @@ next:
 	}
 	return false
 }
+
+// submitForReceipt submits one SMS through a carrier named name bound to a
+// simulator made from cfg (receipts after 1 ms) and waits for its receipt.
+// want is the state the simulator's ReceiptState stands for.
+func submitForReceipt(t *testing.T, cfg smsc.Options, name string) (sim *smsc.Server, ids []string, r otp.Receipt, want otp.State) {
+	t.Helper()
+	cfg.ReceiptDelay = time.Millisecond
+	sim = newSMSC(t, cfg)
+	h := newHandler()
+	c := runCarrier(t, carrierConfig(name, sim.Addr()), h)
+	waitBound(t, c, 1)
+	ids, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("code 1234"))
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	want = otp.StateDelivered
+	if cfg.ReceiptState == "UNDELIV" {
+		want = otp.StateUndeliverable
+	}
+	return sim, ids, h.wait(t, 1)[0], want
+}

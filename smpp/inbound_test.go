@@ -38,20 +38,7 @@ func TestCarrier_ReceiptShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.ReceiptDelay = time.Millisecond
-			sim := newSMSC(t, tt.cfg)
-			h := newHandler()
-			c := runCarrier(t, carrierConfig("a", sim.Addr()), h)
-			waitBound(t, c, 1)
-			ids, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("code 1234"))
-			if err != nil {
-				t.Fatalf("Submit: %v", err)
-			}
-			r := h.wait(t, 1)[0]
-			want := otp.StateDelivered
-			if tt.cfg.ReceiptState == "UNDELIV" {
-				want = otp.StateUndeliverable
-			}
+			sim, ids, r, want := submitForReceipt(t, tt.cfg, "a")
 			if r.MessageID != ids[0] || r.State != want {
 				t.Fatalf("receipt: got %+v, want %s %s", r, ids[0], want)
 			}
