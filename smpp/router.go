@@ -153,12 +153,13 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 		return otp.Sent{}, fmt.Errorf("smpp: router: no route for %s: %w", sms.Country, otp.ErrUpstreamDown)
 	}
 	var (
+		candBuf [8]*Carrier // candidates of a pass, without an allocation for routes of up to 8 carriers
 		lastErr error
 		unknown bool // a submit was written and never answered
 		bo      = backoff{min: retryMin, max: retryMax}
 	)
 	for pass := 1; ; pass++ {
-		cands := rt.candidates(sms.Avoid)
+		cands := rt.candidates(sms.Avoid, candBuf[:0])
 		if len(cands) == 0 {
 			if lastErr == nil {
 				return otp.Sent{}, fmt.Errorf("smpp: router: route %d: no carrier bound: %w", rt.index, otp.ErrUpstreamDown)
@@ -217,9 +218,8 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 // candidates returns the route's carriers that may take a message now, in
 // failover order: the bound ones, less the degraded ones while a healthy
 // carrier is among them (but for a probe now and then, see Carrier.probe),
-// less those named in avoid.
-func (rt *route) candidates(avoid []string) []*Carrier {
-	out := make([]*Carrier, 0, len(rt.carriers))
+// less those named in avoid. It appends to out.
+func (rt *route) candidates(avoid []string, out []*Carrier) []*Carrier {
 	healthy := false
 	for _, c := range rt.carriers {
 		if c.Bound() > 0 && !slices.Contains(avoid, c.Name()) {
