@@ -9,6 +9,7 @@ import (
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/storetest"
 )
 
 // clock is a settable clock for Options.Now.
@@ -33,23 +34,11 @@ func openDB(tb testing.TB, dir string, opts store.Options) *store.DB {
 	return db
 }
 
-func message(id, carrier string, partIDs ...string) otp.Message {
-	m := otp.Message{RequestID: id, ClientID: "c1", Number: "919876543210", Display: "+91-98******10",
-		Carrier: carrier, SubmittedAt: time.Unix(1_700_000_000, 0).UTC()}
-	for _, p := range partIDs {
-		m.Parts = append(m.Parts, otp.Part{MessageID: p, State: otp.StateAccepted})
-	}
-	return m
-}
-
-// setRecord returns a SaveSend fn that stores a record living until keep.
-func setRecord(keep time.Time, attempts int) func(*otp.Record, bool) {
-	return func(r *otp.Record, found bool) {
-		r.CodeHash = []byte("hash")
-		r.Attempts = attempts
-		r.KeepUntil = keep
-	}
-}
+// Fixtures shared with the contract suite.
+var (
+	message   = storetest.Message
+	setRecord = storetest.SetRecord
+)
 
 func saveSend(tb testing.TB, db *store.DB, key string, msg otp.Message, fn func(*otp.Record, bool)) otp.Message {
 	tb.Helper()

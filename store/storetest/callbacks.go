@@ -57,7 +57,7 @@ func only(tb testing.TB, cbs []otp.Callback) otp.Callback {
 // testEnqueue: a receipt that changes a message's state queues the
 // message's callback; repeats and non-final states after it queue nothing.
 func testEnqueue(t *testing.T, e *env) {
-	e.send(t, message("r1", "a", "A1"))
+	e.send(t, Message("r1", "a", "A1"))
 	if got := e.dueNow(t); len(got) != 0 {
 		t.Fatalf("got %d callbacks after a send, want 0", len(got))
 	}
@@ -85,7 +85,7 @@ func testEnqueueBySaveSend(t *testing.T, e *env) {
 		t.Fatalf("got %d callbacks for a pending receipt, want 0", len(got))
 	}
 	e.clk.add(time.Second)
-	m := e.send(t, message("r2", "a", "B2"))
+	m := e.send(t, Message("r2", "a", "B2"))
 	cb := only(t, e.dueNow(t))
 	sameCallback(t, cb, otp.NewCallback(m, cb.ID, e.clk.now()))
 	if cb.State != otp.StateUndeliverable || cb.Error != "001" || !cb.DoneAt.Equal(done) {
@@ -96,7 +96,7 @@ func testEnqueueBySaveSend(t *testing.T, e *env) {
 // testEnqueueMultiPart: a receipt that leaves a message in flight tells
 // the client nothing; the one that decides it does.
 func testEnqueueMultiPart(t *testing.T, e *env) {
-	e.send(t, message("r3", "a", "C1", "C2", "C3"))
+	e.send(t, Message("r3", "a", "C1", "C2", "C3"))
 	e.apply(t, otp.Receipt{Carrier: "a", MessageID: "C1", State: otp.StateDelivered, Error: "000"})
 	e.apply(t, otp.Receipt{Carrier: "a", MessageID: "C3", State: otp.StateDelivered, Error: "000"})
 	if got := e.dueNow(t); len(got) != 0 {
@@ -116,12 +116,12 @@ func testWantsCallback(t *testing.T, e *env) {
 	})
 	e = &env{b: b, clk: e.clk, open: e.open}
 	for _, client := range []string{"quiet", "loud"} {
-		m := message(client+"1", "a", client+"-1")
+		m := Message(client+"1", "a", client+"-1")
 		m.ClientID = client
 		e.send(t, m)
 		e.apply(t, otp.Receipt{Carrier: "a", MessageID: client + "-1", State: otp.StateDelivered})
 		e.pending(t, otp.Receipt{Carrier: "a", MessageID: client + "-2", State: otp.StateDelivered})
-		m = message(client+"2", "a", client+"-2")
+		m = Message(client+"2", "a", client+"-2")
 		m.ClientID = client
 		e.send(t, m)
 	}
@@ -142,7 +142,7 @@ func queue(tb testing.TB, e *env, client string, n int) []otp.Callback {
 	var out []otp.Callback
 	for i := range n {
 		id := fmt.Sprintf("%s-%d", client, i)
-		m := message(id, "a", id)
+		m := Message(id, "a", id)
 		m.ClientID = client
 		e.send(tb, m)
 		e.apply(tb, otp.Receipt{Carrier: "a", MessageID: id, State: otp.StateDelivered, Error: "000"})

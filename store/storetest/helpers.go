@@ -10,9 +10,9 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-// message returns a message of client c1 sent through carrier, one
+// Message returns a message of client c1 sent through carrier, one
 // ACCEPTED part per id.
-func message(id, carrier string, partIDs ...string) otp.Message {
+func Message(id, carrier string, partIDs ...string) otp.Message {
 	m := otp.Message{RequestID: id, ClientID: "c1", Number: "919876543210", Display: "+91-98******10",
 		Carrier: carrier, SubmittedAt: time.Unix(1_700_000_000, 0).UTC()}
 	for _, p := range partIDs {
@@ -21,9 +21,9 @@ func message(id, carrier string, partIDs ...string) otp.Message {
 	return m
 }
 
-// setRecord returns a SaveSend fn that stores a live code, attempts wrong
+// SetRecord returns a SaveSend fn that stores a live code, attempts wrong
 // guesses and KeepUntil keep.
-func setRecord(keep time.Time, attempts int) func(*otp.Record, bool) {
+func SetRecord(keep time.Time, attempts int) func(*otp.Record, bool) {
 	return func(r *otp.Record, _ bool) {
 		r.CodeHash = []byte("hash")
 		r.ExpiresAt = keep
@@ -44,7 +44,7 @@ func (e *env) saveSend(tb testing.TB, key string, msg otp.Message, fn func(*otp.
 // send saves msg under a key of its own with a record living an hour.
 func (e *env) send(tb testing.TB, msg otp.Message) otp.Message {
 	tb.Helper()
-	return e.saveSend(tb, msg.ClientID+"/"+msg.RequestID, msg, setRecord(e.clk.now().Add(time.Hour), 0))
+	return e.saveSend(tb, msg.ClientID+"/"+msg.RequestID, msg, SetRecord(e.clk.now().Add(time.Hour), 0))
 }
 
 func (e *env) getOTP(tb testing.TB, key string) otp.Record {

@@ -34,7 +34,7 @@ var receiptCases = []testCase{
 
 func testMessageNotFound(t *testing.T, e *env) {
 	ctx := context.Background()
-	e.send(t, message("r1", "a", "1"))
+	e.send(t, Message("r1", "a", "1"))
 	if _, err := e.b.Message(ctx, "r"); !errors.Is(err, otp.ErrRequestNotFound) {
 		t.Fatalf("Message: got %v, want ErrRequestNotFound", err)
 	}
@@ -53,7 +53,7 @@ func testMessageNotFound(t *testing.T, e *env) {
 // testMarkVerified: MarkVerified sets Verified and nothing else, twice is
 // once, and later receipts keep it.
 func testMarkVerified(t *testing.T, e *env) {
-	want := e.send(t, message("r1", "a", "1", "2"))
+	want := e.send(t, Message("r1", "a", "1", "2"))
 	for range 2 {
 		if err := e.b.MarkVerified(context.Background(), "r1"); err != nil {
 			t.Fatalf("MarkVerified: %v", err)
@@ -94,7 +94,7 @@ func testIDForms(t *testing.T, e *env) {
 		t.Run(tt.name, func(t *testing.T) {
 			carrier := fmt.Sprintf("c%d", i)
 			reqID := "req-" + tt.name
-			e.send(t, message(reqID, carrier, "x", tt.submitted))
+			e.send(t, Message(reqID, carrier, "x", tt.submitted))
 			rc := carrier
 			if tt.carrier != "" {
 				rc = tt.carrier
@@ -106,7 +106,7 @@ func testIDForms(t *testing.T, e *env) {
 				t.Fatalf("got matched %v changed %v, want %v", matched, changed, tt.matched)
 			}
 			stored := e.message(t, reqID)
-			want := message(reqID, carrier, "x", tt.submitted)
+			want := Message(reqID, carrier, "x", tt.submitted)
 			if tt.matched {
 				want.Parts[1] = otp.Part{MessageID: tt.submitted, State: otp.StateDelivered, Error: "000", DoneAt: done}
 				sameMessage(t, m, want)
@@ -120,7 +120,7 @@ func testIDForms(t *testing.T, e *env) {
 // repeats one applied, or comes after a final one, changes nothing and
 // says so.
 func testStates(t *testing.T, e *env) {
-	e.send(t, message("r1", "a", "100", "101"))
+	e.send(t, Message("r1", "a", "100", "101"))
 	steps := []struct {
 		name    string
 		id      string
@@ -165,7 +165,7 @@ func testEmptyID(t *testing.T, e *env) {
 			t.Fatalf("id %q: got matched %v changed %v", id, matched, changed)
 		}
 	}
-	if m := e.send(t, message("r1", "a", "")); m.Parts[0].State != otp.StateAccepted {
+	if m := e.send(t, Message("r1", "a", "")); m.Parts[0].State != otp.StateAccepted {
 		t.Fatalf("got %s, want ACCEPTED", m.Parts[0].State)
 	}
 }
@@ -184,8 +184,8 @@ func applyTo(tb testing.TB, e *env, id, wantReq string) {
 // with a message of each, each receipt goes to the message whose id it
 // spells.
 func testExactBeatsAlternate(t *testing.T, e *env) {
-	e.send(t, message("dec", "a", "26"))
-	e.send(t, message("hex", "a", "1A"))
+	e.send(t, Message("dec", "a", "26"))
+	e.send(t, Message("hex", "a", "1A"))
 	applyTo(t, e, "1A", "hex")
 	applyTo(t, e, "0026", "dec")
 }
@@ -193,14 +193,14 @@ func testExactBeatsAlternate(t *testing.T, e *env) {
 // testReusedID: a carrier whose id counter wrapped sends the next receipt
 // of an id for the newest message that has it.
 func testReusedID(t *testing.T, e *env) {
-	e.send(t, message("first", "a", "500"))
-	e.send(t, message("second", "a", "500"))
+	e.send(t, Message("first", "a", "500"))
+	e.send(t, Message("second", "a", "500"))
 	applyTo(t, e, "500", "second")
 	if m := e.message(t, "first"); m.Parts[0].State != otp.StateAccepted {
 		t.Fatalf("first: got %s, want ACCEPTED", m.Parts[0].State)
 	}
 	// The same id, reused once more, with a receipt already waiting for it.
-	e.send(t, message("third", "a", "500"))
+	e.send(t, Message("third", "a", "500"))
 	applyTo(t, e, "500", "third")
 }
 
@@ -209,12 +209,12 @@ func testReusedID(t *testing.T, e *env) {
 // y's SaveSend, must not be taken for x's once x has its own final state:
 // it waits for y.
 func testAlternateCollision(t *testing.T, e *env) {
-	e.send(t, message("x", "c", "1A2"))
+	e.send(t, Message("x", "c", "1A2"))
 	if _, matched, changed := e.apply(t, otp.Receipt{Carrier: "c", MessageID: "1A2", State: otp.StateDelivered}); !matched || !changed {
 		t.Fatalf("x's receipt: matched %v changed %v", matched, changed)
 	}
 	e.pending(t, otp.Receipt{Carrier: "c", MessageID: "418", State: otp.StateUndeliverable, Error: "011"})
-	if y := e.send(t, message("y", "c", "418")); y.Parts[0].State != otp.StateUndeliverable {
+	if y := e.send(t, Message("y", "c", "418")); y.Parts[0].State != otp.StateUndeliverable {
 		t.Fatalf("y: got %s, want its pending UNDELIVERABLE", y.Parts[0].State)
 	}
 	if x := e.message(t, "x"); x.Parts[0].State != otp.StateDelivered {
@@ -222,7 +222,7 @@ func testAlternateCollision(t *testing.T, e *env) {
 	}
 	// A decimal-writing carrier still matches through the alternate form
 	// while its message waits for its receipt.
-	e.send(t, message("z", "d", "1A2"))
+	e.send(t, Message("z", "d", "1A2"))
 	if m, matched, _ := e.apply(t, otp.Receipt{Carrier: "d", MessageID: "418", State: otp.StateDelivered}); !matched || m.RequestID != "z" {
 		t.Fatalf("decimal receipt: got %q matched %v, want z", m.RequestID, matched)
 	}
@@ -245,14 +245,14 @@ func testPendingApplied(t *testing.T, e *env) {
 			carrier := fmt.Sprintf("c%d", i)
 			done := time.Unix(1_700_000_200, 0).UTC()
 			e.pending(t, otp.Receipt{Carrier: carrier, MessageID: tt.receipt, State: otp.StateUndeliverable, Error: "001", DoneAt: done})
-			msg := message("r-"+tt.name, carrier, tt.submitted)
+			msg := Message("r-"+tt.name, carrier, tt.submitted)
 			m := e.send(t, msg)
 			msg.Parts[0] = otp.Part{MessageID: tt.submitted, State: otp.StateUndeliverable, Error: "001", DoneAt: done}
 			sameMessage(t, m, msg)
 			sameMessage(t, e.message(t, msg.RequestID), msg)
 			// Used up: another message of that id (a carrier reusing
 			// ids) does not get it.
-			if m := e.send(t, message("s-"+tt.name, carrier, tt.submitted)); m.Parts[0].State != otp.StateAccepted {
+			if m := e.send(t, Message("s-"+tt.name, carrier, tt.submitted)); m.Parts[0].State != otp.StateAccepted {
 				t.Fatalf("second message: got %s, want ACCEPTED", m.Parts[0].State)
 			}
 		})
@@ -278,7 +278,7 @@ func testPendingFinal(t *testing.T, e *env) {
 			for _, st := range tt.states {
 				e.pending(t, otp.Receipt{Carrier: "a", MessageID: id, State: st})
 			}
-			if got := e.send(t, message("r"+id, "a", id)).Parts[0].State; got != tt.want {
+			if got := e.send(t, Message("r"+id, "a", id)).Parts[0].State; got != tt.want {
 				t.Fatalf("got %s, want %s", got, tt.want)
 			}
 		})
@@ -289,10 +289,10 @@ func testPendingFinal(t *testing.T, e *env) {
 // another carrier with the same id does not take it.
 func testPendingPerCarrier(t *testing.T, e *env) {
 	e.pending(t, otp.Receipt{Carrier: "b", MessageID: "777", State: otp.StateDelivered})
-	if m := e.send(t, message("ra", "a", "777")); m.Parts[0].State != otp.StateAccepted {
+	if m := e.send(t, Message("ra", "a", "777")); m.Parts[0].State != otp.StateAccepted {
 		t.Fatalf("carrier a: got %s, want ACCEPTED", m.Parts[0].State)
 	}
-	if m := e.send(t, message("rb", "b", "777")); m.Parts[0].State != otp.StateDelivered {
+	if m := e.send(t, Message("rb", "b", "777")); m.Parts[0].State != otp.StateDelivered {
 		t.Fatalf("carrier b: got %s, want DELIVERED", m.Parts[0].State)
 	}
 }
@@ -308,7 +308,7 @@ func testPendingRace(t *testing.T, e *env) {
 		id := func(i int) string { return fmt.Sprint(5000 + round*pairs + i) }
 		parallel(2*pairs, func(i int) {
 			if i%2 == 0 {
-				if _, err := e.b.SaveSend(ctx, "k"+id(i/2), message("r"+id(i/2), "a", id(i/2)), setRecord(keep, 0)); err != nil {
+				if _, err := e.b.SaveSend(ctx, "k"+id(i/2), Message("r"+id(i/2), "a", id(i/2)), SetRecord(keep, 0)); err != nil {
 					t.Errorf("SaveSend: %v", err)
 				}
 				return
@@ -330,7 +330,7 @@ func testPendingRace(t *testing.T, e *env) {
 // that came before them and index the ids for those that come after.
 func testLateAck(t *testing.T, e *env) {
 	ctx := context.Background()
-	e.send(t, message("r1", "")) // no carrier, no parts
+	e.send(t, Message("r1", "")) // no carrier, no parts
 	e.pending(t, otp.Receipt{Carrier: "a", MessageID: "B2", State: otp.StateDelivered, Error: "000"})
 	for i, id := range []string{"A1", "B2"} {
 		if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r1", Carrier: "a", MessageID: id, Part: i, Parts: 2}); err != nil {
@@ -338,7 +338,7 @@ func testLateAck(t *testing.T, e *env) {
 		}
 	}
 	m := e.message(t, "r1")
-	want := message("r1", "a", "A1", "B2")
+	want := Message("r1", "a", "A1", "B2")
 	want.Parts[1].State, want.Parts[1].Error = otp.StateDelivered, "000"
 	sameMessage(t, m, want)
 	if cbs := e.dueNow(t); len(cbs) != 0 {
@@ -353,7 +353,7 @@ func testLateAck(t *testing.T, e *env) {
 
 	// A single part whose failure came first: the late ack queues its
 	// callback.
-	e.send(t, message("r2", ""))
+	e.send(t, Message("r2", ""))
 	e.pending(t, otp.Receipt{Carrier: "a", MessageID: "C1", State: otp.StateUndeliverable, Error: "011"})
 	if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r2", Carrier: "a", MessageID: "C1", Parts: 1}); err != nil {
 		t.Fatalf("RecordLateAck: %v", err)
@@ -372,7 +372,7 @@ func testLateAck(t *testing.T, e *env) {
 	// The first part's failure decides the message: the late ack of the
 	// second part, which leaves the state as it was, queues nothing more.
 	e.done(t, e.dueNow(t)...)
-	e.send(t, message("r3", ""))
+	e.send(t, Message("r3", ""))
 	e.pending(t, otp.Receipt{Carrier: "a", MessageID: "D1", State: otp.StateRejected})
 	for i, id := range []string{"D1", "D2"} {
 		if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r3", Carrier: "a", MessageID: id, Part: i, Parts: 2}); err != nil {
@@ -389,7 +389,7 @@ func testLateAck(t *testing.T, e *env) {
 // of a part that does not exist is an error.
 func testLateAckUnchanged(t *testing.T, e *env) {
 	ctx := context.Background()
-	want := e.send(t, message("r1", "b", "B-1"))
+	want := e.send(t, Message("r1", "b", "B-1"))
 	for _, a := range []otp.Ack{
 		{RequestID: "r1", Carrier: "a", MessageID: "X", Parts: 1},
 		{RequestID: "r1", Carrier: "b", MessageID: "X", Parts: 1},
@@ -402,7 +402,7 @@ func testLateAckUnchanged(t *testing.T, e *env) {
 	if _, matched, _ := e.apply(t, otp.Receipt{Carrier: "a", MessageID: "X", State: otp.StateDelivered}); matched {
 		t.Fatal("a receipt of the ignored ack's id matched")
 	}
-	e.send(t, message("r2", ""))
+	e.send(t, Message("r2", ""))
 	for _, a := range []otp.Ack{
 		{RequestID: "r2", Carrier: "a", MessageID: "X", Part: 2, Parts: 2},
 		{RequestID: "r2", Carrier: "a", MessageID: "X", Part: -1, Parts: 2},
@@ -418,7 +418,7 @@ func testLateAckUnchanged(t *testing.T, e *env) {
 // replaces in Earlier; receipts of the new attempt's ids match.
 func testRetry(t *testing.T, e *env) {
 	ctx := context.Background()
-	first := e.send(t, message("r1", "a", "A1"))
+	first := e.send(t, Message("r1", "a", "A1"))
 	e.apply(t, otp.Receipt{Carrier: "a", MessageID: "A1", State: otp.StateUndeliverable, Error: "011"})
 	e.done(t, e.dueNow(t)...)
 	failed := e.message(t, "r1")
@@ -455,7 +455,7 @@ func testRetry(t *testing.T, e *env) {
 // testRetryPending: a receipt of the retry that came before RecordRetry
 // is applied by it, and the callback queued in the same change.
 func testRetryPending(t *testing.T, e *env) {
-	e.send(t, message("r1", "a", "A1"))
+	e.send(t, Message("r1", "a", "A1"))
 	e.apply(t, otp.Receipt{Carrier: "a", MessageID: "A1", State: otp.StateExpired})
 	e.done(t, e.dueNow(t)...)
 	e.pending(t, otp.Receipt{Carrier: "b", MessageID: "00B1", State: otp.StateDelivered, Error: "000"})
@@ -479,7 +479,7 @@ func testRetryPending(t *testing.T, e *env) {
 // that a retry replaced (its deliver_sm_resp was lost, say) changes
 // nothing: the current attempt is another carrier's.
 func testRetryEarlierReceipt(t *testing.T, e *env) {
-	e.send(t, message("r1", "a", "A1"))
+	e.send(t, Message("r1", "a", "A1"))
 	e.apply(t, otp.Receipt{Carrier: "a", MessageID: "A1", State: otp.StateUndeliverable, Error: "011"})
 	e.done(t, e.dueNow(t)...)
 	a := otp.Attempt{Carrier: "b", Parts: []otp.Part{{MessageID: "B1", State: otp.StateAccepted}}, SubmittedAt: e.clk.now()}

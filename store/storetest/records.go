@@ -112,7 +112,7 @@ func normMessage(m otp.Message) otp.Message {
 func testSaveSendRoundTrip(t *testing.T, e *env) {
 	want := fullRecord(e.clk.now())
 	want.Key = "c1/1"
-	msg := message("r1", "a", "A1", "A2")
+	msg := Message("r1", "a", "A1", "A2")
 	msg.Parts[1] = otp.Part{MessageID: "A2", State: otp.StateAccepted, Error: "000", DoneAt: e.clk.now()}
 	var sawFound, sawKey = true, ""
 	stored := e.saveSend(t, "c1/1", msg, func(r *otp.Record, found bool) {
@@ -129,10 +129,10 @@ func testSaveSendRoundTrip(t *testing.T, e *env) {
 
 func testSaveSendResend(t *testing.T, e *env) {
 	keep := e.clk.now().Add(time.Hour)
-	e.saveSend(t, "k", message("r1", "a", "1"), setRecord(keep, 4))
+	e.saveSend(t, "k", Message("r1", "a", "1"), SetRecord(keep, 4))
 	var sawFound bool
 	var saw otp.Record
-	e.saveSend(t, "k", message("r2", "a", "2"), func(r *otp.Record, found bool) {
+	e.saveSend(t, "k", Message("r2", "a", "2"), func(r *otp.Record, found bool) {
 		sawFound, saw = found, *r
 		r.RequestID = "r2"
 	})
@@ -181,7 +181,7 @@ func testUpdatePut(t *testing.T, e *env) {
 
 func testUpdateKeep(t *testing.T, e *env) {
 	keep := e.clk.now().Add(time.Hour)
-	e.saveSend(t, "k", message("r1", "a", "1"), setRecord(keep, 1))
+	e.saveSend(t, "k", Message("r1", "a", "1"), SetRecord(keep, 1))
 	err := e.b.UpdateOTP(context.Background(), "k", func(r *otp.Record, _ bool) (otp.Change, error) {
 		r.Attempts = 99
 		r.CodeHash = nil
@@ -203,8 +203,8 @@ func testUpdateKeep(t *testing.T, e *env) {
 
 func testUpdateDelete(t *testing.T, e *env) {
 	keep := e.clk.now().Add(time.Hour)
-	e.saveSend(t, "k", message("r1", "a", "1"), setRecord(keep, 0))
-	e.saveSend(t, "k2", message("r2", "a", "2"), setRecord(keep, 0))
+	e.saveSend(t, "k", Message("r1", "a", "1"), SetRecord(keep, 0))
+	e.saveSend(t, "k2", Message("r2", "a", "2"), SetRecord(keep, 0))
 	e.update(t, "k", func(*otp.Record, bool) (otp.Change, error) { return otp.Delete, nil })
 	e.notFound(t, "k")
 	var sawFound = true
@@ -226,7 +226,7 @@ func testUpdateDelete(t *testing.T, e *env) {
 // committed (a wrong guess is counted and answered ErrInvalidOTP).
 func testUpdateErrorCommitted(t *testing.T, e *env) {
 	keep := e.clk.now().Add(time.Hour)
-	e.saveSend(t, "k", message("r1", "a", "1"), setRecord(keep, 0))
+	e.saveSend(t, "k", Message("r1", "a", "1"), SetRecord(keep, 0))
 	errOwn := errors.New("own error")
 	for i, want := range []error{otp.ErrInvalidOTP, errOwn} {
 		err := e.b.UpdateOTP(context.Background(), "k", func(r *otp.Record, _ bool) (otp.Change, error) {
@@ -252,14 +252,14 @@ func testExpiryKeepUntilPast(t *testing.T, e *env) {
 	}{{"Past", now.Add(-time.Second)}, {"Zero", time.Time{}}} {
 		t.Run(tt.name, func(t *testing.T) {
 			key := "c1/" + tt.name
-			e.saveSend(t, key, message("s"+tt.name, "a", "1"), setRecord(now.Add(time.Hour), 3))
+			e.saveSend(t, key, Message("s"+tt.name, "a", "1"), SetRecord(now.Add(time.Hour), 3))
 			e.update(t, key, func(r *otp.Record, _ bool) (otp.Change, error) {
 				r.KeepUntil = tt.keep
 				return otp.Put, nil
 			})
 			e.notFound(t, key)
 			// SaveSend writing such a record stores the message alone.
-			e.saveSend(t, key, message("r"+tt.name, "a", "2"), setRecord(tt.keep, 3))
+			e.saveSend(t, key, Message("r"+tt.name, "a", "2"), SetRecord(tt.keep, 3))
 			e.notFound(t, key)
 			e.message(t, "r"+tt.name)
 			var sawFound = true
@@ -279,8 +279,8 @@ func testExpiryKeepUntilPast(t *testing.T, e *env) {
 // and UpdateOTP and SaveSend hand fn a fresh record.
 func testExpiryByClock(t *testing.T, e *env) {
 	keep := e.clk.now().Add(time.Minute)
-	e.saveSend(t, "k", message("r1", "a", "1"), setRecord(keep, 3))
-	e.saveSend(t, "k2", message("r2", "a", "2"), setRecord(keep, 3))
+	e.saveSend(t, "k", Message("r1", "a", "1"), SetRecord(keep, 3))
+	e.saveSend(t, "k2", Message("r2", "a", "2"), SetRecord(keep, 3))
 	e.clk.add(time.Minute - time.Millisecond)
 	if rec := e.getOTP(t, "k"); rec.Attempts != 3 {
 		t.Fatalf("before KeepUntil: got %+v", rec)
@@ -296,7 +296,7 @@ func testExpiryByClock(t *testing.T, e *env) {
 	if sawFound || saw.Attempts != 0 || saw.CodeHash != nil || saw.Key != "k" {
 		t.Fatalf("UpdateOTP: fn got found %v, %+v; want a fresh record", sawFound, saw)
 	}
-	e.saveSend(t, "k2", message("r3", "a", "3"), func(r *otp.Record, found bool) {
+	e.saveSend(t, "k2", Message("r3", "a", "3"), func(r *otp.Record, found bool) {
 		sawFound, saw = found, *r
 		r.KeepUntil = e.clk.now().Add(time.Hour)
 	})
@@ -376,7 +376,7 @@ func verifyAll(t *testing.T, e *env, key string, guess func(i int) []byte) (ok, 
 // saveCode stores the live code "hash" of request r1 under key.
 func saveCode(t *testing.T, e *env, key string) {
 	t.Helper()
-	e.saveSend(t, key, message("r1", "a", "1"), func(r *otp.Record, _ bool) {
+	e.saveSend(t, key, Message("r1", "a", "1"), func(r *otp.Record, _ bool) {
 		r.CodeHash = []byte("hash")
 		r.RequestID = "r1"
 		r.ExpiresAt = e.clk.now().Add(5 * time.Minute)
