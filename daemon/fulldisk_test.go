@@ -12,34 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/tmpfstest"
 	"github.com/otpgate/otpgate/smpp/smsc"
 	"golang.org/x/sys/unix"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a temp dir, unmounted in
-// cleanup, or skips the test where mounting is not permitted.
-func mountTmpfs(tb testing.TB, size int64) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		tb.Skipf("a full disk is tested on a small tmpfs, and mounting one is not permitted here (%v): run as root", err)
-	}
-	tb.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-func freeBytes(tb testing.TB, dir string) int64 {
-	tb.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		tb.Fatal(err)
-	}
-	return int64(st.Bavail) * st.Bsize
-}
 
 // files returns the names in dir that end in ext, sorted.
 func files(tb testing.TB, dir, ext string) []string {
@@ -62,7 +38,7 @@ func TestFullDisk_Gateway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a tmpfs: not in -short")
 	}
-	mnt := mountTmpfs(t, 192<<20)
+	mnt := tmpfstest.Mount(t, 192<<20)
 	bin := buildOtpgate(t)
 	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
 	dir := t.TempDir()
@@ -131,7 +107,7 @@ func TestFullDisk_Gateway(t *testing.T) {
 	// plus its tables), leaving room for what badger has in flight.
 	low := new(counts)
 	phase.Store(low)
-	if err := fallocate(filepath.Join(mnt, "other"), freeBytes(t, mnt)-40<<20); err != nil {
+	if err := fallocate(filepath.Join(mnt, "other"), tmpfstest.FreeBytes(t, mnt)-40<<20); err != nil {
 		t.Fatal(err)
 	}
 	waitReadyz(t, p.url, 503, 30*time.Second)

@@ -16,28 +16,13 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/internal/tmpfstest"
 	"golang.org/x/sys/unix"
 )
 
 // fullDiskEnv names, in the child process of a full-disk test, the tmpfs
 // it works on.
 const fullDiskEnv = "OTPGATE_TEST_FULLDISK_DIR"
-
-// mountTmpfs mounts a tmpfs of size bytes on a temp dir, unmounted in
-// cleanup, or skips the test where mounting is not permitted.
-func mountTmpfs(tb testing.TB, size int64) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		tb.Skipf("a full disk is tested on a small tmpfs, and mounting one is not permitted here (%v): run as root", err)
-	}
-	tb.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
 
 // inChild runs the test named name in a child process with a tmpfs of size
 // bytes, so that a fault (SIGBUS) fails the test instead of killing the
@@ -50,7 +35,7 @@ func inChild(t *testing.T, size int64) (mnt string, child bool) {
 	if testing.Short() {
 		t.Skip("fills a tmpfs: not in -short")
 	}
-	mnt = mountTmpfs(t, size)
+	mnt = tmpfstest.Mount(t, size)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
