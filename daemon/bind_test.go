@@ -228,12 +228,7 @@ func TestGateway_TLSClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startGateway(t, cfg)
-	if code, body := send(t, g, "+91-9812345670"); code != 200 {
-		t.Fatalf("send over TLS with a client certificate: got %d %s", code, body)
-	}
-	if c := codeFor(t, sim, "919812345670", 1); len(c) != 6 {
-		t.Fatalf("got code %q", c)
-	}
+	sendThrough(t, g, sim, "+91-9812345670", "over TLS with a client certificate")
 }
 
 // TestGateway_ReloadRetriesRefusedBind: a carrier whose credentials were

@@ -343,3 +343,24 @@ func waitCarrierBound(tb testing.TB, g *gateway, carrier string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// sendThrough sends to number (+91-98…) through g and checks that the
+// simulator got a six-digit code: what got there is on the wire.
+func sendThrough(t *testing.T, g *gateway, sim *smsc.Server, number, what string) {
+	t.Helper()
+	if code, body := send(t, g, number); code != 200 {
+		t.Fatalf("send %s: got %d %s", what, code, body)
+	}
+	if c := codeFor(t, sim, digitsOf(number), 1); len(c) != 6 {
+		t.Fatalf("send %s: got code %q", what, c)
+	}
+}
+
+func digitsOf(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}

@@ -56,12 +56,7 @@ func TestGateway_TLSCarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startGateway(t, cfg)
-	if code, body := send(t, g, "+91-9812345678"); code != 200 {
-		t.Fatalf("send over TLS: got %d %s", code, body)
-	}
-	if c := codeFor(t, sim, "919812345678", 1); len(c) != 6 {
-		t.Fatalf("got code %q", c)
-	}
+	sendThrough(t, g, sim, "+91-9812345678", "over TLS")
 
 	t.Run("UntrustedCertificate", func(t *testing.T) {
 		y := configYAML(t, cfgOpts{simAddr: sim.Addr()})
