@@ -36,6 +36,7 @@ commands:
                              replay an SMS-pumping attack while -client's users log in
   guard blocks|release RANGE [-admin URL] [-token-file F]
                              list the pumping guard's blocks, or lift those of a range
+  fleet adopt -config FILE   make FILE the fleet's configuration (then reload every node)
   status [-admin URL] [-token-file FILE]
                              list the running gateway's carriers (its admin port)
   carrier suspend|resume NAME [-admin URL] [-token-file FILE]
@@ -67,6 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdBench(args, stdout, stderr)
 	case "guard":
 		return cmdGuard(args, stdout, stderr)
+	case "fleet":
+		return cmdFleet(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
 	case "carrier":
@@ -208,6 +211,7 @@ func cmdSim(args []string, stderr io.Writer) int {
 	password := fs.String("password", "secret", "password clients bind with")
 	delay := fs.Duration("receipt-delay", 500*time.Millisecond, "delay before each delivery receipt; negative: none")
 	format := fs.String("log-format", "text", "json or text")
+	maxBinds := fs.Int("max-binds", 0, "binds the account may have at once, as carriers cap them (0: no cap)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -215,7 +219,7 @@ func cmdSim(args []string, stderr io.Writer) int {
 	logger := slog.New(daemon.NewLogHandler(stderr, *format, &level))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := smsc.Run(ctx, *listen, smsc.Options{SystemID: *systemID, Password: *password, ReceiptDelay: *delay,
+	err := smsc.Run(ctx, *listen, smsc.Options{SystemID: *systemID, Password: *password, ReceiptDelay: *delay, MaxBinds: *maxBinds,
 		ReceiptTLV: true, Logger: logger})
 	if err != nil {
 		logger.Error("smsc simulator failed", "error", err)

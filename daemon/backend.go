@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -58,25 +59,13 @@ func (d *Server) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.
 		}
 		return db, nil, nil
 	}
-	r := cfg.Store.Redis
-	opts := redisstore.Options{Addrs: r.Addrs, Username: r.Username, Password: string(r.Password),
-		Prefix: r.Prefix, OnShortfall: redisstore.Shortfall(r.OnShortfall), WaitTimeout: time.Duration(r.WaitTimeout),
-		Logger: d.log.With(keyComponent, "store"), WantsCallback: d.wantsCallback, PendingDropped: d.pendingDropped}
-	if r.TLS {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		if r.TLSCAFile != "" {
-			pool, err := loadCAs(r.TLSCAFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("daemon: store.redis.tls_ca_file: %w", err)
-			}
-			opts.TLS.RootCAs = pool
-		}
+	opts, err := redisOptions(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
+	opts.Logger, opts.WantsCallback, opts.PendingDropped = d.log.With(keyComponent, "store"), d.wantsCallback, d.pendingDropped
 	if m := d.Metrics; m != nil {
 		opts.ShortfallSeen = m.StoreShortfall
-	}
-	if host, err := os.Hostname(); err == nil {
-		opts.NodeID = host
 	}
 	if redisTuning != nil {
 		redisTuning(&opts)
@@ -88,6 +77,60 @@ func (d *Server) openStore(ctx context.Context, cfg *Config) (storeBackend, otp.
 		return nil, nil, fmt.Errorf("daemon: %w", err)
 	}
 	return db, db, nil
+}
+
+// redisOptions are the redis backend's connection and durability
+// settings of cfg.
+func redisOptions(cfg *Config) (redisstore.Options, error) {
+	r := cfg.Store.Redis
+	opts := redisstore.Options{Addrs: r.Addrs, Username: r.Username, Password: string(r.Password),
+		Prefix: r.Prefix, OnShortfall: redisstore.Shortfall(r.OnShortfall), WaitTimeout: time.Duration(r.WaitTimeout),
+		NodeID: cfg.Fleet.NodeID}
+	if r.TLS {
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		if r.TLSCAFile != "" {
+			pool, err := loadCAs(r.TLSCAFile)
+			if err != nil {
+				return opts, fmt.Errorf("daemon: store.redis.tls_ca_file: %w", err)
+			}
+			opts.TLS.RootCAs = pool
+		}
+	}
+	return opts, nil
+}
+
+// AdoptFleetConfig makes cfg's configuration the fleet's: the nodes then
+// reload it (SIGHUP) one by one, and nodes that start with it are let in.
+// It needs the fleet's secret file (the fingerprint is keyed with it) and
+// returns the new fingerprint.
+func AdoptFleetConfig(ctx context.Context, cfg *Config) (string, error) {
+	if cfg.Store.Backend != backendRedis {
+		return "", errors.New("daemon: fleet adopt: store.backend is not redis: there is no fleet")
+	}
+	b, err := os.ReadFile(cfg.SecretFile)
+	if err != nil {
+		return "", fmt.Errorf("daemon: fleet adopt: secret_file: %w", err)
+	}
+	secret, err := parseSecret(b)
+	if err != nil {
+		return "", fmt.Errorf("daemon: fleet adopt: secret_file %s: %w", cfg.SecretFile, err)
+	}
+	opts, err := redisOptions(cfg)
+	if err != nil {
+		return "", err
+	}
+	octx, cancel := context.WithTimeout(ctx, redisOpenTimeout)
+	defer cancel()
+	db, err := redisstore.Open(octx, opts)
+	if err != nil {
+		return "", fmt.Errorf("daemon: fleet adopt: %w", err)
+	}
+	defer db.Close()
+	fp := configFingerprint(cfg, secret)
+	if _, err := db.SetFleetConfig(octx, fp, false); err != nil {
+		return "", fmt.Errorf("daemon: fleet adopt: %w", err)
+	}
+	return fp, nil
 }
 
 // redisTuning, when set, adjusts the redis backend's options (tests: a

@@ -49,6 +49,8 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Guard is the SMS-pumping guard (config_guard.go).
 	Guard GuardConfig `yaml:"guard"`
+	// Fleet is this node's place in a fleet (config_fleet.go).
+	Fleet FleetConfig `yaml:"fleet" reload:"restart"`
 
 	// What reading the _file secrets found (see secretfiles.go): the
 	// problems go to Validate, the warnings to Warnings.
@@ -301,6 +303,7 @@ func defaultConfig() Config {
 
 func (c *Config) setDefaults() {
 	c.setStoreDefaults()
+	c.setFleetDefaults()
 	if c.SecretFile == "" {
 		c.SecretFile = strings.TrimSuffix(c.DataDir, "/") + "/otp.secret"
 	}
@@ -336,6 +339,7 @@ func (c *Config) Validate() Problems {
 	c.validateInbound(add)
 	c.validateAccess(add)
 	c.validateStore(add)
+	c.validateFleet(add)
 	c.validateGuard(add)
 	ps = append(ps, c.fileProblems...)
 	return ps

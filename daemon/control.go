@@ -29,9 +29,15 @@ type CarrierStatus struct {
 	Mode string `json:"mode"`
 	// BindsUp counts the sessions bound that can transmit;
 	// BindsConfigured is the carrier's binds.
-	BindsUp         int     `json:"binds_up"`
-	BindsConfigured int     `json:"binds_configured"`
-	TPS             float64 `json:"tps"` // configured limit, 0: none
+	BindsUp         int `json:"binds_up"`
+	BindsConfigured int `json:"binds_configured"`
+	// In a fleet, BindsLeased counts the carrier's transmitting bind
+	// slots this node holds the lease of (binds_configured is the
+	// fleet's total), and Forwarding says that this node has no bind of
+	// its own and hands the carrier's submits to a node that has.
+	BindsLeased int     `json:"binds_leased"`
+	Forwarding  bool    `json:"forwarding,omitempty"`
+	TPS         float64 `json:"tps"` // configured limit, 0: none
 	// SubmitRate is the accepted submit_sm per second over the last
 	// minute.
 	SubmitRate float64 `json:"submit_rate"`
@@ -192,7 +198,8 @@ func (d *Server) carrierStatuses() []CarrierStatus {
 // statusOf returns r's status; d.mu must be held (r.cfg.Suspended).
 func (d *Server) statusOf(r *carrierRun, now time.Time) CarrierStatus {
 	st := CarrierStatus{Name: r.cfg.Name, Mode: r.cfg.Mode, BindsUp: r.carrier.Bound(), BindsConfigured: r.cfg.Binds,
-		TPS: r.cfg.TPS, Degraded: r.carrier.Degraded(), Suspended: r.carrier.Suspended(), SuspendedInConfig: r.cfg.Suspended}
+		BindsLeased: r.carrier.Leased(), TPS: r.cfg.TPS, Degraded: r.carrier.Degraded(), Suspended: r.carrier.Suspended(), SuspendedInConfig: r.cfg.Suspended}
+	st.Forwarding = st.BindsUp == 0 && r.carrier.Usable()
 	d.stats.fill(r.cfg.Name, &st, now)
 	return st
 }

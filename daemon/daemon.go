@@ -60,6 +60,8 @@ type Server struct {
 	lateAcks  chan otp.Ack    // late submit_sm_resp, for runLateAcks
 	stats     *carrierStats   // the carriers' observer, for the control API and status page
 	started   time.Time
+	fleet     *fleetNode // nil unless store.backend is redis
+	secret    []byte     // the HMAC secret, for the fleet's config fingerprint
 }
 
 // carrierRun is one running carrier, with its simulator when simulated.
@@ -136,6 +138,13 @@ func (d *Server) Run(ctx context.Context) (err error) {
 		}
 	}()
 	d.sampleMetrics(db)
+	fleet, internalSrv, internalLn, err := d.joinFleet(ctx, cfg, db, secret)
+	if err != nil {
+		return err
+	}
+	if internalLn != nil {
+		defer internalLn.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("daemon: listen: %w", err)
@@ -165,6 +174,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	}
 	d.mu.Lock()
 	d.db, d.bg, d.addr = db, bg, ln.Addr()
+	d.fleet, d.secret = fleet, secret
 	d.receipts = otp.NewReceipts(db, d.log.With(keyComponent, "receipts"))
 	if m := d.Metrics; m != nil {
 		d.receipts.Unmatched = func(carrier string) { m.Receipt(carrier, "pending") }
@@ -233,6 +243,12 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	if adminSrv != nil {
 		g.Go(func() error { return serveAdmin(adminSrv, adminLn) })
 	}
+	if fleet != nil {
+		g.Go(func() error { fleet.run(gctx); return nil })
+	}
+	if internalSrv != nil {
+		g.Go(func() error { return serveInternal(internalSrv, internalLn) })
+	}
 
 	// The API server's Serve returns once Shutdown (or Close) ran; Run
 	// waits for it below.
@@ -271,10 +287,13 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	d.log.Info("otpgate stopping: unbinding carriers")
 	d.stopCarriers()
 	bgCancel()
-	if adminSrv != nil {
+	for _, s := range []*http.Server{adminSrv, internalSrv} {
+		if s == nil {
+			continue
+		}
 		actx, acancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
-		if adminSrv.Shutdown(actx) != nil {
-			adminSrv.Close()
+		if s.Shutdown(actx) != nil {
+			s.Close()
 		}
 		acancel()
 	}
@@ -348,6 +367,9 @@ func (d *Server) startRun(kc CarrierConfig) (*carrierRun, error) {
 	}
 	cc, err := carrierConfig(kc, addr, d.smppObserver())
 	cc.OnLateAck = d.lateAck
+	if d.fleet != nil {
+		cc.Fleet = d.fleet
+	}
 	if err != nil {
 		if r.sim != nil {
 			r.sim.Close()
@@ -476,7 +498,7 @@ func (d *Server) readiness() error {
 		return err
 	}
 	for _, r := range d.runs {
-		if r.carrier.Bound() > 0 {
+		if r.carrier.Usable() {
 			return nil
 		}
 	}

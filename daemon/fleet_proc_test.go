@@ -24,7 +24,9 @@ import (
 func TestFleet_TwoProcesses(t *testing.T) {
 	cluster := redistest.New(t)
 	bin := buildOtpgate(t)
-	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond})
+	// The carrier takes one bind of the account: the fleet's one bind.
+	sim := startSim(t, smsc.Options{ReceiptDelay: 5 * time.Millisecond, MaxBinds: 1})
+	certs := fleetCerts(t)
 	shared := t.TempDir()
 	secret := filepath.Join(shared, "otp.secret")
 	prefix := fmt.Sprintf("procs%d:", time.Now().UnixNano())
@@ -58,7 +60,13 @@ carriers:
 guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
 routes:
   - {countries: ["*"], carriers: [a]}
-`, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), sim.Addr())
+fleet:
+  node_id: %s
+  internal_listen: 127.0.0.1:0
+  internal_tls: {cert_file: %s, key_file: %s, ca_file: %s}
+  bind_lease: 2s
+`, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), sim.Addr(),
+			name, certs.CertFile, certs.KeyFile, certs.CAFile)
 		path := filepath.Join(shared, name+".yaml")
 		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
@@ -133,6 +141,7 @@ routes:
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killedAt := time.Now()
 	err := <-a.exited
 	a.exited <- err
 	close(killed)
@@ -144,4 +153,24 @@ routes:
 	defer mu.Unlock()
 	verifyAcked(t, sim, client, b.url, sent, "through b after a's death")
 	t.Logf("%d sends answered 200 by a before its SIGKILL all verify through b", len(sent))
+
+	// a held the fleet's one bind (b forwarded to it); b takes it over
+	// once a's lease ran out, and sends through b go out again.
+	var took time.Duration
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		code, err := post(client, b.url+sendPath, keyA, sendBody(clientA, "+91-9876500399", "6"))
+		if err == nil && code == 200 {
+			took = time.Since(killedAt)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no send through b within 60s of a's death: %d %v", code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := sim.Stats(); st.PeakBound != 1 || sim.Bound() != 1 {
+		t.Fatalf("simulator: peak %d binds, %d now; want 1 and 1", st.PeakBound, sim.Bound())
+	}
+	t.Logf("bind taken over by b, first send through it answered 200: %s after a's SIGKILL (bind_lease 2s)",
+		took.Round(10*time.Millisecond))
 }

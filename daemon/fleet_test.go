@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,9 @@ import (
 type fleet struct {
 	nodes []*gateway
 	sim   *smsc.Server
+	// config returns a fresh copy of node i's configuration.
+	config  func(i int) *daemon.Config
+	cluster *redistest.Cluster
 }
 
 // startFleet starts a Redis Cluster (3 masters, 3 replicas) and n
@@ -28,12 +32,28 @@ type fleet struct {
 // node's config.
 func startFleet(t *testing.T, n int, o cfgOpts, adjust func(*daemon.Config)) *fleet {
 	t.Helper()
+	return startFleetOn(t, n, startSim(t, smsc.Options{ReceiptTLV: true}), o, adjust)
+}
+
+// startFleetOn is startFleet with the simulator sim.
+func startFleetOn(t *testing.T, n int, sim *smsc.Server, o cfgOpts, adjust func(*daemon.Config)) *fleet {
+	t.Helper()
 	cluster := redistest.New(t)
-	f := &fleet{sim: startSim(t, smsc.Options{ReceiptTLV: true})}
+	f := &fleet{sim: sim, cluster: cluster}
 	o.simAddr = f.sim.Addr()
+	if o.deadAddr == "" {
+		o.deadAddr = deadAddr(t) // the same on every node: it is in the fleet's config
+	}
 	prefix := fmt.Sprintf("fleet%d:", time.Now().UnixNano())
-	var secret string
-	for i := range n {
+	certs := fleetCerts(t)
+	secret := filepath.Join(t.TempDir(), "otp.secret") // the first node writes it; the others share it
+	dirs := map[int]string{}
+	f.config = func(i int) *daemon.Config {
+		if dirs[i] == "" {
+			dirs[i] = t.TempDir()
+		}
+		o := o
+		o.dir = dirs[i]
 		cfg := testConfig(t, o)
 		cfg.Store.Backend = "redis"
 		cfg.Store.Redis.Addrs = cluster.Addrs
@@ -41,18 +61,21 @@ func startFleet(t *testing.T, n int, o cfgOpts, adjust func(*daemon.Config)) *fl
 		// A replica starved of CPU (the race detector, parallel packages)
 		// may take a while to acknowledge: no shortfall for that here.
 		cfg.Store.Redis.WaitTimeout = daemon.Duration(5 * time.Second)
-		if i == 0 {
-			secret = cfg.SecretFile // the first node writes it; the others share it
-		} else {
-			cfg.SecretFile = secret
-		}
+		cfg.SecretFile = secret
+		cfg.Fleet.NodeID = fmt.Sprintf("node%d", i)
+		cfg.Fleet.InternalListen = "127.0.0.1:0"
+		cfg.Fleet.InternalTLS = certs
+		cfg.Fleet.BindLease = daemon.Duration(2 * time.Second)
 		if adjust != nil {
 			adjust(cfg)
 		}
 		if ps := cfg.Validate(); len(ps) > 0 {
 			t.Fatal(ps)
 		}
-		f.nodes = append(f.nodes, startGateway(t, cfg))
+		return cfg
+	}
+	for i := range n {
+		f.nodes = append(f.nodes, startGateway(t, f.config(i)))
 	}
 	return f
 }

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // ErrNotRunning means Reload was called before Run set the daemon up.
@@ -59,6 +61,19 @@ func (d *Server) reload(cfg *Config) error {
 	}
 	d.reloadMu.Lock() // one reload at a time, drains included
 	defer d.reloadMu.Unlock()
+	d.mu.Lock()
+	fleet, secret := d.fleet, d.secret
+	d.mu.Unlock()
+	fleetFP := ""
+	if fleet != nil { // a Redis round trip: not under mu
+		ctx, cancel := context.WithTimeout(context.Background(), fleetCheckTimeout)
+		fp, err := fleet.checkReload(ctx, cfg, secret)
+		cancel()
+		if err != nil {
+			return err
+		}
+		fleetFP = fp
+	}
 	var retired []*carrierRun
 	defer func() { d.stopRuns(retired) }() // after mu is released
 	d.mu.Lock()
@@ -86,8 +101,15 @@ func (d *Server) reload(cfg *Config) error {
 		d.Level.Set(ParseLevel(cfg.Log.Level))
 	}
 	d.cfg = cfg
+	if fleet != nil {
+		fleet.inForce(fleetFP)
+	}
 	return nil
 }
+
+// fleetCheckTimeout bounds a reload's check of the fleet's config
+// fingerprint in Redis.
+const fleetCheckTimeout = 5 * time.Second
 
 func (d *Server) isStopping() bool {
 	d.mu.Lock()

@@ -139,6 +139,9 @@ type CarrierOptions struct {
 	// to the route's next carrier; default 3s, negative: never (the send
 	// waits until its deadline). Only when the route has another carrier.
 	StallTimeout time.Duration
+	// Fleet, when set, shares the binds with the other nodes of a fleet:
+	// Binds is then the fleet's total (fleet.go).
+	Fleet Fleet
 	// OnLateAck, when set, is told of a submit_sm_resp that came after its
 	// send stopped waiting (deadline or stall). It runs on the session's
 	// reader goroutine and must not block.
@@ -175,6 +178,7 @@ type Carrier struct {
 	degraded atomic.Bool  // a submit went unanswered for SubmitAckTimeout; cleared by the next answer
 	susp     suspension   // Suspend, Resume
 	probedAt atomic.Int64 // unix nanos of the last send let through while degraded
+	heldTx   atomic.Int32 // transmitting slots whose fleet lease this node holds
 
 	mu       sync.Mutex
 	closing  bool
@@ -187,6 +191,9 @@ type slot struct {
 	index int
 	sess  atomic.Pointer[session]
 }
+
+// name is the slot's name in logs, metrics and fleet leases ("trx-0").
+func (sl *slot) name() string { return fmt.Sprintf("%s-%d", sl.kind, sl.index) }
 
 func (sl *slot) live() *session {
 	if s := sl.sess.Load(); s != nil && s.alive() {
@@ -336,8 +343,19 @@ func (c *Carrier) Run(ctx context.Context) error {
 	return nil
 }
 
-// keep binds one slot again and again until ctx ends, then unbinds it.
+// keep binds one slot again and again until ctx ends, then unbinds it;
+// in a fleet, only while this node holds the slot's lease.
 func (c *Carrier) keep(ctx context.Context, sl *slot) {
+	if c.cfg.Fleet != nil {
+		c.keepLeased(ctx, sl)
+		return
+	}
+	c.keepBound(ctx, sl)
+}
+
+// keepBound binds one slot again and again until ctx ends, then unbinds
+// it.
+func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 	log := c.log.With(keyBind, sl.kind.String(), keySlot, sl.index)
 	cfg := sessionConfig{
 		Kind:         sl.kind,
@@ -371,7 +389,7 @@ func (c *Carrier) keep(ctx context.Context, sl *slot) {
 		ReceiptLocation: c.cfg.ReceiptLocation,
 	}
 	cfg.InactivityTimeout = c.cfg.InactivityTimeout
-	bindName := fmt.Sprintf("%s-%d", sl.kind, sl.index)
+	bindName := sl.name()
 	c.obs.BindState(c.cfg.Name, bindName, false)
 	b := c.newBackoff()
 	var (
@@ -491,6 +509,9 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 	defer c.inflight.Done()
 
 	if c.Bound() == 0 {
+		if c.canForward(ctx) {
+			return c.forward(ctx, sms)
+		}
 		return nil, c.errorf("%w", ErrNotBound)
 	}
 	enc, err := c.prepare(sms, c.ref.Add(1))

@@ -222,7 +222,7 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 func (rt *route) candidates(avoid []string, out []*Carrier) []*Carrier {
 	healthy := false
 	for _, c := range rt.carriers {
-		if c.Bound() > 0 && !slices.Contains(avoid, c.Name()) {
+		if c.Usable() && !slices.Contains(avoid, c.Name()) {
 			out = append(out, c)
 			healthy = healthy || !c.Degraded()
 		}

@@ -44,8 +44,9 @@ const (
 
 // adaptive is a carrier's pace. Safe for concurrent use.
 type adaptive struct {
-	lim *rate.Limiter
-	max rate.Limit // configured rate; rate.Inf when unlimited
+	lim  *rate.Limiter
+	conf rate.Limit // configured rate; rate.Inf when unlimited
+	max  rate.Limit // this node's share of conf (all of it outside a fleet)
 
 	mu        sync.Mutex
 	cur       rate.Limit
@@ -57,9 +58,9 @@ type adaptive struct {
 }
 
 func newAdaptive(tps float64, burst int) *adaptive {
-	a := &adaptive{max: rate.Inf, cur: rate.Inf}
+	a := &adaptive{conf: rate.Inf, max: rate.Inf, cur: rate.Inf}
 	if tps > 0 {
-		a.max, a.cur = rate.Limit(tps), rate.Limit(tps)
+		a.conf, a.max, a.cur = rate.Limit(tps), rate.Limit(tps), rate.Limit(tps)
 	}
 	a.lim = rate.NewLimiter(a.cur, max(burst, 1))
 	return a
@@ -158,6 +159,26 @@ func (a *adaptive) recover(now time.Time) {
 	}
 	a.changed = a.changed.Add(steps * increaseEvery)
 	a.lim.SetLimitAt(now, a.cur)
+}
+
+// setShare makes this node's rate share (0 < share <= 1) of the
+// configured one: in a fleet, the share of the carrier's binds it holds.
+// A rate lowered by throttling stays as low, within the new share.
+func (a *adaptive) setShare(share float64) {
+	if share <= 0 || share > 1 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conf == rate.Inf {
+		return
+	}
+	next := a.conf * rate.Limit(share)
+	if a.cur >= a.max || a.cur > next {
+		a.cur = next
+	}
+	a.max = next
+	a.lim.SetLimit(a.cur)
 }
 
 // wait takes one token. It fails at once with ErrThrottled when the token

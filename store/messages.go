@@ -203,9 +203,10 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 			// A match through an alternate form is only a guess: the
 			// receipt may belong to a message whose exact id it is and
 			// whose SaveSend has not committed yet. Once the guessed part
-			// has its final state, a different state is that other
-			// message's receipt: keep it pending for its SaveSend.
-			if p := m.Parts[ie.Part]; prefix == prefixAlt && p.State.Final() && p.State != r.State {
+			// has its final state, a receipt through the alternate form is
+			// that other message's (whatever its state: two DELIVRD
+			// receipts look alike): keep it pending for its SaveSend.
+			if p := m.Parts[ie.Part]; prefix == prefixAlt && p.State.Final() {
 				continue
 			}
 			msg, matched = m, true

@@ -266,7 +266,19 @@ func (c *conn) bind(b []byte, id, seq uint32) bool {
 	// overtaking the response.
 	c.wmu.Lock()
 	s.mu.Lock()
+	if s.cfg.MaxBinds > 0 && s.boundOfLocked(sid) >= s.cfg.MaxBinds {
+		s.mu.Unlock()
+		c.wmu.Unlock()
+		s.stats.bindsRejected.Add(1)
+		s.log.Warn("bind rejected: too many binds for the account", "remote", c.remote, "system_id", sid,
+			"max_binds", s.cfg.MaxBinds)
+		c.write(encodeHeaderOnly(respID, statusBindFail, seq))
+		return false
+	}
 	c.mode, c.systemID = mode, sid
+	if n := uint64(s.boundOfLocked(sid)); n > s.stats.peakBound.Load() {
+		s.stats.peakBound.Store(n)
+	}
 	s.mu.Unlock()
 	s.stats.binds.Add(1)
 	err = c.writeLocked(encodeResp(respID, 0, seq, []byte(smscSystemID)))

@@ -119,3 +119,42 @@ func TestServer_SetEnquireLinkDelay(t *testing.T) {
 		t.Fatalf("got %d PDUs before the enquire_link_resp, want none", len(other))
 	}
 }
+
+// TestServer_MaxBinds: an account capped at two binds refuses the third
+// with ESME_RBINDFAIL, takes one again once a session has gone, and counts
+// the peak.
+func TestServer_MaxBinds(t *testing.T) {
+	s, err := smsc.Listen("127.0.0.1:0", smsc.Options{ReceiptDelay: -1, MaxBinds: 2}) // any account
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := dial(t, s)
+	if got := a.bind(pdu.NewBindTransceiver(), "acct", "pw"); got != 0 {
+		t.Fatalf("first bind: got %#x, want 0", got)
+	}
+	b := dial(t, s)
+	if got := b.bind(pdu.NewBindTransceiver(), "acct", "pw"); got != 0 {
+		t.Fatalf("second bind: got %#x, want 0", got)
+	}
+	if got := dial(t, s).bind(pdu.NewBindTransceiver(), "acct", "pw"); got != 0x0D {
+		t.Fatalf("third bind: got %#x, want 0x0D ESME_RBINDFAIL", got)
+	}
+	if got := dial(t, s).bind(pdu.NewBindTransceiver(), "other", "pw"); got != 0 {
+		t.Fatalf("another account's bind: got %#x, want 0 (the cap is per system_id)", got)
+	}
+	a.nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got := dial(t, s).bind(pdu.NewBindTransceiver(), "acct", "pw"); got == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no bind accepted after a session of the account closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := s.Stats(); st.PeakBound != 2 {
+		t.Fatalf("PeakBound: got %d, want 2", st.PeakBound)
+	}
+}

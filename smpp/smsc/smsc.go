@@ -109,6 +109,10 @@ type Options struct {
 	// unpacked septets), "latin1" (ISO-8859-1 bytes) or "ascii" (bytes above
 	// 0x7F become U+FFFD).
 	DCS0Charset string
+	// MaxBinds caps the sessions bound at once per system_id, as carriers
+	// cap binds per account: the next bind is refused with ESME_RBINDFAIL
+	// (0x0D). 0 means no cap.
+	MaxBinds int
 	// Logger receives the simulator's log; nil discards. Every accepted SMS
 	// is logged at Info ("sms received") with its full text, OTP code
 	// included: the simulator plays the handset, for trials and tests only.
@@ -177,6 +181,7 @@ type Stats struct {
 	GenericNacks   uint64 // generic_nack received from clients
 	Unbinds        uint64 // unbind received from clients
 	UnbindsSent    uint64 // unbind sent to clients (SetUnbindAfter)
+	PeakBound      uint64 // most sessions of one system_id bound at once
 }
 
 type counters struct {
@@ -185,6 +190,7 @@ type counters struct {
 	moSent, moAcked, moNacked                                               atomic.Uint64
 	enquireLinks, genericNacks, unbinds                                     atomic.Uint64
 	unbindsSent                                                             atomic.Uint64
+	peakBound                                                               atomic.Uint64 // under Server.mu
 }
 
 // Server is a running simulator. Its methods are safe for concurrent use.
@@ -454,6 +460,18 @@ func (s *Server) boundConns(receivers bool) []*conn {
 	return out
 }
 
+// boundOfLocked counts the sessions of systemID bound now. s.mu must be
+// held.
+func (s *Server) boundOfLocked(systemID string) int {
+	n := 0
+	for c := range s.conns {
+		if !c.gone && c.mode != 0 && c.systemID == systemID {
+			n++
+		}
+	}
+	return n
+}
+
 // SetBindStatus makes every following bind fail with command_status st (for
 // example 0x0E ESME_RINVPASWD); 0 restores normal checking.
 func (s *Server) SetBindStatus(st uint32) { s.bindStatus.Store(st) }
@@ -648,6 +666,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Binds:          c.binds.Load(),
 		BindsRejected:  c.bindsRejected.Load(),
+		PeakBound:      c.peakBound.Load(),
 		Submits:        c.submits.Load(),
 		Accepted:       c.accepted.Load(),
 		Throttled:      c.throttled.Load(),

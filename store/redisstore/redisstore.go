@@ -194,6 +194,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if db.log == nil {
 		db.log = slog.New(slog.DiscardHandler)
 	}
+	routeClientLog(db.log)
 	if db.now == nil {
 		db.now = time.Now
 	}

@@ -220,6 +220,15 @@ func testAlternateCollision(t *testing.T, e *env) {
 	if x := e.message(t, "x"); x.Parts[0].State != otp.StateDelivered {
 		t.Fatalf("x: got %+v, want DELIVERED untouched", x.Parts)
 	}
+	// The same with the same state: w (exact id 418 of carrier e) gets its
+	// DELIVRD receipt before its SaveSend, while v (1A2, alternate 418)
+	// already has its own DELIVRD.
+	e.send(t, Message("v", "e", "1A2"))
+	e.apply(t, otp.Receipt{Carrier: "e", MessageID: "1A2", State: otp.StateDelivered})
+	e.pending(t, otp.Receipt{Carrier: "e", MessageID: "418", State: otp.StateDelivered})
+	if w := e.send(t, Message("w", "e", "418")); w.Parts[0].State != otp.StateDelivered {
+		t.Fatalf("w: got %s, want its pending DELIVERED", w.Parts[0].State)
+	}
 	// A decimal-writing carrier still matches through the alternate form
 	// while its message waits for its receipt.
 	e.send(t, Message("z", "d", "1A2"))

@@ -1,0 +1,456 @@
+package daemon
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/smpp"
+	"github.com/otpgate/otpgate/store/redisstore"
+)
+
+// A fleet is several nodes on one Redis store. Each node:
+//   - announces itself in the node table every third of bind_lease, with
+//     the fingerprints of its HMAC secret and of its fleet-wide
+//     configuration, and refuses to start when they differ from the live
+//     nodes' (secret) or the fleet's (config), or when its clock is off
+//     Redis's by more than maxClockSkew;
+//   - binds a carrier's bind slot only while it holds the slot's lease
+//     (smpp.Fleet), so that a carrier's binds are the fleet's total;
+//   - hands the submits of a carrier it holds no bind of to a node that
+//     holds one, over the internal port (fleet_forward.go).
+
+// Clock skew a node tolerates against Redis's clock: beyond warnClockSkew
+// it warns, beyond maxClockSkew it refuses to start. Leases, rate buckets,
+// resend intervals and expiry compare times written by different nodes.
+const (
+	warnClockSkew = 500 * time.Millisecond
+	maxClockSkew  = 2 * time.Second
+)
+
+// fleetStaleAfter is how long a node stays in the node table without a
+// heartbeat before the others count it gone.
+func fleetStaleAfter(lease time.Duration) time.Duration { return max(3*lease, 15*time.Second) }
+
+// secretFingerprint names the HMAC secret without revealing it.
+func secretFingerprint(secret []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("otpgate fleet secret"))
+	return hex.EncodeToString(m.Sum(nil))[:16]
+}
+
+// configFingerprint names what must be the same on every node of a fleet:
+// the configuration less what is the node's own (listen addresses, admin
+// port, data_dir and secret_file paths, log settings, how it reaches
+// Redis, fleet.node_id and the internal port). It is keyed with the HMAC
+// secret, so that the fingerprint stored in Redis says nothing of the
+// carrier passwords and keys it covers.
+func configFingerprint(cfg *Config, secret []byte) string {
+	c := *cfg
+	c.Listen, c.DebugListen, c.AdminListen = "", "", ""
+	c.Admin = AdminConfig{}
+	c.MaxConnections = 0
+	c.DataDir, c.SecretFile = "", ""
+	c.Log = LogConfig{}
+	r := &c.Store.Redis
+	r.Addrs, r.Username, r.Password, r.PasswordFile, r.TLS, r.TLSCAFile = nil, "", "", "", false, ""
+	c.Fleet.NodeID, c.Fleet.InternalListen, c.Fleet.InternalTLS = "", "", InternalTLSConfig{}
+	c.fileProblems, c.fileWarnings = nil, nil
+	b, err := yaml.Marshal(&c)
+	if err != nil {
+		b = []byte(fmt.Sprintf("%#v", err)) // cannot happen with this struct; still a stable value
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("otpgate fleet config\n"))
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil))[:16]
+}
+
+// fleetNode is this node's membership of the fleet: its heartbeat, its
+// bind leases and what it saw of the others' (smpp.Fleet).
+type fleetNode struct {
+	db     *redisstore.DB
+	id     string
+	lease  time.Duration
+	log    *slog.Logger
+	secret string                 // secret fingerprint
+	config atomic.Pointer[string] // config fingerprint in force
+	fwd    *forwarder             // nil: submits are neither taken nor forwarded
+	holder atomic.Pointer[string] // lease value: "<node id> <internal address>"
+	wg     sync.WaitGroup         // lease renewals
+
+	mu     sync.Mutex
+	remote map[string]map[string]seenHolder // carrier -> slot -> another node's lease
+	held   map[string]int                   // carrier -> slots this node holds
+}
+
+type seenHolder struct {
+	node, addr string
+	at         time.Time
+}
+
+var _ smpp.Fleet = (*fleetNode)(nil)
+
+func newFleetNode(db *redisstore.DB, cfg *Config, secret []byte, log *slog.Logger) *fleetNode {
+	f := &fleetNode{db: db, id: cfg.Fleet.NodeID, lease: time.Duration(cfg.Fleet.BindLease),
+		log: log.With(keyComponent, "fleet"), secret: secretFingerprint(secret), remote: map[string]map[string]seenHolder{},
+		held: map[string]int{}}
+	fp := configFingerprint(cfg, secret)
+	f.config.Store(&fp)
+	f.setAddr("")
+	return f
+}
+
+// setAddr sets the internal address this node's leases advertise.
+func (f *fleetNode) setAddr(addr string) {
+	h := f.id + " " + addr
+	f.holder.Store(&h)
+}
+
+// join checks this node against the fleet and announces it: the same
+// secret as every live node, the fleet's config (the first node of a fleet
+// sets it), a clock within maxClockSkew of Redis's.
+func (f *fleetNode) join(ctx context.Context) error {
+	before := time.Now()
+	st, err := f.db.ServerTime(ctx)
+	if err != nil {
+		return fmt.Errorf("daemon: fleet: %w", err)
+	}
+	now := time.Now()
+	skew := before.Add(now.Sub(before) / 2).Sub(st) // against the middle of the round trip
+	switch {
+	case skew.Abs() > maxClockSkew:
+		return fmt.Errorf("daemon: fleet: this node's clock is %s off the Redis server's (at most %s allowed): fix its time sync (NTP)",
+			skew.Round(time.Millisecond), maxClockSkew)
+	case skew.Abs() > warnClockSkew:
+		f.log.Warn("clock off the fleet's reference", keySkew, skew.Round(time.Millisecond), keyLimit, maxClockSkew)
+	}
+	nodes, err := f.db.FleetNodes(ctx, now, fleetStaleAfter(f.lease))
+	if err != nil {
+		return fmt.Errorf("daemon: fleet: %w", err)
+	}
+	var others []string
+	for _, n := range nodes {
+		if n.ID == f.id {
+			continue
+		}
+		others = append(others, n.ID)
+		if n.SecretFP != f.secret {
+			return fmt.Errorf("daemon: fleet: this node's HMAC secret (secret_file) differs from node %s's: every node of a fleet needs the same secret file", n.ID)
+		}
+	}
+	mine := *f.config.Load()
+	if len(others) == 0 {
+		// The first node of a fleet (or the only one left) sets the config.
+		if _, err := f.db.SetFleetConfig(ctx, mine, false); err != nil {
+			return fmt.Errorf("daemon: fleet: %w", err)
+		}
+	} else {
+		fleetFP, err := f.db.FleetConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("daemon: fleet: %w", err)
+		}
+		if fleetFP == "" {
+			if _, err := f.db.SetFleetConfig(ctx, mine, true); err != nil {
+				return fmt.Errorf("daemon: fleet: %w", err)
+			}
+			fleetFP, _ = f.db.FleetConfig(ctx)
+		}
+		if fleetFP != mine {
+			return fmt.Errorf("daemon: fleet: this node's configuration (fingerprint %s) differs from the fleet's (%s, nodes %s): "+
+				"give every node the same file, or make this one the fleet's with `otpgate fleet adopt`", mine, fleetFP, strings.Join(others, ", "))
+		}
+	}
+	if err := f.beat(ctx); err != nil {
+		return err
+	}
+	f.log.Info("joined the fleet", keyNode, f.id, keyNodes, len(others)+1, keySkew, skew.Round(time.Millisecond))
+	return nil
+}
+
+// checkReload returns the fingerprint of cfg, or an error when it is not
+// the fleet's: a fleet's config changes by `otpgate fleet adopt`, then a
+// reload of every node.
+func (f *fleetNode) checkReload(ctx context.Context, cfg *Config, secret []byte) (string, error) {
+	fp := configFingerprint(cfg, secret)
+	fleetFP, err := f.db.FleetConfig(ctx)
+	if err != nil {
+		return "", fmt.Errorf("daemon: fleet: %w", err)
+	}
+	if fleetFP != "" && fleetFP != fp {
+		return "", fmt.Errorf("daemon: fleet: the new configuration (fingerprint %s) differs from the fleet's (%s): "+
+			"run `otpgate fleet adopt -config FILE` with the new file once, then reload every node", fp, fleetFP)
+	}
+	return fp, nil
+}
+
+// inForce records fp as this node's configuration (the next heartbeat
+// says so).
+func (f *fleetNode) inForce(fp string) { f.config.Store(&fp) }
+
+func (f *fleetNode) beat(ctx context.Context) error {
+	err := f.db.Heartbeat(ctx, redisstore.FleetNode{ID: f.id, SecretFP: f.secret, ConfigFP: *f.config.Load(), Heartbeat: time.Now()})
+	if err != nil {
+		return fmt.Errorf("daemon: fleet: %w", err)
+	}
+	return nil
+}
+
+// run keeps the heartbeat until ctx ends, then leaves the node table once
+// every lease renewal stopped.
+func (f *fleetNode) run(ctx context.Context) {
+	t := time.NewTicker(f.lease / 3)
+	defer t.Stop()
+	var failing bool
+	for {
+		select {
+		case <-ctx.Done():
+			f.wg.Wait()
+			lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = f.db.LeaveFleet(lctx, f.id)
+			cancel()
+			return
+		case <-t.C:
+		}
+		bctx, cancel := context.WithTimeout(ctx, f.lease/3)
+		err := f.beat(bctx)
+		cancel()
+		if err != nil && !failing {
+			f.log.Warn("fleet heartbeat failed", keyError, err)
+		}
+		failing = err != nil
+	}
+}
+
+// Acquire implements smpp.Fleet: it polls the slot's lease every third of
+// bind_lease (jittered) until it gets it, noting who holds it meanwhile.
+func (f *fleetNode) Acquire(ctx context.Context, carrier, slot string) (context.Context, func(), error) {
+	holder := *f.holder.Load()
+	var freeSince time.Time
+	for {
+		tctx, cancel := context.WithTimeout(ctx, f.lease/3)
+		held, cur, err := f.takeFair(tctx, carrier, slot, holder, &freeSince)
+		cancel()
+		if err == nil && held {
+			break
+		}
+		if err == nil {
+			f.saw(carrier, slot, cur)
+		}
+		wait := f.lease/6 + rand.N(f.lease/3)
+		if !sleepCtx(ctx, wait) {
+			return nil, nil, ctx.Err()
+		}
+	}
+	f.saw(carrier, slot, "")
+	f.count(carrier, 1)
+	held, lose := context.WithCancel(ctx)
+	done := make(chan struct{})
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer close(done)
+		f.renew(held, lose, carrier, slot, holder)
+	}()
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			lose()
+			<-done
+			f.count(carrier, -1)
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := f.db.ReleaseBindLease(rctx, carrier, slot, holder); err != nil {
+				f.log.Warn("bind lease not given back: it runs out by itself", keyCarrier, carrier, keySlot, slot, keyError, err)
+			}
+		})
+	}
+	return held, release, nil
+}
+
+// takeFair takes the slot's lease, except that a node already holding a
+// slot of the carrier leaves a free one to the others for a whole lease
+// first (freeSince: since when this node has seen it free), so that a
+// fleet starting together spreads a carrier's binds over its nodes.
+func (f *fleetNode) takeFair(ctx context.Context, carrier, slot, holder string, freeSince *time.Time) (bool, string, error) {
+	if f.heldOf(carrier) > 0 {
+		cur, err := f.db.BindLeaseHolders(ctx, carrier, []string{slot})
+		if err != nil {
+			return false, "", err
+		}
+		if cur[0] != "" {
+			*freeSince = time.Time{}
+			return false, cur[0], nil
+		}
+		if freeSince.IsZero() {
+			*freeSince = time.Now()
+		}
+		if time.Since(*freeSince) < f.lease {
+			return false, "", nil
+		}
+	}
+	return f.db.TakeBindLease(ctx, carrier, slot, holder, f.lease)
+}
+
+func (f *fleetNode) heldOf(carrier string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held[carrier]
+}
+
+func (f *fleetNode) count(carrier string, delta int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held[carrier] += delta
+}
+
+// renew renews a held lease every third of bind_lease. When another node
+// holds it, or no renewal succeeded for two thirds of it (Redis out of
+// reach: the lease may run out before this node can tell), it calls lose:
+// the slot is unbound before another node may bind it.
+func (f *fleetNode) renew(ctx context.Context, lose func(), carrier, slot, holder string) {
+	t := time.NewTicker(f.lease / 3)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, f.lease/3)
+		held, cur, err := f.db.TakeBindLease(rctx, carrier, slot, holder, f.lease)
+		cancel()
+		switch {
+		case err == nil && held:
+			lastOK = time.Now()
+		case err == nil:
+			f.log.Warn("bind lease taken over by another node: unbinding", keyCarrier, carrier, keySlot, slot, keyNode, nodeOf(cur))
+			lose()
+			return
+		case time.Since(lastOK) >= 2*f.lease/3:
+			f.log.Error("bind lease not renewed in time: unbinding", keyCarrier, carrier, keySlot, slot, keyError, err)
+			lose()
+			return
+		}
+	}
+}
+
+// saw notes the holder value cur of a carrier's slot ("" or this node's
+// own: nobody else).
+func (f *fleetNode) saw(carrier, slot, cur string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.remote[carrier]
+	if m == nil {
+		m = map[string]seenHolder{}
+		f.remote[carrier] = m
+	}
+	node, addr, _ := strings.Cut(cur, " ")
+	if cur == "" || node == f.id {
+		delete(m, slot)
+		return
+	}
+	m[slot] = seenHolder{node: node, addr: addr, at: time.Now()}
+}
+
+// holders returns the other nodes seen holding a slot of carrier lately
+// that take forwarded submits.
+func (f *fleetNode) holders(carrier string) []seenHolder {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []seenHolder
+	for _, h := range f.remote[carrier] {
+		if h.addr != "" && time.Since(h.at) < f.lease {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Remote implements smpp.Fleet.
+func (f *fleetNode) Remote(carrier string) bool {
+	return f.fwd != nil && len(f.holders(carrier)) > 0
+}
+
+// Forward implements smpp.Fleet: through one of the nodes holding a bind
+// of carrier, picked at random.
+func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([]string, error) {
+	hs := f.holders(carrier)
+	if f.fwd == nil || len(hs) == 0 {
+		return nil, smpp.ErrNotBound
+	}
+	h := hs[rand.N(len(hs))]
+	return f.fwd.submit(ctx, h.addr, carrier, sms)
+}
+
+// nodeOf is the node id of a lease value.
+func nodeOf(holder string) string {
+	node, _, _ := strings.Cut(holder, " ")
+	return node
+}
+
+// advertised is the address other nodes dial for this node's internal
+// port: the configured host (the node id when it is unspecified) and the
+// port actually bound.
+func advertised(listen, nodeID string, bound net.Addr) string {
+	host, _, _ := net.SplitHostPort(listen)
+	_, port, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = nodeID
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// joinFleet makes this node a member of the fleet when the store is
+// Redis: the internal port (when configured), then the checks of join. It
+// returns nils with badger.
+func (d *Server) joinFleet(ctx context.Context, cfg *Config, db storeBackend, secret []byte) (*fleetNode, *http.Server, net.Listener, error) {
+	rdb, ok := db.(*redisstore.DB)
+	if !ok {
+		return nil, nil, nil, nil
+	}
+	f := newFleetNode(rdb, cfg, secret, d.log)
+	srv, ln, clientTLS, err := d.startInternal(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if ln != nil {
+		f.fwd = newForwarder(clientTLS)
+		f.setAddr(advertised(cfg.Fleet.InternalListen, cfg.Fleet.NodeID, ln.Addr()))
+	}
+	jctx, cancel := context.WithTimeout(ctx, redisOpenTimeout)
+	defer cancel()
+	if err := f.join(jctx); err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, nil, nil, err
+	}
+	return f, srv, ln, nil
+}
