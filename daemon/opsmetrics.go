@@ -8,6 +8,7 @@ import (
 	"github.com/otpgate/otpgate/metrics"
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/redisstore"
 )
 
 // The series that the alert rules and the dashboard (deploy/) need beyond
@@ -27,12 +28,16 @@ func (d *Server) observeStore(so *store.Options) {
 
 // sampleMetrics makes each scrape read the routes of the router in force
 // (a reload replaces it) and the callback backlog of db.
-// backlogCounter is what a store offers to count its callback queue (the
-// badger store does; the redis one does not yet, and then the gauge is
-// absent).
+// backlogCounter is what a store offers to count its callback queue (both
+// do; with redis the figure is the fleet's, the same on every node).
 type backlogCounter interface {
 	CallbackBacklog(ctx context.Context) (int, error)
 }
+
+var (
+	_ backlogCounter = (*store.DB)(nil)
+	_ backlogCounter = (*redisstore.DB)(nil)
+)
 
 func (d *Server) sampleMetrics(st any) {
 	m := d.Metrics

@@ -89,3 +89,38 @@ func TestAdaptive_UnlimitedLearnsAndReturns(t *testing.T) {
 		t.Fatalf("after an hour: got %v, want unlimited again", got)
 	}
 }
+
+// TestAdaptive_Share: a fleet node holding half of a carrier's binds paces
+// at half its tps; a rate lowered by throttling stays within the share,
+// recovery stops at the share, and the whole comes back with all binds.
+func TestAdaptive_Share(t *testing.T) {
+	a := newAdaptive(100, 1)
+	a.setShare(0.5)
+	if got := a.current(); got != 50 || a.lim.Limit() != 50 {
+		t.Fatalf("half the binds: got %v (limiter %v), want 50", got, a.lim.Limit())
+	}
+	a.setShare(0) // no binds: left as it was (the node forwards)
+	if got := a.current(); got != 50 {
+		t.Fatalf("share 0: got %v, want 50 unchanged", got)
+	}
+	t0 := time.Unix(2000, 0)
+	a.throttled(t0) // nothing accepted: halved
+	if got := a.current(); got != 25 {
+		t.Fatalf("after a throttle: got %v, want 25", got)
+	}
+	a.mu.Lock()
+	a.recover(t0.Add(time.Minute))
+	a.mu.Unlock()
+	if got := a.current(); got != 50 {
+		t.Fatalf("recovered: got %v, want the share's 50", got)
+	}
+	a.setShare(1)
+	if got := a.current(); got != 100 {
+		t.Fatalf("all binds: got %v, want 100", got)
+	}
+	u := newAdaptive(0, 1) // unlimited stays unlimited
+	u.setShare(0.5)
+	if got := u.current(); got != rate.Inf {
+		t.Fatalf("unlimited: got %v", got)
+	}
+}

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -122,5 +123,43 @@ func TestFleetNodes(t *testing.T) {
 	}
 	if st, err := db.ServerTime(ctx); err != nil || time.Since(st).Abs() > time.Minute {
 		t.Fatalf("ServerTime: %v %v", st, err)
+	}
+}
+
+// TestCallbackBacklog counts queued callbacks, due or not, fleet-wide, and
+// forgets those delivered.
+func TestCallbackBacklog(t *testing.T) {
+	n := nodes(t, 2, redisstore.Options{MinScan: -1})
+	a, b := n[0], n[1]
+	ctx := context.Background()
+	count := func(db *redisstore.DB) int {
+		t.Helper()
+		c, err := db.CallbackBacklog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := count(a); c != 0 {
+		t.Fatalf("empty queue: got %d", c)
+	}
+	now := time.Now()
+	for i := range 3 {
+		if err := a.QueueCallback(ctx, moCallback(fmt.Sprintf("bk%d", i), now.Add(time.Duration(i)*time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := count(b); c != 3 {
+		t.Fatalf("through the other node: got %d, want 3", c)
+	}
+	cbs := due(t, b, now)
+	if len(cbs) != 1 {
+		t.Fatalf("due: got %d, want 1", len(cbs))
+	}
+	if err := b.CallbackDone(ctx, cbs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(a); c != 2 {
+		t.Fatalf("after one delivered: got %d, want 2", c)
 	}
 }

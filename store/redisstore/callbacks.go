@@ -537,3 +537,28 @@ func (db *DB) RescheduleCallback(ctx context.Context, cb otp.Callback, next time
 	db.callbackQueued()
 	return nil
 }
+
+// CallbackBacklog returns the number of callbacks in the fleet's queue,
+// due, claimed or waiting for a retry: one HLEN per shard, pipelined, for
+// a gauge read at each scrape (every node reports the same fleet-wide
+// figure). It returns ErrClosed after Close.
+func (db *DB) CallbackBacklog(ctx context.Context) (int, error) {
+	if err := db.errClosed(); err != nil {
+		return 0, fmt.Errorf("redisstore: callback backlog: %w", err)
+	}
+	cmds := make([]*redis.IntCmd, numShards)
+	_, err := db.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			cmds[i] = p.HLen(ctx, db.cbKeys(i).records)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: callback backlog: %w", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
