@@ -7,36 +7,23 @@ import (
 
 	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/smpp/smsc"
-	"github.com/otpgate/otpgate/store/redisstore/redistest"
 )
 
 // benchFleet starts n gateways with store.backend redis on a Redis
 // Cluster of their own (3 masters, 3 replicas, appendfsync always) and one
 // simulator, each configured as benchGateway's.
 func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
-	cluster := redistest.New(b)
 	sim := startSim(b, smsc.Options{ReceiptDelay: 10 * time.Millisecond})
-	prefix := fmt.Sprintf("bench%d:", time.Now().UnixNano())
-	var gs []*gateway
-	var secret string
-	for i := range n {
-		cfg := testConfig(b, cfgOpts{simAddr: sim.Addr(), perHour: 1000000})
-		cfg.Carriers[0].Binds = 2
+	f := startFleetOn(b, n, sim, cfgOpts{perHour: 1000000}, func(cfg *daemon.Config) {
+		cfg.Carriers[0].Binds = 2 // the fleet's: one per node with two nodes
 		cfg.Carriers[0].Window = 64
 		cfg.Log.Level = "warn"
 		// As benchGateway: the guard runs but does not refuse.
 		cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6}
 		cfg.Guard.Mode = "monitor"
-		cfg.Store = daemon.StoreConfig{Backend: "redis", Redis: cfg.Store.Redis}
-		cfg.Store.Redis.Addrs, cfg.Store.Redis.Prefix = cluster.Addrs, prefix
-		if i == 0 {
-			secret = cfg.SecretFile
-		} else {
-			cfg.SecretFile = secret
-		}
-		gs = append(gs, startGateway(b, cfg))
-	}
-	return gs, sim
+		cfg.Store.Redis.WaitTimeout = daemon.Duration(time.Second)
+	})
+	return f.nodes, sim
 }
 
 // BenchmarkGateway_SendOTP_Redis is BenchmarkGateway_SendOTP with

@@ -67,8 +67,8 @@ func (c *Config) validateFleet(add adder) {
 	if f.NodeID == "" {
 		add("fleet.node_id", "empty, and the host name is unknown: set one")
 	}
-	if len(f.NodeID) > 64 || strings.ContainsAny(f.NodeID, " |{}\t\n") {
-		add("fleet.node_id", "want at most 64 characters without spaces, '|', '{' or '}', got %q", f.NodeID)
+	if len(f.NodeID) > 64 || strings.ContainsAny(f.NodeID, " |#{}\t\n") {
+		add("fleet.node_id", "want at most 64 characters without spaces, '|', '#', '{' or '}', got %q", f.NodeID)
 	}
 	if d := time.Duration(f.BindLease); d < minBindLease || d > maxBindLease {
 		add("fleet.bind_lease", "want between %s and %s, got %s", minBindLease, maxBindLease, d)

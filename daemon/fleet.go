@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/hmac"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -84,6 +85,7 @@ func configFingerprint(cfg *Config, secret []byte) string {
 type fleetNode struct {
 	db     *redisstore.DB
 	id     string
+	token  string // this process's, in lease values
 	lease  time.Duration
 	log    *slog.Logger
 	secret string                 // secret fingerprint
@@ -108,15 +110,23 @@ func newFleetNode(db *redisstore.DB, cfg *Config, secret []byte, log *slog.Logge
 	f := &fleetNode{db: db, id: cfg.Fleet.NodeID, lease: time.Duration(cfg.Fleet.BindLease),
 		log: log.With(keyComponent, "fleet"), secret: secretFingerprint(secret), remote: map[string]map[string]seenHolder{},
 		held: map[string]int{}}
+	var tok [4]byte
+	crand.Read(tok[:])
+	f.token = hex.EncodeToString(tok[:])
 	fp := configFingerprint(cfg, secret)
 	f.config.Store(&fp)
 	f.setAddr("")
 	return f
 }
 
+// self names this process in lease values: the node id and a token of
+// its own, so that two processes given the same node_id (or a node and
+// its restart) never take each other's leases for their own.
+func (f *fleetNode) self() string { return f.id + "#" + f.token }
+
 // setAddr sets the internal address this node's leases advertise.
 func (f *fleetNode) setAddr(addr string) {
-	h := f.id + " " + addr
+	h := f.self() + " " + addr
 	f.holder.Store(&h)
 }
 
@@ -360,7 +370,7 @@ func (f *fleetNode) saw(carrier, slot, cur string) {
 		f.remote[carrier] = m
 	}
 	node, addr, _ := strings.Cut(cur, " ")
-	if cur == "" || node == f.id {
+	if cur == "" || node == f.self() {
 		delete(m, slot)
 		return
 	}
@@ -399,7 +409,8 @@ func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([
 
 // nodeOf is the node id of a lease value.
 func nodeOf(holder string) string {
-	node, _, _ := strings.Cut(holder, " ")
+	self, _, _ := strings.Cut(holder, " ")
+	node, _, _ := strings.Cut(self, "#")
 	return node
 }
 

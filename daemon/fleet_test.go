@@ -36,7 +36,7 @@ func startFleet(t *testing.T, n int, o cfgOpts, adjust func(*daemon.Config)) *fl
 }
 
 // startFleetOn is startFleet with the simulator sim.
-func startFleetOn(t *testing.T, n int, sim *smsc.Server, o cfgOpts, adjust func(*daemon.Config)) *fleet {
+func startFleetOn(t testing.TB, n int, sim *smsc.Server, o cfgOpts, adjust func(*daemon.Config)) *fleet {
 	t.Helper()
 	cluster := redistest.New(t)
 	f := &fleet{sim: sim, cluster: cluster}
