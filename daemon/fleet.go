@@ -91,8 +91,10 @@ type fleetNode struct {
 	secret string                 // secret fingerprint
 	config atomic.Pointer[string] // config fingerprint in force
 	fwd    *forwarder             // nil: submits are neither taken nor forwarded
-	holder atomic.Pointer[string] // lease value: "<node id> <internal address>"
-	wg     sync.WaitGroup         // lease renewals
+	// forwarded, when set, counts each forward by carrier and result.
+	forwarded func(carrier, result string)
+	holder    atomic.Pointer[string] // lease value: "<node id> <internal address>"
+	wg        sync.WaitGroup         // lease renewals
 
 	mu     sync.Mutex
 	remote map[string]map[string]seenHolder // carrier -> slot -> another node's lease
@@ -404,7 +406,15 @@ func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([
 		return nil, smpp.ErrNotBound
 	}
 	h := hs[rand.N(len(hs))]
-	return f.fwd.submit(ctx, h.addr, carrier, sms)
+	ids, err := f.fwd.submit(ctx, h.addr, carrier, sms)
+	if f.forwarded != nil {
+		result := "ok"
+		if err != nil {
+			result, _ = smpp.ForwardCode(err)
+		}
+		f.forwarded(carrier, result)
+	}
+	return ids, err
 }
 
 // nodeOf is the node id of a lease value.
@@ -450,6 +460,9 @@ func (d *Server) joinFleet(ctx context.Context, cfg *Config, db storeBackend, se
 	srv, ln, clientTLS, err := d.startInternal(cfg)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if d.Metrics != nil {
+		f.forwarded = d.Metrics.FleetForward
 	}
 	if ln != nil {
 		f.fwd = newForwarder(clientTLS)

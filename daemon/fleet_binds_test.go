@@ -141,6 +141,10 @@ func TestFleet_Binds(t *testing.T) {
 		waitState(t, v.(*gateway), k.(string), "DELIVERED")
 		return true
 	})
+	other0 := f.nodes[(holder+1)%3]
+	if _, text := call(t, "GET", other0.admin+"/metrics", "", ""); !strings.Contains(text, `otpgate_fleet_forwards_total{carrier="a",result="ok"} 10`) {
+		t.Fatalf("a forwarding node's 10 sends not counted:\n%s", grepLines(text, "otpgate_fleet"))
+	}
 	// A code sent through a forwarding node verifies through the holder.
 	other := (holder + 1) % 3
 	if code, body := send(t, f.nodes[other], "+91-9876599001"); code != 200 {

@@ -29,6 +29,7 @@ type Registry struct {
 	reloads       *prometheus.CounterVec
 	mo            *prometheus.CounterVec
 	shortfalls    prometheus.Counter
+	forwards      *prometheus.CounterVec
 	guard         *prometheus.CounterVec
 	guardBlocks   prometheus.Gauge
 }
@@ -74,6 +75,11 @@ func New() *Registry {
 	m.shortfalls = prometheus.NewCounter(prometheus.CounterOpts{Name: "otpgate_store_shortfall_total",
 		Help: "Writes to the redis store that no replica confirmed within store.redis.wait_timeout (failed, or kept with on_shortfall degrade)."})
 	f(m.shortfalls)
+	m.forwards = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_fleet_forwards_total",
+		Help: "Submits this node handed to another node of the fleet that holds a bind of the carrier, by carrier and result: " +
+			"ok, or what failed (not_bound, throttled, status, partial, lost_written, lost_unwritten, stalled, unanswered, deadline, other)."},
+		[]string{"carrier", "result"})
+	f(m.forwards)
 	m.guard = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_guard_decisions_total",
 		Help: "Pumping guard decisions, one per send-otp that reached it, by rule (none, safe_list, verified, block_prefix, budget, " +
 			"velocity, conversion, carrier_conversion) and action (allow, block; monitor: would block, let through in monitor mode)."},
@@ -179,6 +185,11 @@ func (m *Registry) ForgetCarrier(carrier string) {
 	m.bindUp.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.bindFailures.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
 	m.degraded.DeletePartialMatch(prometheus.Labels{"carrier": carrier})
+}
+
+// FleetForward counts a submit forwarded to another node of the fleet.
+func (m *Registry) FleetForward(carrier, result string) {
+	m.forwards.WithLabelValues(carrier, result).Inc()
 }
 
 // StoreShortfall counts a store write that no replica confirmed in time.
