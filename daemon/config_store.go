@@ -41,6 +41,10 @@ type RedisConfig struct {
 	// Prefix starts every key; gateways that share a cluster but not
 	// their data need different prefixes.
 	Prefix string `yaml:"prefix"`
+	// CallbackLease is how long a node holds the callbacks it claimed
+	// for delivery: after it, another node delivers those of a node that
+	// died (default 30s).
+	CallbackLease Duration `yaml:"callback_lease"`
 }
 
 // Defaults of store keys.
@@ -64,6 +68,9 @@ func (c *Config) setStoreDefaults() {
 	}
 	if s.Redis.Prefix == "" {
 		s.Redis.Prefix = defaultRedisPrefix
+	}
+	if s.Redis.CallbackLease == 0 {
+		s.Redis.CallbackLease = Duration(redisstore.DefaultCallbackLease)
 	}
 }
 
@@ -100,6 +107,9 @@ func (c *Config) validateStore(add adder) {
 	}
 	if r.WaitTimeout <= 0 || time.Duration(r.WaitTimeout) > maxRedisWait {
 		add("store.redis.wait_timeout", "must be positive and at most %s", maxRedisWait)
+	}
+	if d := time.Duration(r.CallbackLease); d < time.Second || d > 10*time.Minute {
+		add("store.redis.callback_lease", "want between 1s and 10m, got %s", d)
 	}
 	if strings.ContainsAny(r.Prefix, "{}") {
 		add("store.redis.prefix", "must not hold { or } (they make Redis Cluster hash tags)")

@@ -2,6 +2,9 @@ package daemon_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +40,27 @@ func TestFleet_TwoProcesses(t *testing.T) {
 		}
 		addrs += `"` + a + `"`
 	}
+	// Callbacks: held (no answer) until a is dead, so that a dies with
+	// callbacks claimed and unanswered; b delivers them after the lease.
+	var (
+		cbMu      sync.Mutex
+		delivered = map[string]bool{}
+		hold      = make(chan struct{})
+	)
+	cbSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+		if id := requestIDIn(string(body)); id != "" {
+			cbMu.Lock()
+			delivered[id] = true
+			cbMu.Unlock()
+		}
+	}))
+	defer cbSrv.Close()
 	config := func(name string) string {
 		dir := filepath.Join(shared, name)
 		y := fmt.Sprintf(`listen: 127.0.0.1:0
@@ -48,13 +72,15 @@ log: {level: info, format: json}
 otp: {ttl: 10m, max_attempts: 5, resend_interval: 0s, max_per_number_per_hour: 1000}
 store:
   backend: redis
-  redis: {addrs: [%s], prefix: "%s", wait_timeout: 5s}
+  redis: {addrs: [%s], prefix: "%s", wait_timeout: 5s, callback_lease: 2s}
 clients:
   - id: %s
     api_keys: ["%s"]
     sender: OTPGATE
     countries: ["*"]
     rate: {per_second: 1000000, burst: 1000000}
+    callback_url: "%s"
+    callback_secret: cb-secret
 carriers:
   - {name: a, address: "%s", system_id: carrier-a, password: pw-a, binds: 1, window: 32}
 guard: {mode: monitor}  # consecutive numbers at full speed: a pumping pattern
@@ -65,7 +91,7 @@ fleet:
   internal_listen: 127.0.0.1:0
   internal_tls: {cert_file: %s, key_file: %s, ca_file: %s}
   bind_lease: 2s
-`, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), sim.Addr(),
+`, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), cbSrv.URL, sim.Addr(),
 			name, certs.CertFile, certs.KeyFile, certs.CAFile)
 		path := filepath.Join(shared, name+".yaml")
 		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
@@ -173,4 +199,22 @@ fleet:
 	}
 	t.Logf("bind taken over by b, first send through it answered 200: %s after a's SIGKILL (bind_lease 2s)",
 		took.Round(10*time.Millisecond))
+
+	// The callbacks a had claimed when it died are delivered by b once
+	// their lease (2s) ran out: one for each send answered 200 at least.
+	close(hold)
+	want := len(sent) + 2 // the verify race's send and the takeover's
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		cbMu.Lock()
+		n := len(delivered)
+		cbMu.Unlock()
+		if n >= want {
+			t.Logf("%d callbacks delivered (a died holding claims on some): want at least %d", n, want)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("callbacks of %d sends delivered within 60s, want at least %d", n, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
