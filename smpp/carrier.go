@@ -175,10 +175,11 @@ type Carrier struct {
 	rr      atomic.Uint32 // round-robin start for session choice
 	started atomic.Bool
 
-	degraded atomic.Bool  // a submit went unanswered for SubmitAckTimeout; cleared by the next answer
-	susp     suspension   // Suspend, Resume
-	probedAt atomic.Int64 // unix nanos of the last send let through while degraded
-	heldTx   atomic.Int32 // transmitting slots whose fleet lease this node holds
+	degraded atomic.Bool     // a submit went unanswered for SubmitAckTimeout; cleared by the next answer
+	susp     suspension      // Suspend, Resume
+	probedAt atomic.Int64    // unix nanos of the last send let through while degraded
+	heldTx   atomic.Int32    // transmitting slots whose fleet lease this node holds
+	runCtx   context.Context // Run's; set before the slots start
 
 	mu       sync.Mutex
 	closing  bool
@@ -319,6 +320,7 @@ func (c *Carrier) Run(ctx context.Context) error {
 	}
 	keepCtx, stop := context.WithCancel(context.Background())
 	defer stop()
+	c.runCtx = ctx
 	var wg sync.WaitGroup
 	c.runSlots(ctx, keepCtx, &wg) // until ctx is done
 

@@ -129,16 +129,24 @@ func (c *Carrier) keepLeased(ctx context.Context, sl *slot) {
 	name := sl.name()
 	log := c.log.With(keyBind, sl.kind.String(), keySlot, sl.index)
 	for {
-		held, release, err := c.cfg.Fleet.Acquire(ctx, c.cfg.Name, name)
+		// No new lease once Run's context ended: a stopping node leaves
+		// free slots to the others. A lease taken before lives through the
+		// drain like any bind.
+		actx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(c.runCtx, cancel)
+		held, release, err := c.cfg.Fleet.Acquire(actx, c.cfg.Name, name)
+		stop()
 		if err != nil {
-			return // ctx ended
+			cancel()
+			return // ctx or Run's context ended
 		}
 		log.Info("bind lease acquired")
 		c.leased(sl, 1)
 		c.keepBound(held, sl)
 		c.leased(sl, -1)
 		release()
-		if ctx.Err() != nil {
+		cancel()
+		if ctx.Err() != nil || c.runCtx.Err() != nil {
 			return
 		}
 		log.Warn("bind lease lost: unbound; waiting for the lease again")
