@@ -85,7 +85,7 @@ func redisOptions(cfg *Config) (redisstore.Options, error) {
 	r := cfg.Store.Redis
 	opts := redisstore.Options{Addrs: r.Addrs, Username: r.Username, Password: string(r.Password),
 		Prefix: r.Prefix, OnShortfall: redisstore.Shortfall(r.OnShortfall), WaitTimeout: time.Duration(r.WaitTimeout),
-		CallbackLease: time.Duration(r.CallbackLease), NodeID: cfg.Fleet.NodeID}
+		CallbackLease: time.Duration(r.CallbackLease), MessageTTL: time.Duration(r.MessageTTL), NodeID: cfg.Fleet.NodeID}
 	if r.TLS {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		if r.TLSCAFile != "" {

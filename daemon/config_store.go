@@ -45,6 +45,10 @@ type RedisConfig struct {
 	// for delivery: after it, another node delivers those of a node that
 	// died (default 30s).
 	CallbackLease Duration `yaml:"callback_lease"`
+	// MessageTTL is how long messages and their id index stay in Redis
+	// (status, receipts, retries): what the fleet's RAM follows (default
+	// 72h, as badger keeps them).
+	MessageTTL Duration `yaml:"message_ttl"`
 }
 
 // Defaults of store keys.
@@ -68,6 +72,9 @@ func (c *Config) setStoreDefaults() {
 	}
 	if s.Redis.Prefix == "" {
 		s.Redis.Prefix = defaultRedisPrefix
+	}
+	if s.Redis.MessageTTL == 0 {
+		s.Redis.MessageTTL = Duration(redisstore.DefaultMessageTTL)
 	}
 	if s.Redis.CallbackLease == 0 {
 		s.Redis.CallbackLease = Duration(redisstore.DefaultCallbackLease)
@@ -107,6 +114,9 @@ func (c *Config) validateStore(add adder) {
 	}
 	if r.WaitTimeout <= 0 || time.Duration(r.WaitTimeout) > maxRedisWait {
 		add("store.redis.wait_timeout", "must be positive and at most %s", maxRedisWait)
+	}
+	if d := time.Duration(r.MessageTTL); d < 10*time.Minute || d > 30*24*time.Hour {
+		add("store.redis.message_ttl", "want between 10m and 720h (a message must outlive its code and its receipt), got %s", d)
 	}
 	if d := time.Duration(r.CallbackLease); d < time.Second || d > 10*time.Minute {
 		add("store.redis.callback_lease", "want between 1s and 10m, got %s", d)
