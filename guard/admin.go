@@ -32,6 +32,16 @@ func (g *Guard) Swap(cfg Config, now time.Time) error {
 	toEnforce := old.Mode == ModeMonitor && cfg.Mode == ModeEnforce
 	dropped := g.blocks.remove(func(b *block) bool { return dropReason(c, b, toEnforce) != "" })
 	g.cfg.Store(c)
+	if g.shared != nil {
+		keys := make([]string, 0, len(dropped))
+		for _, b := range dropped {
+			keys = append(keys, b.key)
+		}
+		g.deleteShared("reload", keys)
+		g.syncMu.Lock()
+		g.version = "" // the next Sync applies this configuration to the fleet's blocks
+		g.syncMu.Unlock()
+	}
 	for _, b := range dropped {
 		g.log.Info(logDropped, keyRule, b.info.Rule, keyRange, b.info.Range, keyClient, b.info.Client,
 			keyWhy, dropReason(c, b, toEnforce))
@@ -69,12 +79,49 @@ func (g *Guard) Blocks(now time.Time) []Block {
 	for _, b := range c.prefixBlocks {
 		out = append(out, g.view(c, b))
 	}
-	for _, b := range g.blocks.active(now.UnixNano()) {
-		out = append(out, g.view(c, b))
-	}
+	out = append(out, g.activeBlocks(c, now)...)
 	slices.SortFunc(out, func(a, b Block) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Range, b.Range), cmp.Compare(a.Client, b.Client))
 	})
+	return out
+}
+
+// activeBlocks lists the range rules' blocks active at now: the fleet's
+// with their counts when the guard has shared state and it answers, else
+// this node's.
+func (g *Guard) activeBlocks(c *compiled, now time.Time) []Block {
+	local := g.blocks.active(now.UnixNano())
+	var out []Block
+	if g.shared != nil {
+		if fleet, ok := g.sharedBlocks(now); ok {
+			byKey := make(map[string]*block, len(local))
+			for _, b := range local {
+				byKey[b.key] = b
+			}
+			for _, sb := range fleet {
+				nb := blockOf(sb)
+				if dropReason(c, nb, c.Mode == ModeEnforce) != "" {
+					continue
+				}
+				v := sb.Block
+				v.Action = actionOf(c)
+				if b := byKey[sb.Key]; b != nil && b.info.Since.Equal(sb.Since) {
+					v.Refused += b.unflushed.Load()
+					delete(byKey, sb.Key)
+				}
+				out = append(out, v)
+			}
+			for _, b := range local {
+				if byKey[b.key] != nil && b.pending.Load() {
+					out = append(out, g.view(c, b))
+				}
+			}
+			return out
+		}
+	}
+	for _, b := range local {
+		out = append(out, g.view(c, b))
+	}
 	return out
 }
 
@@ -109,27 +156,49 @@ func (g *Guard) Release(now time.Time, r Release) (released []Block, configured 
 		return nil, nil, ErrBadRange
 	}
 	c := g.cfg.Load()
-	gone := g.blocks.remove(func(b *block) bool {
+	match := func(b *block) bool {
 		return matchesRelease(b.digits, digits) && (r.Client == "" || r.Client == b.info.Client) &&
 			(r.Rule == "" || r.Rule == b.info.Rule)
-	})
-	for _, b := range gone {
-		// The counts of the range, and of the larger and smaller ranges
-		// that overlap it, would raise the block again at once.
-		overlaps := func(k string) bool {
-			scope, rng, _ := strings.Cut(k, "\x00")
-			return (b.info.Client == "*" || scope == b.info.Client) &&
-				matchesRelease(strings.Replace(rng, "-", "", 1), b.digits)
-		}
-		if b.info.Client == "*" {
-			g.carriers.removeIf(overlaps)
-		} else {
-			g.ranges.removeIf(overlaps)
-		}
-		g.log.Warn(logReleased, keyRule, b.info.Rule, keyRange, b.info.Range, keyClient, b.info.Client,
-			keyRefused, b.refused.Load(), keySince, b.info.Since)
-		released = append(released, g.view(c, b))
 	}
+	var keys []string
+	if g.shared != nil {
+		if fleet, ok := g.sharedBlocks(now); ok {
+			for _, sb := range fleet {
+				if match(blockOf(sb)) {
+					keys = append(keys, sb.Key)
+				}
+			}
+		}
+	}
+	gone := g.blocks.remove(match)
+	for _, b := range gone {
+		if !slices.Contains(keys, b.key) {
+			keys = append(keys, b.key)
+		}
+	}
+	fleetGone := g.deleteShared("release", keys)
+	for _, b := range gone {
+		g.forgetCounts(b)
+		v := g.view(c, b)
+		if sb, ok := fleetGone[b.key]; ok && sb.Since.Equal(b.info.Since) {
+			v.Refused = sb.Refused + b.unflushed.Load()
+		}
+		delete(fleetGone, b.key)
+		g.log.Warn(logReleased, keyRule, v.Rule, keyRange, v.Range, keyClient, v.Client,
+			keyRefused, v.Refused, keySince, v.Since)
+		released = append(released, v)
+	}
+	for _, sb := range fleetGone { // not yet synced to this node
+		g.forgetCounts(blockOf(sb))
+		v := sb.Block
+		v.Action = actionOf(c)
+		g.log.Warn(logReleased, keyRule, v.Rule, keyRange, v.Range, keyClient, v.Client,
+			keyRefused, v.Refused, keySince, v.Since)
+		released = append(released, v)
+	}
+	slices.SortFunc(released, func(a, b Block) int {
+		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Range, b.Range), cmp.Compare(a.Client, b.Client))
+	})
 	if len(gone) > 0 {
 		g.obs.GuardBlocks(int(g.blocks.n.Load()))
 	}
@@ -142,6 +211,22 @@ func (g *Guard) Release(now time.Time, r Release) (released []Block, configured 
 		slices.Sort(configured)
 	}
 	return released, configured, nil
+}
+
+// forgetCounts forgets the counts of b's range, and of the larger and
+// smaller ranges that overlap it, which would raise b again at once once
+// it is released.
+func (g *Guard) forgetCounts(b *block) {
+	overlaps := func(k string) bool {
+		scope, rng, _ := strings.Cut(k, "\x00")
+		return (b.info.Client == "*" || scope == b.info.Client) &&
+			matchesRelease(strings.Replace(rng, "-", "", 1), b.digits)
+	}
+	if b.info.Client == "*" {
+		g.carriers.removeIf(overlaps)
+	} else {
+		g.ranges.removeIf(overlaps)
+	}
 }
 
 // Stats are sizes of the guard's state.

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,6 +99,14 @@ type Guard struct {
 	log      *slog.Logger
 	obs      Observer
 	swapMu   sync.Mutex
+
+	// The fleet's shared state (nil: this process's own); see sync.go.
+	shared        Shared
+	syncEvery     time.Duration
+	sharedTimeout time.Duration
+	sharedWarn    atomic.Int64 // unix ns of the last warning that it failed
+	syncMu        sync.Mutex   // one Sync at a time; guards version
+	version       string       // of the fleet's block set this table has
 }
 
 // rangeState is what the guard keeps per client and range: 296 bytes,
@@ -130,6 +139,14 @@ type Options struct {
 	Observer Observer
 	// Now is when the guard starts (time.Now when zero).
 	Now time.Time
+	// Shared, when set, is the fleet's shared state: blocks, budgets and
+	// verified numbers are then the fleet's (see Shared); nil keeps them
+	// in this process.
+	Shared Shared
+	// SyncEvery is how often Run reads the fleet's blocks (default
+	// DefaultSyncEvery); SharedTimeout bounds a call to the shared state
+	// on the send path (default DefaultSharedTimeout).
+	SyncEvery, SharedTimeout time.Duration
 }
 
 // New returns a Guard with cfg, which must pass Check.
@@ -140,7 +157,8 @@ func New(cfg Config, o Options) (*Guard, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	g := &Guard{log: o.Logger, obs: o.Observer, blocks: blockTable{m: map[string]*block{}}}
+	g := &Guard{log: o.Logger, obs: o.Observer, blocks: blockTable{m: map[string]*block{}}, shared: o.Shared,
+		syncEvery: cmp.Or(o.SyncEvery, DefaultSyncEvery), sharedTimeout: cmp.Or(o.SharedTimeout, DefaultSharedTimeout)}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -202,7 +220,10 @@ type Ticket struct {
 	lev    [maxLevels]int
 	seq    [maxLevels]bool
 	budget [2]*budgetState // counted budgets: Unsent gives them back
-	bypass bool            // safe-listed: nothing to count
+	// sbudget says which caps the fleet's budget counted: 1 overall, 2
+	// the country's.
+	sbudget uint8
+	bypass  bool // safe-listed: nothing to count
 }
 
 // Admit decides whether s may go out at now. It returns a *Refusal
@@ -251,7 +272,7 @@ func (g *Guard) Admit(now time.Time, s Send) (Ticket, error) {
 
 	rangeRule, b := g.rangeRules(c, &t, now, e164)
 	if rangeRule != "" {
-		if g.verified.Load().recent(string(e164), now, c.VerifiedFor) {
+		if g.isVerified(e164, now, c.VerifiedFor) {
 			rangeRule = RuleVerified
 		} else {
 			g.refused(b, now, enforce)
@@ -282,6 +303,11 @@ func (g *Guard) refuse(rule string) error {
 // takeBudget counts t against the client's budgets and returns why one is
 // spent ("" when none is). In enforce mode a spent budget counts nothing.
 func (g *Guard) takeBudget(c *compiled, cb *clientBudget, t *Ticket, now time.Time, enforce bool) string {
+	if g.shared != nil {
+		if r, ok := g.takeSharedBudget(c, cb, t, now, enforce); ok {
+			return r
+		}
+	}
 	at := now.UnixNano()
 	check := func(st *budgetState, l Limits, scope string) string {
 		r := st.take(at, l, !enforce)
@@ -396,8 +422,16 @@ func (g *Guard) raise(c *compiled, rule, client, carrier, cc, prefix string, nat
 	b.info = Block{Rule: rule, Range: maskRange(cc, prefix, natLen), Client: shown, Carrier: carrier, Reason: reason,
 		Since: now, Until: now.Add(c.BlockFor)}
 	b.logAt.Store(now.UnixNano())
+	stored := false // written to the fleet's blocks by this call
+	if g.shared != nil {
+		if a := g.putShared(b, now, c.MaxBlocks); a != b {
+			b = a // raised on another node first: that one applies
+		} else {
+			stored = true
+		}
+	}
 	active, added := g.blocks.add(b, now.UnixNano(), c.MaxBlocks)
-	if !added {
+	if g.shared == nil && !added || g.shared != nil && !stored {
 		return active
 	}
 	attrs := []any{keyRule, rule, keyRange, b.info.Range, keyClient, shown, keyAction, actionOf(c), keyReason, reason,
@@ -418,6 +452,9 @@ func (g *Guard) raise(c *compiled, rule, client, carrier, cc, prefix string, nat
 func (g *Guard) refused(b *block, now time.Time, enforce bool) {
 	b.refused.Add(1)
 	b.held.Add(1)
+	if g.shared != nil {
+		b.unflushed.Add(1)
+	}
 	at := now.UnixNano()
 	last := b.logAt.Load()
 	if last != 0 && at-last < int64(logEvery) || !b.logAt.CompareAndSwap(last, at) {
@@ -473,6 +510,9 @@ func (g *Guard) Unsent(t Ticket) {
 			b.undo(t.at)
 		}
 	}
+	if t.sbudget != 0 {
+		g.undoSharedBudget(t)
+	}
 	c := g.cfg.Load()
 	var keyBuf [128]byte
 	for i, d := range t.lev[:t.nlev] {
@@ -501,7 +541,15 @@ type Verification struct {
 func (g *Guard) Verified(now time.Time, v Verification) {
 	c := g.cfg.Load()
 	var buf [40]byte
-	g.verified.Load().add(string(append(append(buf[:0], v.CC...), v.National...)), now)
+	e164 := string(append(append(buf[:0], v.CC...), v.National...))
+	g.verified.Load().add(e164, now)
+	if g.shared != nil {
+		ctx, cancel := g.sharedCtx()
+		if err := g.shared.AddVerified(ctx, e164, c.VerifiedFor); err != nil {
+			g.sharedFailed("verified", err)
+		}
+		cancel()
+	}
 	cv := c.Conversion
 	at, sent := now.UnixNano(), v.SentAt.UnixNano()
 	var keyBuf [128]byte
@@ -540,7 +588,11 @@ func (g *Guard) recover(key []byte, rule, reason string) {
 		return
 	}
 	k := string(key)
-	for _, b := range g.blocks.remove(func(b *block) bool { return b.key == k && b.info.Rule == rule }) {
+	gone := g.blocks.remove(func(b *block) bool { return b.key == k && b.info.Rule == rule })
+	if len(gone) > 0 {
+		g.deleteShared("recover", []string{k})
+	}
+	for _, b := range gone {
 		g.log.Info(logRecovered, keyRule, rule, keyRange, b.info.Range, keyClient, b.info.Client, keyReason, reason,
 			keyRefused, b.refused.Load())
 		g.obs.GuardBlocks(int(g.blocks.n.Load()))

@@ -1,0 +1,350 @@
+package redisstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/guard"
+	"github.com/otpgate/otpgate/store/redisstore"
+)
+
+// guardNode is one node's guard on the shared cluster: its own DB
+// (connection pool) under the fleet's prefix.
+type guardNode struct {
+	g    *guard.Guard
+	db   *redisstore.DB
+	logs *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newGuardNode(t testing.TB, prefix string, cfg guard.Config) *guardNode {
+	t.Helper()
+	n := &guardNode{db: open(t, redisstore.Options{Prefix: prefix}), logs: &lockedBuffer{}}
+	g, err := guard.New(cfg, guard.Options{Shared: n.db, Logger: slog.New(slog.NewTextHandler(n.logs, nil)),
+		SharedTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.g = g
+	return n
+}
+
+func (n *guardNode) sync(t testing.TB, now time.Time) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.g.Sync(ctx, now); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}
+
+// send admits s and, when admitted, records it sent through carrier "a".
+func (n *guardNode) send(now time.Time, s guard.Send) error {
+	tk, err := n.g.Admit(now, s)
+	if err == nil {
+		n.g.Sent(tk, "a")
+	}
+	return err
+}
+
+func inNum(client, national string) guard.Send {
+	return guard.Send{Client: client, Country: "IN", CC: "91", National: national}
+}
+
+func refusedBy(err error) string {
+	var r *guard.Refusal
+	if errors.As(err, &r) {
+		return r.Rule
+	}
+	return ""
+}
+
+// pump sends to consecutive numbers of the range 98765 through n until
+// the guard refuses one; it returns how many went out.
+func pump(t *testing.T, n *guardNode, now time.Time, from int) int {
+	t.Helper()
+	for i := range 100 {
+		err := n.send(now, inNum("c1", fmt.Sprintf("98765%05d", from+i)))
+		if err != nil {
+			if refusedBy(err) != guard.RuleVelocity {
+				t.Fatalf("send %d: %v, want a velocity refusal", i, err)
+			}
+			return i
+		}
+	}
+	t.Fatal("100 consecutive sends went out")
+	return 0
+}
+
+// TestGuardShared_Blocks: a block raised on node A refuses on node B,
+// lists on both with A's reason, since and the fleet's refusal count, and
+// a release through B lifts it on A.
+func TestGuardShared_Blocks(t *testing.T) {
+	prefix := newPrefix()
+	a := newGuardNode(t, prefix, guard.Defaults())
+	b := newGuardNode(t, prefix, guard.Defaults())
+	now := time.Now()
+
+	if got := pump(t, a, now, 0); got != 20 {
+		t.Fatalf("A: %d sends out before the block, want 20", got)
+	}
+	victim := inNum("c1", "9876505555") // same range, a number A never saw
+	if err := b.send(now, victim); err != nil {
+		t.Fatalf("B before its sync: %v (the block is not B's yet: that is the second of delay)", err)
+	}
+	b.sync(t, now)
+	for range 5 {
+		if err := b.send(now, victim); refusedBy(err) != guard.RuleVelocity {
+			t.Fatalf("B after sync: got %v, want a velocity refusal", err)
+		}
+	}
+	if err := b.send(now, inNum("c2", "9876505555")); err != nil {
+		t.Fatalf("B, another client: %v", err)
+	}
+	a.sync(t, now)
+	b.sync(t, now) // adds B's refusals to the fleet's count
+	for name, n := range map[string]*guardNode{"A": a, "B": b} {
+		bs := n.g.Blocks(now)
+		if len(bs) != 1 {
+			t.Fatalf("%s lists %d blocks, want 1: %+v", name, len(bs), bs)
+		}
+		bl := bs[0]
+		// A refused one (the 21st), B five.
+		if bl.Rule != guard.RuleVelocity || bl.Range != "+91-987650xxxx" || bl.Client != "c1" || bl.Action != "block" ||
+			bl.Refused != 6 || !strings.Contains(bl.Reason, "consecutive-looking") || bl.Since.Sub(now).Abs() > time.Millisecond {
+			t.Fatalf("%s lists %+v", name, bl)
+		}
+	}
+
+	rel, _, err := b.g.Release(now, guard.Release{Range: "+91-98765"})
+	if err != nil || len(rel) != 1 || rel[0].Refused != 6 {
+		t.Fatalf("release via B: %+v, %v", rel, err)
+	}
+	if err := b.send(now, victim); err != nil {
+		t.Fatalf("B after its release: %v", err)
+	}
+	if err := a.send(now, victim); refusedBy(err) != guard.RuleVelocity {
+		t.Fatalf("A before its sync: got %v, want still refused", err)
+	}
+	a.sync(t, now)
+	if err := a.send(now, inNum("c1", "9876509999")); err != nil {
+		t.Fatalf("A after sync: %v", err)
+	}
+	if bs := a.g.Blocks(now); len(bs) != 0 {
+		t.Fatalf("A lists %+v after the release", bs)
+	}
+	// A forgot its counts of the released range: a new pump gets 20 again
+	// (not 1: its old counts would raise the block at once).
+	if got := pump(t, a, now, 2000); got != 20 {
+		t.Fatalf("A after the release: %d sends out, want 20", got)
+	}
+	if !strings.Contains(a.logs.String(), "guard block lifted on another node") {
+		t.Fatalf("A did not log the release elsewhere:\n%s", a.logs.String())
+	}
+}
+
+// TestGuardShared_Restart: a block outlives its guard; the next one (a
+// restarted node) enforces it from its first Sync, with its reason and
+// since.
+func TestGuardShared_Restart(t *testing.T) {
+	prefix := newPrefix()
+	now := time.Now()
+	a := newGuardNode(t, prefix, guard.Defaults())
+	pump(t, a, now, 0)
+	want := a.g.Blocks(now)
+	a.db.Close()
+
+	again := newGuardNode(t, prefix, guard.Defaults())
+	again.sync(t, now.Add(time.Second))
+	if err := again.send(now.Add(time.Second), inNum("c1", "9876507777")); refusedBy(err) != guard.RuleVelocity {
+		t.Fatalf("after the restart: got %v, want a velocity refusal", err)
+	}
+	got := again.g.Blocks(now.Add(time.Second))
+	if len(got) != 1 || len(want) != 1 || got[0].Reason != want[0].Reason || !got[0].Since.Equal(want[0].Since) ||
+		!got[0].Until.Equal(want[0].Until) {
+		t.Fatalf("after the restart: %+v, want %+v", got, want)
+	}
+	// And it ends when it was to end.
+	end := want[0].Until
+	again.sync(t, end)
+	if err := again.send(end, inNum("c1", "9876507777")); err != nil {
+		t.Fatalf("at the block's end: %v", err)
+	}
+}
+
+// TestGuardShared_Budget: a budget of 10 an hour spread over two nodes,
+// sending at once, lets exactly 10 through; a send given back makes room
+// for one more.
+func TestGuardShared_Budget(t *testing.T) {
+	prefix := newPrefix()
+	cfg := guard.Defaults()
+	cfg.Clients = map[string]guard.ClientRules{"c1": {Budget: guard.Budget{PerHour: 10,
+		Countries: map[string]guard.Limits{"GB": {PerDay: 3}}}}}
+	nodes := []*guardNode{newGuardNode(t, prefix, cfg), newGuardNode(t, prefix, cfg)}
+	now := time.Now()
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(3, 4))
+	num := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("9%09d", rng.IntN(1e9))
+	}
+	var out, budget atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			n := nodes[w%2]
+			for range 5 {
+				switch err := n.send(now, inNum("c1", num())); {
+				case err == nil:
+					out.Add(1)
+				case refusedBy(err) == guard.RuleBudget:
+					budget.Add(1)
+				default:
+					t.Errorf("send: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if out.Load() != 10 || budget.Load() != 30 {
+		t.Fatalf("%d sends out, %d refused by the budget; want 10 and 30", out.Load(), budget.Load())
+	}
+	if err := nodes[1].send(now, inNum("c2", num())); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	t.Run("UnsentGivesBack", func(t *testing.T) {
+		now := now.Add(time.Hour + 5*time.Minute) // the hour slid by
+		tk, err := nodes[0].g.Admit(now, inNum("c1", num()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[0].g.Unsent(tk)
+		for i := range 10 {
+			if err := nodes[i%2].send(now, inNum("c1", num())); err != nil {
+				t.Fatalf("send %d after an unsent one: %v", i, err)
+			}
+		}
+		if err := nodes[1].send(now, inNum("c1", num())); refusedBy(err) != guard.RuleBudget {
+			t.Fatalf("11th: got %v, want budget", err)
+		}
+	})
+	t.Run("Country", func(t *testing.T) {
+		now := now.Add(3 * time.Hour)
+		gb := guard.Send{Client: "c1", Country: "GB", CC: "44"}
+		for i := range 3 {
+			gb.National = fmt.Sprintf("77009%05d", i*37)
+			if err := nodes[i%2].send(now, gb); err != nil {
+				t.Fatalf("GB send %d: %v", i, err)
+			}
+		}
+		gb.National = "7700912345"
+		if err := nodes[0].send(now, gb); refusedBy(err) != guard.RuleBudget {
+			t.Fatalf("4th GB send: got %v, want budget", err)
+		}
+		// The refused GB send counted nothing overall: 7 IN sends go
+		// out (10 an hour, the 3 GB ones included), not 6.
+		for i := range 7 {
+			if err := nodes[i%2].send(now, inNum("c1", num())); err != nil {
+				t.Fatalf("IN send %d: %v", i, err)
+			}
+		}
+		if err := nodes[0].send(now, inNum("c1", num())); refusedBy(err) != guard.RuleBudget {
+			t.Fatalf("8th IN send: got %v, want budget", err)
+		}
+	})
+	if !strings.Contains(nodes[0].logs.String()+nodes[1].logs.String(), "per_hour 10 reached (10 sends in the last hour)") {
+		t.Fatal("no budget log line")
+	}
+}
+
+// TestGuardShared_Verified: a number that verified through node A passes
+// node B's block of its range.
+func TestGuardShared_Verified(t *testing.T) {
+	prefix := newPrefix()
+	a := newGuardNode(t, prefix, guard.Defaults())
+	b := newGuardNode(t, prefix, guard.Defaults())
+	now := time.Now()
+	user := inNum("c1", "9876501999")
+	a.g.Verified(now, guard.Verification{Client: "c1", Country: "IN", CC: "91", National: user.National, SentAt: now})
+	pump(t, b, now, 0)
+	if err := b.send(now, user); err != nil {
+		t.Fatalf("verified on A, sent through B: %v", err)
+	}
+	if err := b.send(now, inNum("c1", "9876501998")); refusedBy(err) != guard.RuleVelocity {
+		t.Fatalf("an unverified neighbour: got %v, want refused", err)
+	}
+}
+
+// TestGuardShared_Down: when the shared state does not answer, the guard
+// decides on its own counts and blocks (and says so in the log).
+func TestGuardShared_Down(t *testing.T) {
+	cfg := guard.Defaults()
+	cfg.Clients = map[string]guard.ClientRules{"c1": {Budget: guard.Budget{PerHour: 3}}}
+	n := newGuardNode(t, newPrefix(), cfg)
+	n.db.Close()
+	now := time.Now()
+	for i := range 3 {
+		if err := n.send(now, inNum("c1", fmt.Sprintf("91234%05d", i*1000))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := n.send(now, inNum("c1", "9123499999")); refusedBy(err) != guard.RuleBudget {
+		t.Fatalf("4th: got %v, want the node's own budget", err)
+	}
+	if !strings.Contains(n.logs.String(), "guard shared state unavailable") {
+		t.Fatalf("no warning:\n%s", n.logs.String())
+	}
+}
+
+// TestGuardShared_Capped: the fleet's blocks are capped like a node's.
+func TestGuardShared_Capped(t *testing.T) {
+	db := open(t, redisstore.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 20 {
+		b := guard.SharedBlock{Key: fmt.Sprintf("c1\x0091-%d", 9000+i), Digits: fmt.Sprintf("91%d", 9000+i), Level: 6,
+			Block: guard.Block{Rule: guard.RuleVelocity, Range: "+91-x", Client: "c1", Since: now,
+				Until: now.Add(time.Hour + time.Duration(i)*time.Second)}}
+		if _, err := db.PutBlock(ctx, b, now, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, blocks, _, err := db.SyncBlocks(ctx, "", nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 5 {
+		t.Fatalf("%d blocks kept, want 5", len(blocks))
+	}
+	for _, b := range blocks { // the ones that end last stay
+		if b.Until.Before(now.Add(time.Hour + 15*time.Second)) {
+			t.Fatalf("kept %s ending %v", b.Key, b.Until)
+		}
+	}
+}
