@@ -12,8 +12,8 @@ import (
 
 // benchFleet starts n gateways with store.backend redis on a Redis
 // Cluster of their own (3 masters, 3 replicas, appendfsync always) and one
-// simulator, each configured as benchGateway's.
-func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
+// simulator, each configured as benchGateway's (then by adjust, if any).
+func benchFleet(b *testing.B, n int, adjust ...func(*daemon.Config)) ([]*gateway, *smsc.Server) {
 	cluster := redistest.New(b)
 	sim := startSim(b, smsc.Options{ReceiptDelay: 10 * time.Millisecond})
 	prefix := fmt.Sprintf("bench%d:", time.Now().UnixNano())
@@ -33,6 +33,9 @@ func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
 			secret = cfg.SecretFile
 		} else {
 			cfg.SecretFile = secret
+		}
+		for _, f := range adjust {
+			f(cfg)
 		}
 		gs = append(gs, startGateway(b, cfg))
 	}
