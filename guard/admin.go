@@ -177,6 +177,16 @@ func (g *Guard) Release(now time.Time, r Release) (released []Block, configured 
 		}
 	}
 	fleetGone := g.deleteShared("release", keys)
+	var forget []*block
+	for _, b := range gone {
+		forget = append(forget, b)
+	}
+	for k, sb := range fleetGone {
+		if !slices.ContainsFunc(gone, func(b *block) bool { return b.key == k }) {
+			forget = append(forget, blockOf(sb))
+		}
+	}
+	g.forgetFleetCounts(c, forget)
 	for _, b := range gone {
 		g.forgetCounts(b)
 		v := g.view(c, b)

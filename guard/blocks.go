@@ -38,7 +38,8 @@ type block struct {
 	info    Block  // Action and Refused are filled in when listed
 	digits  string // cc and prefix: what a release matches
 	level   int
-	monitor bool // raised in monitor mode
+	monitor bool   // raised in monitor mode
+	id      uint64 // of this raise, random: which node's raise the fleet kept
 	refused atomic.Int64
 	held    atomic.Int64 // refusals since the last log line
 	logAt   atomic.Int64 // unix nanoseconds of the last log line

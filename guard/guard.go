@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -221,8 +222,9 @@ type Ticket struct {
 	seq    [maxLevels]bool
 	budget [2]*budgetState // counted budgets: Unsent gives them back
 	// sbudget says which caps the fleet's budget counted: 1 overall, 2
-	// the country's.
+	// the country's; hot, at which range sizes the fleet's velocity did.
 	sbudget uint8
+	hot     [maxLevels]bool
 	bypass  bool // safe-listed: nothing to count
 }
 
@@ -367,6 +369,9 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 		suffix := rangeSuffix(t.s.National, prefix)
 		var sends, seq, judged, verified int
 		var base float64
+		var pushBuf [vSteps]VelocityCount
+		push := pushBuf[:0]
+		var bucket int64
 		g.ranges.with(key, true, func(st *rangeState) {
 			t.seq[i] = st.velocity.add(at, c.vStep, suffix, v.Gap, v.Baseline)
 			t.lev[i], t.nlev = d, i+1
@@ -375,7 +380,22 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 			if cv.MinSends > 0 {
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
 			}
+			if g.shared != nil {
+				push, bucket = hotCounts(&st.velocity, push, i == 0, sends, seq, t.seq[i], v.Spike), st.velocity.bucket
+			}
 		})
+		if len(push) > 0 {
+			if fs, fq, ok := g.fleetVelocity(key, bucket, push, c); ok {
+				t.hot[i] = true
+				// The baseline is this node's share of the range's
+				// traffic: scale it as the sends.
+				if fs > sends {
+					base *= float64(fs) / float64(max(sends, 1))
+					sends = fs
+				}
+				seq = max(seq, fq)
+			}
+		}
 		threshold := v.Factor * base
 		var reason string
 		rule := RuleVelocity
@@ -414,7 +434,7 @@ func (g *Guard) raise(c *compiled, rule, client, carrier, cc, prefix string, nat
 	now time.Time, figures ...slog.Attr) *block {
 	var keyBuf [128]byte
 	b := &block{key: string(rangeKey(keyBuf[:0], client, cc, prefix)), digits: cc + prefix, level: level,
-		monitor: c.Mode == ModeMonitor}
+		monitor: c.Mode == ModeMonitor, id: rand.Uint64()}
 	shown := client
 	if shown == "" {
 		shown = "*"
@@ -516,11 +536,19 @@ func (g *Guard) Unsent(t Ticket) {
 	c := g.cfg.Load()
 	var keyBuf [128]byte
 	for i, d := range t.lev[:t.nlev] {
-		g.ranges.with(rangeKey(keyBuf[:0], t.s.Client, t.s.CC, rangePrefix(t.s.National, d)), false, func(st *rangeState) {
+		key := rangeKey(keyBuf[:0], t.s.Client, t.s.CC, rangePrefix(t.s.National, d))
+		g.ranges.with(key, false, func(st *rangeState) {
 			if st != nil {
 				st.velocity.undo(t.at, c.vStep, t.seq[i], c.Velocity.Baseline)
 			}
 		})
+		if t.hot[i] {
+			back := VelocityCount{Bucket: t.at / c.vStep, Sends: -1}
+			if t.seq[i] {
+				back.Seq = -1
+			}
+			g.fleetVelocity(key, back.Bucket, []VelocityCount{back}, c)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,110 @@ type Shared interface {
 	// Verified reports whether number verified a code within the ttl
 	// AddVerified was given.
 	Verified(ctx context.Context, number string) (bool, error)
+	// AddVelocity adds counts (negative ones take back) to the fleet's
+	// velocity buckets of a range, and returns its sends and
+	// consecutive-looking sends in the window of v.Steps buckets ending at
+	// v.Bucket.
+	AddVelocity(ctx context.Context, v VelocityAdd) (sends, seq int, err error)
+	// DeleteVelocity forgets the fleet's velocity counts of ranges.
+	DeleteVelocity(ctx context.Context, keys []string) error
+}
+
+// VelocityAdd is a node's counts of a range's sends added to the fleet's.
+type VelocityAdd struct {
+	// Key is the range: client, a zero byte, the country code, '-' and
+	// the prefix.
+	Key string
+	// Bucket is the window's newest bucket (time divided by the step),
+	// Steps its buckets; the counts expire after TTL.
+	Bucket int64
+	Steps  int
+	TTL    time.Duration
+	Counts []VelocityCount
+}
+
+// VelocityCount is the sends to a range in one bucket, and how many of
+// them looked consecutive.
+type VelocityCount struct {
+	Bucket     int64
+	Sends, Seq int
+}
+
+// A range becomes hot, and the fleet counts its sends, once this node saw
+// hotSeq consecutive-looking sends to it in the velocity window (or, for
+// the smallest range size, a tenth of velocity.spike sends, at least
+// hotSends). Logins to random numbers almost never make a range hot, so
+// their sends make no round trip; a pump spread over N nodes is counted
+// fleet-wide after at most about N × hotSeq of its sends.
+const (
+	hotSeq   = 2
+	hotSends = 10
+)
+
+// hotCounts returns what the send just counted in v adds to the fleet's
+// counts: nothing while the range is not hot, the send when it is, and
+// this node's whole window when it just became hot.
+func hotCounts(v *velocity, out []VelocityCount, level0 bool, sends, seq int, isSeq bool, spike int) []VelocityCount {
+	if v.hot {
+		q := 0
+		if isSeq {
+			q = 1
+		}
+		return append(out, VelocityCount{Bucket: v.bucket, Sends: 1, Seq: q})
+	}
+	if seq >= hotSeq || level0 && spike > 0 && sends >= max(hotSends, spike/10) {
+		v.hot = true
+		return v.counts(out)
+	}
+	return out
+}
+
+// fleetVelocity adds counts to the fleet's of the range key and returns
+// the fleet's window totals; ok is false when the shared state did not
+// answer.
+func (g *Guard) fleetVelocity(key []byte, bucket int64, counts []VelocityCount, c *compiled) (sends, seq int, ok bool) {
+	ctx, cancel := g.sharedCtx()
+	defer cancel()
+	sends, seq, err := g.shared.AddVelocity(ctx, VelocityAdd{Key: string(key), Bucket: bucket, Steps: vSteps,
+		TTL: c.Velocity.Window + time.Duration(c.vStep), Counts: counts})
+	if err != nil {
+		g.sharedFailed("velocity", err)
+		return 0, 0, false
+	}
+	return sends, seq, true
+}
+
+// forgetFleetCounts forgets the fleet's velocity counts of the ranges a
+// released block covers at its size and the larger ones, so that the
+// fleet's counts do not raise it again at once. (Those of smaller ranges
+// within it expire with the window.)
+func (g *Guard) forgetFleetCounts(c *compiled, released []*block) {
+	if g.shared == nil {
+		return
+	}
+	var keys []string
+	var buf [128]byte
+	for _, b := range released {
+		client, rng, _ := strings.Cut(b.key, "\x00")
+		cc, prefix, _ := strings.Cut(rng, "-")
+		if b.info.Client == "*" {
+			continue // a carrier's block: no velocity counts
+		}
+		for _, d := range c.levels {
+			if d < b.level || len(prefix) < d-b.level {
+				continue
+			}
+			keys = append(keys, string(rangeKey(buf[:0], client, cc, prefix[:len(prefix)-(d-b.level)])))
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := g.sharedCtx()
+	defer cancel()
+	if err := g.shared.DeleteVelocity(ctx, keys); err != nil {
+		g.sharedFailed("release", err)
+	}
 }
 
 // SharedBlock is a block as the guards of a fleet share it.
@@ -51,6 +156,8 @@ type SharedBlock struct {
 	Level int `json:"level"`
 	// Monitor is set when the block was raised in monitor mode.
 	Monitor bool `json:"monitor,omitempty"`
+	// ID tells one raise from another (nodes raising a block at once).
+	ID uint64 `json:"id"`
 	// Block is what the admin port shows; its Refused is the fleet's
 	// count, Action is not stored.
 	Block

@@ -100,7 +100,7 @@ func (g *Guard) Sync(ctx context.Context, now time.Time) error {
 
 // blockOf makes a local block of a shared one.
 func blockOf(sb SharedBlock) *block {
-	b := &block{key: sb.Key, info: sb.Block, digits: sb.Digits, level: sb.Level, monitor: sb.Monitor}
+	b := &block{key: sb.Key, info: sb.Block, digits: sb.Digits, level: sb.Level, monitor: sb.Monitor, id: sb.ID}
 	b.info.Action, b.info.Refused = "", 0
 	b.logAt.Store(time.Now().UnixNano())
 	return b
@@ -110,7 +110,7 @@ func blockOf(sb SharedBlock) *block {
 func (b *block) shared() SharedBlock {
 	info := b.info
 	info.Action, info.Refused = "", 0
-	return SharedBlock{Key: b.key, Digits: b.digits, Level: b.level, Monitor: b.monitor, Block: info}
+	return SharedBlock{Key: b.key, Digits: b.digits, Level: b.level, Monitor: b.monitor, ID: b.id, Block: info}
 }
 
 // putShared writes a block this guard raised to the shared state, and
@@ -126,7 +126,7 @@ func (g *Guard) putShared(b *block, now time.Time, capacity int) *block {
 		b.pending.Store(true)
 		return b
 	}
-	if sb.Since.Equal(b.info.Since) && sb.Rule == b.info.Rule {
+	if sb.ID == b.id {
 		return b
 	}
 	return blockOf(sb)

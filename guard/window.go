@@ -34,8 +34,11 @@ type velocity struct {
 	recent  [recentN]uint32
 	nrecent uint8
 	pos     uint8
-	rate    float64 // exponentially weighted sends per second
-	rateAt  int64   // when rate was last updated, unix nanoseconds
+	// hot: the fleet counts this range's sends (shared state only; see
+	// fleetVelocity); it cools down when the window empties.
+	hot    bool
+	rate   float64 // exponentially weighted sends per second
+	rateAt int64   // when rate was last updated, unix nanoseconds
 }
 
 // advance moves the window to now, dropping the buckets that left it.
@@ -46,6 +49,7 @@ func (v *velocity) advance(now, step int64) {
 		if v.step != step || idx-v.bucket >= 2*vSteps {
 			v.nrecent = 0 // nothing sent for two windows: no recent number
 		}
+		v.hot = false
 		v.step, v.bucket = step, idx
 		return
 	}
@@ -118,6 +122,17 @@ func (v *velocity) totals(now, step int64) (sends, seq int) {
 		seq += int(v.seq[i])
 	}
 	return sends, seq
+}
+
+// counts appends the buckets of the window with sends, oldest first.
+func (v *velocity) counts(out []VelocityCount) []VelocityCount {
+	for k := int64(vSteps - 1); k >= 0; k-- {
+		idx := v.bucket - k
+		if n := v.sends[ring(idx, vSteps)]; n > 0 {
+			out = append(out, VelocityCount{Bucket: idx, Sends: int(n), Seq: int(v.seq[ring(idx, vSteps)])})
+		}
+	}
+	return out
 }
 
 // baseline is the range's average sends per window.

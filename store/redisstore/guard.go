@@ -25,6 +25,8 @@ var _ guard.Shared = (*DB)(nil)
 //	gq:{<client>}:<scope>:h|d    HASH bucket index -> sends (a budget cap's
 //	                             hour in 5-minute buckets, day in hours)
 //	gn:{<number>}                a number that verified a code
+//	gw:{<range>}                 HASH s<bucket>|q<bucket> -> sends and
+//	                             consecutive-looking sends of a hot range
 //
 // The block keys share one slot, so that a raise, a release and a read of
 // the set are atomic; the set is capped (the guard's max_blocks) and its
@@ -42,6 +44,8 @@ func (db *DB) budgetKey(client, scope, window string) string {
 }
 
 func (db *DB) verifiedKey(number string) string { return db.prefix + "gn:{" + tag(number) + "}" }
+
+func (db *DB) velocityKey(rangeKey string) string { return db.prefix + "gw:{" + tag(rangeKey) + "}" }
 
 // guardLua is shared by the block scripts: drop removes a block.
 const guardLua = `
@@ -169,6 +173,40 @@ for k = 1, #KEYS, 2 do
   end
 end
 return 0
+`)
+
+// velocityScript adds counts to a range's velocity buckets and returns
+// its window's totals. ARGV: newest bucket, steps, TTL (ms), then bucket,
+// sends and consecutive-looking sends triples. Returns {sends, seq}.
+var velocityScript = redis.NewScript(`
+local b, steps = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 4, #ARGV, 3 do
+  for j, kind in ipairs({'s', 'q'}) do
+    local n = tonumber(ARGV[i + j])
+    if n ~= 0 then
+      local f = kind .. ARGV[i]
+      if redis.call('HINCRBY', KEYS[1], f, n) <= 0 then redis.call('HDEL', KEYS[1], f) end
+    end
+  end
+end
+local f = {}
+for i = b - steps + 1, b do
+  f[#f + 1] = 's' .. tostring(i)
+  f[#f + 1] = 'q' .. tostring(i)
+end
+local v = redis.call('HMGET', KEYS[1], unpack(f))
+local sends, seq = 0, 0
+for i = 1, #v, 2 do
+  if v[i] then sends = sends + tonumber(v[i]) end
+  if v[i + 1] then seq = seq + tonumber(v[i + 1]) end
+end
+if redis.call('HLEN', KEYS[1]) > 2 * steps + 2 then
+  for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if tonumber(string.sub(k, 2)) <= b - steps then redis.call('HDEL', KEYS[1], k) end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {sends, seq}
 `)
 
 // farFuture stands for a block without an end.
@@ -355,4 +393,40 @@ func (db *DB) Verified(ctx context.Context, number string) (bool, error) {
 		return false, fmt.Errorf("redisstore: verified: %w", err)
 	}
 	return n > 0, nil
+}
+
+// AddVelocity implements guard.Shared.
+func (db *DB) AddVelocity(ctx context.Context, v guard.VelocityAdd) (sends, seq int, err error) {
+	if err := db.errClosed(); err != nil {
+		return 0, 0, err
+	}
+	args := make([]any, 0, 3+3*len(v.Counts))
+	args = append(args, v.Bucket, v.Steps, max(v.TTL.Milliseconds(), 1))
+	for _, c := range v.Counts {
+		args = append(args, c.Bucket, c.Sends, c.Seq)
+	}
+	r, err := velocityScript.Run(ctx, db.rdb, []string{db.velocityKey(v.Key)}, args...).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redisstore: add velocity: %w", err)
+	}
+	if len(r) != 2 {
+		return 0, 0, fmt.Errorf("redisstore: add velocity: %d values", len(r))
+	}
+	return int(r[0]), int(r[1]), nil
+}
+
+// DeleteVelocity implements guard.Shared.
+func (db *DB) DeleteVelocity(ctx context.Context, keys []string) error {
+	if err := db.errClosed(); err != nil {
+		return err
+	}
+	// One DEL per key: they lie in different slots.
+	pipe := db.rdb.Pipeline()
+	for _, k := range keys {
+		pipe.Del(ctx, db.velocityKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redisstore: delete velocity: %w", err)
+	}
+	return nil
 }

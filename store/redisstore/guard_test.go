@@ -348,3 +348,49 @@ func TestGuardShared_Capped(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardShared_SpreadPump: a pump to consecutive numbers spread over
+// three nodes in turn is cut off after about velocity.sequential sends in
+// all, as through one node (each node's own counts would let about three
+// times as many through).
+func TestGuardShared_SpreadPump(t *testing.T) {
+	prefix := newPrefix()
+	nodes := []*guardNode{newGuardNode(t, prefix, guard.Defaults()), newGuardNode(t, prefix, guard.Defaults()),
+		newGuardNode(t, prefix, guard.Defaults())}
+	now := time.Now()
+	out, refused := 0, map[int]bool{}
+	for i := range 120 {
+		n := i % 3
+		switch err := nodes[n].send(now, inNum("c1", fmt.Sprintf("98765%05d", i))); {
+		case err == nil:
+			if len(refused) == 3 {
+				t.Fatalf("send %d went out after every node refused", i)
+			}
+			out++
+		case refusedBy(err) == guard.RuleVelocity:
+			refused[n] = true
+		default:
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	t.Logf("%d sends out of 120 spread over 3 nodes", out)
+	// 20 consecutive-looking ones, the first of the run, and one per node
+	// that is not counted fleet-wide until the node has seen hotSeq.
+	if out > 24 || len(refused) != 3 {
+		t.Fatalf("%d sends out (want at most 24), refusing nodes %v", out, refused)
+	}
+	// And the block is one, raised once.
+	for _, n := range nodes {
+		n.sync(t, now)
+	}
+	if bs := nodes[0].g.Blocks(now); len(bs) != 1 {
+		t.Fatalf("%d blocks: %+v", len(bs), bs)
+	}
+	raised := 0
+	for _, n := range nodes {
+		raised += strings.Count(n.logs.String(), "guard raised a block")
+	}
+	if raised != 1 {
+		t.Fatalf("%d raise lines over the nodes, want 1", raised)
+	}
+}
