@@ -369,8 +369,7 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 		suffix := rangeSuffix(t.s.National, prefix)
 		var sends, seq, judged, verified int
 		var base float64
-		var pushBuf [vSteps]VelocityCount
-		push := pushBuf[:0]
+		var push []VelocityCount // allocated only for a hot range's send
 		var bucket int64
 		g.ranges.with(key, true, func(st *rangeState) {
 			t.seq[i] = st.velocity.add(at, c.vStep, suffix, v.Gap, v.Baseline)
@@ -381,7 +380,7 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
 			}
 			if g.shared != nil {
-				push, bucket = hotCounts(&st.velocity, push, i == 0, sends, seq, t.seq[i], v.Spike), st.velocity.bucket
+				push, bucket = hotCounts(&st.velocity, push, i == 0, sends, seq, t.seq[i], base, v), st.velocity.bucket
 			}
 		})
 		if len(push) > 0 {

@@ -69,11 +69,17 @@ type VelocityCount struct {
 }
 
 // A range becomes hot, and the fleet counts its sends, once this node saw
-// hotSeq consecutive-looking sends to it in the velocity window (or, for
-// the smallest range size, a tenth of velocity.spike sends, at least
-// hotSends). Logins to random numbers almost never make a range hot, so
-// their sends make no round trip; a pump spread over N nodes is counted
-// fleet-wide after at most about N × hotSeq of its sends.
+// hotSeq consecutive-looking sends to it in the velocity window, a
+// quarter of its sends or more (or, for the smallest range size, a
+// quarter of velocity.spike sends, at least hotSends), and its sends in the
+// window are at least half of
+// velocity.factor times its baseline here (a range spread evenly over the
+// nodes trips the rule only when each node's share does that; a busy
+// range's chance neighbours do not). Logins to random numbers almost
+// never make a range hot, so their sends make no round trip; a pump
+// to consecutive numbers spread over N nodes is counted fleet-wide after
+// about N × hotSeq of its sends, one to random numbers of a range after
+// N × spike/4.
 const (
 	hotSeq   = 2
 	hotSends = 10
@@ -82,7 +88,7 @@ const (
 // hotCounts returns what the send just counted in v adds to the fleet's
 // counts: nothing while the range is not hot, the send when it is, and
 // this node's whole window when it just became hot.
-func hotCounts(v *velocity, out []VelocityCount, level0 bool, sends, seq int, isSeq bool, spike int) []VelocityCount {
+func hotCounts(v *velocity, out []VelocityCount, level0 bool, sends, seq int, isSeq bool, base float64, vc Velocity) []VelocityCount {
 	if v.hot {
 		q := 0
 		if isSeq {
@@ -90,7 +96,8 @@ func hotCounts(v *velocity, out []VelocityCount, level0 bool, sends, seq int, is
 		}
 		return append(out, VelocityCount{Bucket: v.bucket, Sends: 1, Seq: q})
 	}
-	if seq >= hotSeq || level0 && spike > 0 && sends >= max(hotSends, spike/10) {
+	if (seq >= hotSeq && 4*seq >= sends || level0 && vc.Spike > 0 && sends >= max(hotSends, vc.Spike/4)) &&
+		float64(sends) >= vc.Factor/2*base {
 		v.hot = true
 		return v.counts(out)
 	}

@@ -41,7 +41,7 @@ func BenchmarkGuardShared(b *testing.B) {
 			b.SetParallelism(tc.par)
 			g := benchGuard(b, tc.cfg, tc.shared)
 			rng := rand.New(rand.NewPCG(11, 12))
-			nums := make([]string, 1<<16)
+			nums := make([]string, 1<<20) // more than b.N: every send to a new number, most to a new range
 			for i := range nums {
 				nums[i] = fmt.Sprintf("9%09d", rng.IntN(1e9))
 			}
@@ -52,7 +52,7 @@ func BenchmarkGuardShared(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := seq.Add(1)
-					tk, err := g.Admit(now.Add(time.Duration(i)*100*time.Microsecond), inNum("c1", nums[i%(1<<16)]))
+					tk, err := g.Admit(now.Add(time.Duration(i)*100*time.Microsecond), inNum("c1", nums[i%(1<<20)]))
 					if err != nil {
 						b.Fatal(err)
 					}

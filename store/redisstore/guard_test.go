@@ -394,3 +394,26 @@ func TestGuardShared_SpreadPump(t *testing.T) {
 		t.Fatalf("%d raise lines over the nodes, want 1", raised)
 	}
 }
+
+// TestGuardShared_SpreadSpike: sends to scattered numbers of one range
+// spread over two nodes are cut off by velocity.spike fleet-wide (100),
+// not by each node's (200 in all).
+func TestGuardShared_SpreadSpike(t *testing.T) {
+	prefix := newPrefix()
+	nodes := []*guardNode{newGuardNode(t, prefix, guard.Defaults()), newGuardNode(t, prefix, guard.Defaults())}
+	now := time.Now()
+	out := 0
+	for i := range 300 {
+		err := nodes[i%2].send(now, inNum("c1", fmt.Sprintf("987650%04d", i*37%10000)))
+		switch {
+		case err == nil:
+			out++
+		case refusedBy(err) != guard.RuleVelocity:
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	t.Logf("%d sends out of 300 spread over 2 nodes", out)
+	if out > 100 {
+		t.Fatalf("%d sends out, want at most velocity.spike (100)", out)
+	}
+}
