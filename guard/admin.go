@@ -237,6 +237,9 @@ func (g *Guard) forgetCounts(b *block) {
 	} else {
 		g.ranges.removeIf(overlaps)
 	}
+	if g.shared != nil {
+		g.forgetConversion(func(k string, carrier bool) bool { return carrier == (b.info.Client == "*") && overlaps(k) })
+	}
 }
 
 // Stats are sizes of the guard's state.

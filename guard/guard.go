@@ -106,11 +106,12 @@ type Guard struct {
 	syncEvery     time.Duration
 	sharedTimeout time.Duration
 	sharedWarn    atomic.Int64 // unix ns of the last warning that it failed
+	conv          convTable    // hot ranges' conversion counts for the fleet
 	syncMu        sync.Mutex   // one Sync at a time; guards version
 	version       string       // of the fleet's block set this table has
 }
 
-// rangeState is what the guard keeps per client and range: 296 bytes,
+// rangeState is what the guard keeps per client and range: 304 bytes,
 // plus the key and the table's overhead (see TestGuard_MemoryPerRange).
 type rangeState struct {
 	velocity
@@ -370,6 +371,7 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 		var sends, seq, judged, verified int
 		var base float64
 		var push []VelocityCount // allocated only for a hot range's send
+		var snap []ConversionCount
 		var bucket int64
 		g.ranges.with(key, true, func(st *rangeState) {
 			t.seq[i] = st.velocity.add(at, c.vStep, suffix, v.Gap, v.Baseline)
@@ -378,11 +380,20 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 			base = st.velocity.baseline(v.Window)
 			if cv.MinSends > 0 {
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
+				if g.shared != nil {
+					snap = g.hotConversion(&st.conversion, judged, verified, cv.MinRate)
+				}
 			}
 			if g.shared != nil {
 				push, bucket = hotCounts(&st.velocity, push, i == 0, sends, seq, t.seq[i], base, v), st.velocity.bucket
 			}
 		})
+		if g.shared != nil && cv.MinSends > 0 {
+			if snap != nil {
+				g.addConversion(key, false, snap...)
+			}
+			judged, verified = g.fleetConversion(key, judged, verified)
+		}
 		if len(push) > 0 {
 			if fs, fq, ok := g.fleetVelocity(key, bucket, push, c); ok {
 				t.hot[i] = true
@@ -502,18 +513,38 @@ func (g *Guard) Sent(t Ticket, carrier string) {
 	for _, d := range c.levels {
 		prefix := rangePrefix(t.s.National, d)
 		if cv.MinSends > 0 {
-			g.ranges.with(rangeKey(keyBuf[:0], t.s.Client, t.s.CC, prefix), true, func(st *rangeState) {
-				st.conversion.addSent(t.at, now, c.cStep)
+			key := rangeKey(keyBuf[:0], t.s.Client, t.s.CC, prefix)
+			hot := false
+			g.ranges.with(key, true, func(st *rangeState) {
+				hot = st.conversion.addSent(t.at, now, c.cStep) && st.conversion.hot
 			})
+			if hot {
+				g.addConversion(key, false, ConversionCount{Bucket: t.at / c.cStep, Sent: 1})
+			}
 		}
 		if carrier == "" || cv.CarrierMinSends <= 0 {
 			continue
 		}
 		var judged, verified int
-		g.carriers.with(rangeKey(keyBuf[:0], carrier, t.s.CC, prefix), true, func(st *conversion) {
-			st.addSent(t.at, now, c.cStep)
+		var snap []ConversionCount
+		hot := false
+		key := rangeKey(keyBuf[:0], carrier, t.s.CC, prefix)
+		g.carriers.with(key, true, func(st *conversion) {
+			hot = st.addSent(t.at, now, c.cStep) && st.hot
 			judged, verified = st.judged(now, c.cStep, int64(cv.Grace))
+			if g.shared != nil {
+				snap = g.hotConversion(st, judged, verified, cv.MinRate)
+			}
 		})
+		if g.shared != nil {
+			if snap != nil {
+				g.addConversion(key, true, snap...)
+			}
+			if hot {
+				g.addConversion(key, true, ConversionCount{Bucket: t.at / c.cStep, Sent: 1})
+			}
+			judged, verified = g.fleetConversion(key, judged, verified)
+		}
 		if judged >= cv.CarrierMinSends && float64(verified) < cv.MinRate*float64(judged) {
 			g.raise(c, RuleCarrierConversion, "", carrier, t.s.CC, prefix, len(t.s.National), d,
 				conversionReason(verified, judged, cv, carrier), time.Unix(0, now),
@@ -580,27 +611,44 @@ func (g *Guard) Verified(now time.Time, v Verification) {
 	cv := c.Conversion
 	at, sent := now.UnixNano(), v.SentAt.UnixNano()
 	var keyBuf [128]byte
+	// In a fleet the code was often sent through another node: the
+	// verification counts here all the same (see conversion.addVerified).
+	create := g.shared != nil
 	for _, d := range c.levels {
 		prefix := rangePrefix(v.National, d)
 		key := rangeKey(keyBuf[:0], v.Client, v.CC, prefix)
 		var judged, verified int
-		g.ranges.with(key, false, func(st *rangeState) {
+		hot := false
+		g.ranges.with(key, create, func(st *rangeState) {
 			if st != nil {
-				st.conversion.addVerified(sent, at, c.cStep)
+				hot = st.conversion.addVerified(sent, at, c.cStep) && st.conversion.hot
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
 			}
 		})
+		if g.shared != nil {
+			if hot {
+				g.addConversion(key, false, ConversionCount{Bucket: sent / c.cStep, Verified: 1})
+			}
+			judged, verified = g.fleetConversion(key, judged, verified)
+		}
 		if judged > 0 && judged >= cv.MinSends && float64(verified) >= cv.MinRate*float64(judged) {
 			g.recover(key, RuleConversion, conversionReason(verified, judged, cv, ""))
 		}
 		if v.Carrier != "" {
-			judged, verified = 0, 0
-			g.carriers.with(rangeKey(keyBuf[:0], v.Carrier, v.CC, prefix), false, func(st *conversion) {
+			judged, verified, hot = 0, 0, false
+			ckey := rangeKey(keyBuf[:0], v.Carrier, v.CC, prefix)
+			g.carriers.with(ckey, create, func(st *conversion) {
 				if st != nil {
-					st.addVerified(sent, at, c.cStep)
+					hot = st.addVerified(sent, at, c.cStep) && st.hot
 					judged, verified = st.judged(at, c.cStep, int64(cv.Grace))
 				}
 			})
+			if g.shared != nil {
+				if hot {
+					g.addConversion(ckey, true, ConversionCount{Bucket: sent / c.cStep, Verified: 1})
+				}
+				judged, verified = g.fleetConversion(ckey, judged, verified)
+			}
 			if judged > 0 && judged >= cv.CarrierMinSends && float64(verified) >= cv.MinRate*float64(judged) {
 				g.recover(rangeKey(keyBuf[:0], "", v.CC, prefix), RuleCarrierConversion,
 					conversionReason(verified, judged, cv, v.Carrier))

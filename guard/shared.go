@@ -44,8 +44,12 @@ type Shared interface {
 	// consecutive-looking sends in the window of v.Steps buckets ending at
 	// v.Bucket.
 	AddVelocity(ctx context.Context, v VelocityAdd) (sends, seq int, err error)
-	// DeleteVelocity forgets the fleet's velocity counts of ranges.
-	DeleteVelocity(ctx context.Context, keys []string) error
+	// SyncConversion adds each range's counts to the fleet's and returns
+	// the fleet's figures of each in window w, in the order of ranges.
+	SyncConversion(ctx context.Context, w ConversionWindow, ranges []ConversionAdd) ([]ConversionFigures, error)
+	// DeleteCounts forgets the fleet's counts of ranges: velocity and
+	// conversion of clients' ranges, conversion of carriers' ranges.
+	DeleteCounts(ctx context.Context, clientRanges, carrierRanges []string) error
 }
 
 // VelocityAdd is a node's counts of a range's sends added to the fleet's.
@@ -119,35 +123,43 @@ func (g *Guard) fleetVelocity(key []byte, bucket int64, counts []VelocityCount, 
 	return sends, seq, true
 }
 
-// forgetFleetCounts forgets the fleet's velocity counts of the ranges a
-// released block covers at its size and the larger ones, so that the
-// fleet's counts do not raise it again at once. (Those of smaller ranges
-// within it expire with the window.)
+// forgetFleetCounts forgets the fleet's counts of the ranges a released
+// block covers at its size and the larger ones, so that the fleet's
+// counts do not raise it again at once. (Those of smaller ranges within
+// it expire with their window.)
 func (g *Guard) forgetFleetCounts(c *compiled, released []*block) {
 	if g.shared == nil {
 		return
 	}
-	var keys []string
+	var clients, carriers []string
 	var buf [128]byte
 	for _, b := range released {
-		client, rng, _ := strings.Cut(b.key, "\x00")
+		scope, rng, _ := strings.Cut(b.key, "\x00")
 		cc, prefix, _ := strings.Cut(rng, "-")
 		if b.info.Client == "*" {
-			continue // a carrier's block: no velocity counts
+			scope = b.info.Carrier // a carrier's conversion block
+			if scope == "" {
+				continue
+			}
 		}
 		for _, d := range c.levels {
 			if d < b.level || len(prefix) < d-b.level {
 				continue
 			}
-			keys = append(keys, string(rangeKey(buf[:0], client, cc, prefix[:len(prefix)-(d-b.level)])))
+			k := string(rangeKey(buf[:0], scope, cc, prefix[:len(prefix)-(d-b.level)]))
+			if b.info.Client == "*" {
+				carriers = append(carriers, k)
+			} else {
+				clients = append(clients, k)
+			}
 		}
 	}
-	if len(keys) == 0 {
+	if len(clients)+len(carriers) == 0 {
 		return
 	}
 	ctx, cancel := g.sharedCtx()
 	defer cancel()
-	if err := g.shared.DeleteVelocity(ctx, keys); err != nil {
+	if err := g.shared.DeleteCounts(ctx, clients, carriers); err != nil {
 		g.sharedFailed("release", err)
 	}
 }

@@ -62,6 +62,12 @@ func (g *Guard) Sync(ctx context.Context, now time.Time) error {
 			refused[b.key] += n
 		}
 	}
+	if err := g.syncConversion(ctx, c, now); err != nil {
+		for _, b := range local { // counted at the next Sync
+			b.unflushed.Add(refused[b.key])
+		}
+		return err
+	}
 	gen := g.blocks.gen.Load()
 	version, blocks, changed, err := g.shared.SyncBlocks(ctx, g.version, refused, now)
 	if err != nil {

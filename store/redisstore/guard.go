@@ -27,6 +27,8 @@ var _ guard.Shared = (*DB)(nil)
 //	gn:{<number>}                a number that verified a code
 //	gw:{<range>}                 HASH s<bucket>|q<bucket> -> sends and
 //	                             consecutive-looking sends of a hot range
+//	gc:{<range>}, gk:{<range>}   HASH s<bucket>|v<bucket> -> sends and
+//	                             verifications of a hot client (carrier) range
 //
 // The block keys share one slot, so that a raise, a release and a read of
 // the set are atomic; the set is capped (the guard's max_blocks) and its
@@ -46,6 +48,13 @@ func (db *DB) budgetKey(client, scope, window string) string {
 func (db *DB) verifiedKey(number string) string { return db.prefix + "gn:{" + tag(number) + "}" }
 
 func (db *DB) velocityKey(rangeKey string) string { return db.prefix + "gw:{" + tag(rangeKey) + "}" }
+
+func (db *DB) conversionKey(rangeKey string, carrier bool) string {
+	if carrier {
+		return db.prefix + "gk:{" + tag(rangeKey) + "}"
+	}
+	return db.prefix + "gc:{" + tag(rangeKey) + "}"
+}
 
 // guardLua is shared by the block scripts: drop removes a block.
 const guardLua = `
@@ -207,6 +216,42 @@ if redis.call('HLEN', KEYS[1]) > 2 * steps + 2 then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {sends, seq}
+`)
+
+// conversionScript adds counts to a range's conversion buckets and
+// returns its figures. ARGV: newest bucket, steps, newest judged bucket,
+// TTL (ms), then bucket, sends and verifications triples.
+// Returns {sends in the window, judged sends, their verifications}.
+var conversionScript = redis.NewScript(`
+local b, steps, last = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 5, #ARGV, 3 do
+  for j, kind in ipairs({'s', 'v'}) do
+    local n = tonumber(ARGV[i + j])
+    if n ~= 0 then redis.call('HINCRBY', KEYS[1], kind .. ARGV[i], n) end
+  end
+end
+local f = {}
+for i = b - steps + 1, b do
+  f[#f + 1] = 's' .. tostring(i)
+  f[#f + 1] = 'v' .. tostring(i)
+end
+local v = redis.call('HMGET', KEYS[1], unpack(f))
+local sent, judged, verified = 0, 0, 0
+for k = 1, #v, 2 do
+  local s, y = tonumber(v[k] or '0'), tonumber(v[k + 1] or '0')
+  sent = sent + s
+  if b - steps + (k + 1) / 2 <= last then
+    judged = judged + s
+    verified = verified + math.min(s, y)
+  end
+end
+if redis.call('HLEN', KEYS[1]) > 2 * steps + 2 then
+  for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if tonumber(string.sub(k, 2)) <= b - steps then redis.call('HDEL', KEYS[1], k) end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {sent, judged, verified}
 `)
 
 // farFuture stands for a block without an end.
@@ -415,18 +460,64 @@ func (db *DB) AddVelocity(ctx context.Context, v guard.VelocityAdd) (sends, seq 
 	return int(r[0]), int(r[1]), nil
 }
 
-// DeleteVelocity implements guard.Shared.
-func (db *DB) DeleteVelocity(ctx context.Context, keys []string) error {
+// SyncConversion implements guard.Shared: one script call per range, in
+// one pipeline (per master).
+func (db *DB) SyncConversion(ctx context.Context, w guard.ConversionWindow, ranges []guard.ConversionAdd) ([]guard.ConversionFigures, error) {
+	if err := db.errClosed(); err != nil {
+		return nil, err
+	}
+	run := func() ([]*redis.Cmd, error) {
+		pipe := db.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(ranges))
+		for i, r := range ranges {
+			args := make([]any, 0, 4+3*len(r.Counts))
+			args = append(args, w.Bucket, w.Steps, w.LastJudged, max(w.TTL.Milliseconds(), 1))
+			for _, c := range r.Counts {
+				args = append(args, c.Bucket, c.Sent, c.Verified)
+			}
+			cmds[i] = conversionScript.EvalSha(ctx, pipe, []string{db.conversionKey(r.Key, r.Carrier)}, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A master that has not seen the script (a new one, a restart).
+		if err := conversionScript.Load(ctx, db.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("redisstore: sync conversion: %w", err)
+		}
+		cmds, err = run()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: sync conversion: %w", err)
+	}
+	out := make([]guard.ConversionFigures, len(cmds))
+	for i, c := range cmds {
+		v, err := c.Int64Slice()
+		if err != nil || len(v) != 3 {
+			return nil, fmt.Errorf("redisstore: sync conversion: %v", err)
+		}
+		out[i] = guard.ConversionFigures{Sent: int(v[0]), Judged: int(v[1]), Verified: int(v[2])}
+	}
+	return out, nil
+}
+
+// DeleteCounts implements guard.Shared.
+func (db *DB) DeleteCounts(ctx context.Context, clientRanges, carrierRanges []string) error {
 	if err := db.errClosed(); err != nil {
 		return err
 	}
 	// One DEL per key: they lie in different slots.
 	pipe := db.rdb.Pipeline()
-	for _, k := range keys {
+	for _, k := range clientRanges {
 		pipe.Del(ctx, db.velocityKey(k))
+		pipe.Del(ctx, db.conversionKey(k, false))
+	}
+	for _, k := range carrierRanges {
+		pipe.Del(ctx, db.conversionKey(k, true))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redisstore: delete velocity: %w", err)
+		return fmt.Errorf("redisstore: delete counts: %w", err)
 	}
 	return nil
 }

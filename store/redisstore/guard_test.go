@@ -417,3 +417,86 @@ func TestGuardShared_SpreadSpike(t *testing.T) {
 		t.Fatalf("%d sends out, want at most velocity.spike (100)", out)
 	}
 }
+
+// TestGuardShared_SpreadConversion: a slow pump to scattered numbers of
+// one range, never verified, spread over two nodes, is blocked by
+// conversion after fewer sends with the fleet's counts than with each
+// node's; meanwhile another client's logins, each verified through the
+// other node than the one that sent it, are never refused.
+func TestGuardShared_SpreadConversion(t *testing.T) {
+	run := func(shared bool) (pumped, legitRefused int) {
+		var nodes [2]*guardNode
+		prefix := newPrefix()
+		for i := range nodes {
+			if shared {
+				nodes[i] = newGuardNode(t, prefix, guard.Defaults())
+			} else {
+				g, err := guard.New(guard.Defaults(), guard.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nodes[i] = &guardNode{g: g, logs: &lockedBuffer{}}
+			}
+		}
+		type pending struct {
+			at   time.Time
+			node int
+			s    guard.Send
+			sent time.Time
+		}
+		var verifies []pending
+		// Start at the start of a conversion bucket (30m/16), so that
+		// both runs judge the same buckets.
+		step := int64(guard.Defaults().Conversion.Window / 16)
+		start := time.Unix(0, (time.Now().UnixNano()/step+1)*step)
+		stopped := false
+		for sec := range 1500 {
+			now := start.Add(time.Duration(sec) * time.Second)
+			// A login to a scattered number of +91-91234xxxxx, verified 10 s
+			// later through the other node (4 of 5).
+			s := inNum("c2", fmt.Sprintf("91234%05d", sec*7919%100000))
+			switch err := nodes[sec%2].send(now, s); {
+			case err != nil:
+				legitRefused++
+			case sec%5 != 0:
+				verifies = append(verifies, pending{at: now.Add(10 * time.Second), node: (sec + 1) % 2, s: s, sent: now})
+			}
+			for len(verifies) > 0 && !verifies[0].at.After(now) {
+				v := verifies[0]
+				verifies = verifies[1:]
+				nodes[v.node].g.Verified(v.at, guard.Verification{Client: "c2", Country: "IN", CC: "91",
+					National: v.s.National, SentAt: v.sent, Carrier: "a"})
+			}
+			// The pump: one send every 2 s, never verified.
+			if sec%2 == 0 && !stopped {
+				switch err := nodes[sec/2%2].send(now, inNum("c1", fmt.Sprintf("987650%04d", sec*37%10000))); {
+				case err == nil:
+					pumped++
+				case refusedBy(err) == guard.RuleConversion || refusedBy(err) == guard.RuleCarrierConversion:
+					stopped = true
+				default:
+					t.Fatalf("pump at %ds: %v", sec, err)
+				}
+			}
+			if shared {
+				for _, n := range nodes {
+					n.sync(t, now)
+				}
+			}
+		}
+		if !stopped {
+			t.Fatalf("shared %v: the pump was never stopped (%d sent)", shared, pumped)
+		}
+		return pumped, legitRefused
+	}
+	local, localRefused := run(false)
+	fleet, fleetRefused := run(true)
+	t.Logf("pump stopped after %d sends with the fleet's counts, %d with each node's", fleet, local)
+	if localRefused+fleetRefused > 0 {
+		t.Fatalf("logins refused: %d with each node's counts, %d with the fleet's", localRefused, fleetRefused)
+	}
+	// Each node must judge min_sends (50) of its own without the fleet.
+	if fleet > local-40 {
+		t.Fatalf("pump stopped after %d sends with the fleet's counts, %d with each node's: want about 50 fewer", fleet, local)
+	}
+}
