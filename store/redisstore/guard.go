@@ -494,8 +494,11 @@ func (db *DB) SyncConversion(ctx context.Context, w guard.ConversionWindow, rang
 	out := make([]guard.ConversionFigures, len(cmds))
 	for i, c := range cmds {
 		v, err := c.Int64Slice()
-		if err != nil || len(v) != 3 {
-			return nil, fmt.Errorf("redisstore: sync conversion: %v", err)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: sync conversion: %w", err)
+		}
+		if len(v) != 3 {
+			return nil, fmt.Errorf("redisstore: sync conversion: %d values", len(v))
 		}
 		out[i] = guard.ConversionFigures{Sent: int(v[0]), Judged: int(v[1]), Verified: int(v[2])}
 	}
