@@ -130,3 +130,50 @@ func TestGuard_Fleet(t *testing.T) {
 		}
 	})
 }
+
+// TestGuard_FleetPumpingAttack is TestGuard_PumpingAttack against three
+// gateways on one Redis Cluster: every request goes through the next
+// node, so the attack on each range is spread over all three (each
+// node's own counts would let about 60 SMS through), and codes are
+// verified through another node than their send's. The goals are the
+// same: under 50 SMS per attacked range, no legitimate send refused (the
+// returning users verified through one node pass the blocks on the
+// others).
+func TestGuard_FleetPumpingAttack(t *testing.T) {
+	f := startFleet(t, 3, cfgOpts{perHour: 1000}, func(cfg *daemon.Config) {
+		for i := range cfg.Clients {
+			cfg.Clients[i].Rate = daemon.RateConfig{PerSecond: 1e5, Burst: 1e5}
+		}
+		cfg.Carriers[0].Window = 32
+	})
+	waitSimBound(t, f.sim, 6)
+	pumpingAttack(t, f.sim, f.nodes)
+	// One block per range for the fleet, listed by both nodes alike.
+	var lists [3]map[string]time.Time
+	for i, g := range f.nodes {
+		code, body := call(t, "GET", g.admin+"/guard/blocks", "", "")
+		var blocks []struct {
+			Range string
+			Since time.Time
+		}
+		if err := json.Unmarshal([]byte(body), &blocks); code != 200 || err != nil {
+			t.Fatalf("node %d: GET /guard/blocks: %d %s", i, code, body)
+		}
+		lists[i] = map[string]time.Time{}
+		for _, b := range blocks {
+			lists[i][b.Range] = b.Since
+		}
+		for _, want := range []string{"+91-981110xxxx", "+49-1517770xxxx", "+234-803111xxxx"} {
+			if _, ok := lists[i][want]; !ok || len(blocks) != 3 {
+				t.Errorf("node %d lacks the block of %s: %s", i, want, body)
+			}
+		}
+	}
+	for r, since := range lists[0] {
+		for i := 1; i < len(lists); i++ {
+			if !lists[i][r].Equal(since) {
+				t.Errorf("%s: blocked since %v on node 0, %v on node %d", r, since, lists[i][r], i)
+			}
+		}
+	}
+}
