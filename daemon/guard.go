@@ -103,6 +103,10 @@ func (d *Server) guardRoutes(mux *http.ServeMux) {
 			adminJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
+		if errors.Is(err, guard.ErrNotShared) { // the fleet's store is down: say so, and try again later
+			adminJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
 		if released == nil {
 			released = []guard.Block{}
 		}

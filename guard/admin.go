@@ -37,7 +37,7 @@ func (g *Guard) Swap(cfg Config, now time.Time) error {
 		for _, b := range dropped {
 			keys = append(keys, b.key)
 		}
-		g.deleteShared("reload", keys)
+		g.deleteShared("reload", keys) // on failure, the nodes drop them as they read them
 		g.syncMu.Lock()
 		g.version = "" // the next Sync applies this configuration to the fleet's blocks
 		g.syncMu.Unlock()
@@ -143,6 +143,11 @@ type Release struct {
 	Rule string
 }
 
+// ErrNotShared means a Release lifted the blocks of this node only: the
+// fleet's shared state did not answer, and the other nodes (and this one,
+// once it answers again) still have them.
+var ErrNotShared = errors.New("guard: the fleet's shared state did not answer: released on this node only")
+
 // ErrBadRange means a Release's range is not a prefix.
 var ErrBadRange = errors.New("guard: range: want \"+\" and digits, like +91-98765")
 
@@ -161,12 +166,13 @@ func (g *Guard) Release(now time.Time, r Release) (released []Block, configured 
 			(r.Rule == "" || r.Rule == b.info.Rule)
 	}
 	var keys []string
+	shared := true // the fleet's blocks were released too
 	if g.shared != nil {
-		if fleet, ok := g.sharedBlocks(now); ok {
-			for _, sb := range fleet {
-				if match(blockOf(sb)) {
-					keys = append(keys, sb.Key)
-				}
+		fleet, ok := g.sharedBlocks(now)
+		shared = ok
+		for _, sb := range fleet {
+			if match(blockOf(sb)) {
+				keys = append(keys, sb.Key)
 			}
 		}
 	}
@@ -176,7 +182,8 @@ func (g *Guard) Release(now time.Time, r Release) (released []Block, configured 
 			keys = append(keys, b.key)
 		}
 	}
-	fleetGone := g.deleteShared("release", keys)
+	fleetGone, ok := g.deleteShared("release", keys)
+	shared = shared && ok
 	var forget []*block
 	for _, b := range gone {
 		forget = append(forget, b)
@@ -219,6 +226,9 @@ func (g *Guard) Release(now time.Time, r Release) (released []Block, configured 
 			}
 		}
 		slices.Sort(configured)
+	}
+	if !shared {
+		return released, configured, ErrNotShared
 	}
 	return released, configured, nil
 }

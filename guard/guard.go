@@ -603,7 +603,7 @@ func (g *Guard) Verified(now time.Time, v Verification) {
 	g.verified.Load().add(e164, now)
 	if g.shared != nil {
 		ctx, cancel := g.sharedCtx()
-		if err := g.shared.AddVerified(ctx, e164, c.VerifiedFor); err != nil {
+		if err := g.shared.AddVerified(ctx, e164, now, c.VerifiedFor, c.VerifiedNumbers); err != nil {
 			g.sharedFailed("verified", err)
 		}
 		cancel()

@@ -34,11 +34,12 @@ type Shared interface {
 	// (their Limits unused) in the buckets of t.Hour and t.Day.
 	UndoBudget(ctx context.Context, t BudgetTake) error
 	// AddVerified remembers that number (country code and national
-	// digits) verified a code, for ttl.
-	AddVerified(ctx context.Context, number string, ttl time.Duration) error
-	// Verified reports whether number verified a code within the ttl
-	// AddVerified was given.
-	Verified(ctx context.Context, number string) (bool, error)
+	// digits) verified a code at at, for ttl; the fleet remembers about
+	// capacity numbers at most, the oldest forgotten first.
+	AddVerified(ctx context.Context, number string, at time.Time, ttl time.Duration, capacity int) error
+	// VerifiedAt returns when number last verified a code, if the fleet
+	// remembers it.
+	VerifiedAt(ctx context.Context, number string) (time.Time, bool, error)
 	// AddVelocity adds counts (negative ones take back) to the fleet's
 	// velocity buckets of a range, and returns its sends and
 	// consecutive-looking sends in the window of v.Steps buckets ending at
@@ -331,13 +332,14 @@ func (g *Guard) isVerified(e164 []byte, now time.Time, verifiedFor time.Duration
 	}
 	ctx, cancel := g.sharedCtx()
 	defer cancel()
-	ok, err := g.shared.Verified(ctx, string(e164))
+	at, ok, err := g.shared.VerifiedAt(ctx, string(e164))
 	if err != nil {
 		g.sharedFailed("verified", err)
 		return false
 	}
-	if ok { // ask the fleet once per number, not at each send
-		g.verified.Load().add(string(e164), now)
+	if !ok || now.Sub(at) >= verifiedFor {
+		return false
 	}
-	return ok
+	g.verified.Load().add(string(e164), at) // ask the fleet once per number, not at each send
+	return true
 }

@@ -139,24 +139,24 @@ func (g *Guard) putShared(b *block, now time.Time, capacity int) *block {
 }
 
 // deleteShared removes blocks from the shared state and returns what it
-// removed, by key (nil when the shared state did not answer: the blocks
-// go from this node only).
-func (g *Guard) deleteShared(op string, keys []string) map[string]SharedBlock {
+// removed, by key; ok is false when the shared state did not answer (the
+// blocks go from this node only).
+func (g *Guard) deleteShared(op string, keys []string) (removed map[string]SharedBlock, ok bool) {
 	if g.shared == nil || len(keys) == 0 {
-		return nil
+		return nil, true
 	}
 	ctx, cancel := g.sharedCtx()
 	defer cancel()
 	gone, err := g.shared.DeleteBlocks(ctx, keys)
 	if err != nil {
 		g.sharedFailed(op, err)
-		return nil
+		return nil, false
 	}
 	out := make(map[string]SharedBlock, len(gone))
 	for _, sb := range gone {
 		out[sb.Key] = sb
 	}
-	return out
+	return out, true
 }
 
 // sharedBlocks returns the fleet's blocks active at now as local blocks

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -24,7 +25,8 @@ var _ guard.Shared = (*DB)(nil)
 //	gv:{guard}                   version of the block set (INCR at each change)
 //	gq:{<client>}:<scope>:h|d    HASH bucket index -> sends (a budget cap's
 //	                             hour in 5-minute buckets, day in hours)
-//	gn:{<number>}                a number that verified a code
+//	gn:{<shard>}                 ZSET number by when it verified a code (a
+//	                             shard's share of guard.verified_numbers)
 //	gw:{<range>}                 HASH s<bucket>|q<bucket> -> sends and
 //	                             consecutive-looking sends of a hot range
 //	gc:{<range>}, gk:{<range>}   HASH s<bucket>|v<bucket> -> sends and
@@ -45,7 +47,9 @@ func (db *DB) budgetKey(client, scope, window string) string {
 	return db.prefix + "gq:{" + tag(client) + "}:" + scope + ":" + window
 }
 
-func (db *DB) verifiedKey(number string) string { return db.prefix + "gn:{" + tag(number) + "}" }
+func (db *DB) verifiedKey(number string) string {
+	return db.prefix + "gn:{" + shardTags[shardOf(number)] + "}"
+}
 
 func (db *DB) velocityKey(rangeKey string) string { return db.prefix + "gw:{" + tag(rangeKey) + "}" }
 
@@ -254,6 +258,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {sent, judged, verified}
 `)
 
+// addVerifiedScript remembers a number's verification in a capped set.
+// ARGV: number, when (unix ms), forget before (unix ms), cap, TTL (ms).
+var addVerifiedScript = redis.NewScript(`
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 0
+`)
+
 // farFuture stands for a block without an end.
 const farFuture = int64(1) << 52
 
@@ -414,30 +429,37 @@ func (db *DB) UndoBudget(ctx context.Context, t guard.BudgetTake) error {
 	return nil
 }
 
-// AddVerified implements guard.Shared.
-func (db *DB) AddVerified(ctx context.Context, number string, ttl time.Duration) error {
+// AddVerified implements guard.Shared: the numbers are spread over the
+// shard tags' sorted sets, each capped at its share of capacity.
+func (db *DB) AddVerified(ctx context.Context, number string, at time.Time, ttl time.Duration, capacity int) error {
 	if err := db.errClosed(); err != nil {
 		return err
 	}
 	if ttl < time.Millisecond {
 		return nil
 	}
-	if err := db.rdb.Set(ctx, db.verifiedKey(number), 1, ttl).Err(); err != nil {
+	per := max(1, (capacity+numShards-1)/numShards)
+	err := addVerifiedScript.Run(ctx, db.rdb, []string{db.verifiedKey(number)}, number, at.UnixMilli(),
+		at.Add(-ttl).UnixMilli(), per, ttl.Milliseconds()).Err()
+	if err != nil {
 		return fmt.Errorf("redisstore: add verified: %w", err)
 	}
 	return nil
 }
 
-// Verified implements guard.Shared.
-func (db *DB) Verified(ctx context.Context, number string) (bool, error) {
+// VerifiedAt implements guard.Shared.
+func (db *DB) VerifiedAt(ctx context.Context, number string) (time.Time, bool, error) {
 	if err := db.errClosed(); err != nil {
-		return false, err
+		return time.Time{}, false, err
 	}
-	n, err := db.rdb.Exists(ctx, db.verifiedKey(number)).Result()
+	ms, err := db.rdb.ZScore(ctx, db.verifiedKey(number), number).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
 	if err != nil {
-		return false, fmt.Errorf("redisstore: verified: %w", err)
+		return time.Time{}, false, fmt.Errorf("redisstore: verified: %w", err)
 	}
-	return n > 0, nil
+	return time.UnixMilli(int64(ms)), true, nil
 }
 
 // AddVelocity implements guard.Shared.

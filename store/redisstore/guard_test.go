@@ -305,20 +305,28 @@ func TestGuardShared_Verified(t *testing.T) {
 // decides on its own counts and blocks (and says so in the log).
 func TestGuardShared_Down(t *testing.T) {
 	cfg := guard.Defaults()
-	cfg.Clients = map[string]guard.ClientRules{"c1": {Budget: guard.Budget{PerHour: 3}}}
+	cfg.Clients = map[string]guard.ClientRules{"c2": {Budget: guard.Budget{PerHour: 3}}}
 	n := newGuardNode(t, newPrefix(), cfg)
 	n.db.Close()
 	now := time.Now()
 	for i := range 3 {
-		if err := n.send(now, inNum("c1", fmt.Sprintf("91234%05d", i*1000))); err != nil {
+		if err := n.send(now, inNum("c2", fmt.Sprintf("91234%05d", i*1000))); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
-	if err := n.send(now, inNum("c1", "9123499999")); refusedBy(err) != guard.RuleBudget {
+	if err := n.send(now, inNum("c2", "9123499999")); refusedBy(err) != guard.RuleBudget {
 		t.Fatalf("4th: got %v, want the node's own budget", err)
 	}
 	if !strings.Contains(n.logs.String(), "guard shared state unavailable") {
 		t.Fatalf("no warning:\n%s", n.logs.String())
+	}
+	// Its own blocks still apply; a release says it reached this node only.
+	if got := pump(t, n, now, 0); got != 20 {
+		t.Fatalf("pump: %d out, want 20", got)
+	}
+	rel, _, err := n.g.Release(now, guard.Release{Range: "+91-98765"})
+	if !errors.Is(err, guard.ErrNotShared) || len(rel) != 1 {
+		t.Fatalf("release: %+v, %v; want the block and ErrNotShared", rel, err)
 	}
 }
 
@@ -498,5 +506,40 @@ func TestGuardShared_SpreadConversion(t *testing.T) {
 	// Each node must judge min_sends (50) of its own without the fleet.
 	if fleet > local-40 {
 		t.Fatalf("pump stopped after %d sends with the fleet's counts, %d with each node's: want about 50 fewer", fleet, local)
+	}
+}
+
+// TestGuardShared_VerifiedCapped: the fleet's verified numbers are capped
+// (guard.verified_numbers), the oldest forgotten first, whatever numbers
+// verify.
+func TestGuardShared_VerifiedCapped(t *testing.T) {
+	db := open(t, redisstore.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	const capacity = 64 * 4 // four per shard tag
+	for i := range 2000 {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		if err := db.AddVerified(ctx, fmt.Sprintf("91987%07d", i), at, time.Hour, capacity); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := 0
+	for i := range 2000 {
+		at, ok, err := db.VerifiedAt(ctx, fmt.Sprintf("91987%07d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			kept++
+			if !at.Equal(now.Add(time.Duration(i) * time.Millisecond).Truncate(time.Millisecond)) {
+				t.Fatalf("number %d: verified at %v", i, at)
+			}
+		}
+	}
+	if kept > capacity || kept < capacity/2 {
+		t.Fatalf("%d numbers remembered, want at most %d (and most of them)", kept, capacity)
+	}
+	if _, ok, _ := db.VerifiedAt(ctx, "919870001999"); !ok {
+		t.Fatal("the last number verified was forgotten")
 	}
 }
