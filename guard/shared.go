@@ -101,7 +101,7 @@ func hotCounts(v *velocity, out []VelocityCount, level0 bool, sends, seq int, is
 		}
 		return append(out, VelocityCount{Bucket: v.bucket, Sends: 1, Seq: q})
 	}
-	if (seq >= hotSeq && 4*seq >= sends || level0 && vc.Spike > 0 && sends >= max(hotSends, vc.Spike/4)) &&
+	if (vc.Sequential > 0 && seq >= hotSeq && 4*seq >= sends || level0 && vc.Spike > 0 && sends >= max(hotSends, vc.Spike/4)) &&
 		float64(sends) >= vc.Factor/2*base {
 		v.hot = true
 		return v.counts(out)
