@@ -23,9 +23,6 @@ func (d *Server) newGuard(bg context.Context, cfg *Config, db storeBackend) (*gu
 	}
 	shared, _ := db.(guard.Shared)
 	o.Shared = shared
-	if guardTuning != nil {
-		guardTuning(&o)
-	}
 	g, err := guard.New(guardConfig(cfg), o)
 	if err != nil {
 		return nil, err
@@ -45,10 +42,6 @@ func (d *Server) newGuard(bg context.Context, cfg *Config, db storeBackend) (*gu
 	d.guard.Store(g)
 	return g, nil
 }
-
-// guardTuning, when set, adjusts the guard's options (tests: a short sync
-// period).
-var guardTuning func(*guard.Options)
 
 // swapGuard gives the running guard the settings of cfg (already
 // validated): its counters and blocks carry over (see guard.Guard.Swap).
