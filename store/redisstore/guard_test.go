@@ -543,3 +543,53 @@ func TestGuardShared_VerifiedCapped(t *testing.T) {
 		t.Fatal("the last number verified was forgotten")
 	}
 }
+
+// TestGuardShared_Reload: a reload that makes a block meaningless (its
+// range now safe-listed) drops it from the fleet; a node whose
+// configuration makes a fleet's block meaningless (its rule turned off)
+// does not enforce it.
+func TestGuardShared_Reload(t *testing.T) {
+	prefix := newPrefix()
+	a := newGuardNode(t, prefix, guard.Defaults())
+	b := newGuardNode(t, prefix, guard.Defaults())
+	now := time.Now()
+	pump(t, a, now, 0)
+	b.sync(t, now)
+	victim := inNum("c1", "9876505555")
+	if err := b.send(now, victim); refusedBy(err) != guard.RuleVelocity {
+		t.Fatalf("B: got %v, want refused", err)
+	}
+
+	safe := guard.Defaults()
+	safe.SafeList = []string{"+91-98765"}
+	if err := b.g.Swap(safe, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.send(now, victim); err != nil {
+		t.Fatalf("B after safe-listing: %v", err)
+	}
+	a.sync(t, now)
+	if err := a.send(now, victim); err != nil {
+		t.Fatalf("A after B's reload dropped the block: %v", err)
+	}
+
+	// A raises it again (at once: a reload keeps the counts); B, whose
+	// file now turns the velocity rule off, neither enforces nor lists
+	// it, though the fleet has it.
+	off := guard.Defaults()
+	off.Velocity.Sequential, off.Velocity.Spike = 0, 0
+	if err := b.g.Swap(off, now); err != nil {
+		t.Fatal(err)
+	}
+	pump(t, a, now, 3000)
+	b.sync(t, now)
+	if err := b.send(now, inNum("c1", "9876506666")); err != nil {
+		t.Fatalf("B: %v", err)
+	}
+	if bs := b.g.Blocks(now); len(bs) != 0 {
+		t.Fatalf("B lists %+v", bs)
+	}
+	if bs := a.g.Blocks(now); len(bs) != 1 {
+		t.Fatalf("A lists %+v, want the block", bs)
+	}
+}
