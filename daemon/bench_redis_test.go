@@ -11,8 +11,8 @@ import (
 
 // benchFleet starts n gateways with store.backend redis on a Redis
 // Cluster of their own (3 masters, 3 replicas, appendfsync always) and one
-// simulator, each configured as benchGateway's.
-func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
+// simulator, each configured as benchGateway's (then by adjust, if any).
+func benchFleet(b *testing.B, n int, adjust ...func(*daemon.Config)) ([]*gateway, *smsc.Server) {
 	sim := startSim(b, smsc.Options{ReceiptDelay: 10 * time.Millisecond})
 	f := startFleetOn(b, n, sim, cfgOpts{perHour: 1000000}, func(cfg *daemon.Config) {
 		cfg.Carriers[0].Binds = 2 // the fleet's: one per node with two nodes
@@ -22,6 +22,9 @@ func benchFleet(b *testing.B, n int) ([]*gateway, *smsc.Server) {
 		cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6}
 		cfg.Guard.Mode = "monitor"
 		cfg.Store.Redis.WaitTimeout = daemon.Duration(time.Second)
+		for _, f := range adjust {
+			f(cfg)
+		}
 	})
 	return f.nodes, sim
 }

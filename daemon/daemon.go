@@ -158,7 +158,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	gd, err := d.newGuard(cfg)
+	gd, err := d.newGuard(bg, cfg, db)
 	if err != nil {
 		return err
 	}

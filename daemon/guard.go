@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,15 +11,33 @@ import (
 	"github.com/otpgate/otpgate/guard"
 )
 
-// newGuard builds the pumping guard of cfg (already validated).
-func (d *Server) newGuard(cfg *Config) (*guard.Guard, error) {
+// newGuard builds the pumping guard of cfg (already validated). When the
+// store is the fleet's (store.backend redis), the guard's blocks, budgets
+// and verified numbers are the fleet's: it reads the blocks in force
+// before it returns, and keeps them in step until bg is done (d.wg waits
+// for that).
+func (d *Server) newGuard(bg context.Context, cfg *Config, db storeBackend) (*guard.Guard, error) {
 	o := guard.Options{Logger: d.log.With(keyComponent, "guard")}
 	if d.Metrics != nil {
 		o.Observer = d.Metrics
 	}
+	shared, _ := db.(guard.Shared)
+	o.Shared = shared
 	g, err := guard.New(guardConfig(cfg), o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Shared != nil {
+		ctx, cancel := context.WithTimeout(bg, redisOpenTimeout)
+		if err := g.Sync(ctx, time.Now()); err != nil {
+			d.log.Warn("guard blocks not read from the store: the fleet's apply within a second", keyError, err)
+		}
+		cancel()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			g.Run(bg)
+		}()
 	}
 	d.guard.Store(g)
 	return g, nil
@@ -75,6 +94,10 @@ func (d *Server) guardRoutes(mux *http.ServeMux) {
 		released, configured, err := g.Release(time.Now(), guard.Release{Range: req.Range, Client: req.Client, Rule: req.Rule})
 		if errors.Is(err, guard.ErrBadRange) {
 			adminJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if errors.Is(err, guard.ErrNotShared) { // the fleet's store is down: say so, and try again later
+			adminJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 			return
 		}
 		if released == nil {

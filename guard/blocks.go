@@ -38,10 +38,15 @@ type block struct {
 	info    Block  // Action and Refused are filled in when listed
 	digits  string // cc and prefix: what a release matches
 	level   int
-	monitor bool // raised in monitor mode
+	monitor bool   // raised in monitor mode
+	id      uint64 // of this raise, random: which node's raise the fleet kept
 	refused atomic.Int64
 	held    atomic.Int64 // refusals since the last log line
 	logAt   atomic.Int64 // unix nanoseconds of the last log line
+	// unflushed counts refusals not yet added to the fleet's count;
+	// pending is set while a raise is not written to the shared state.
+	unflushed atomic.Int64
+	pending   atomic.Bool
 }
 
 // blockTable holds the active blocks, at most max of them.
@@ -49,6 +54,9 @@ type blockTable struct {
 	mu sync.RWMutex
 	m  map[string]*block
 	n  atomic.Int64 // len(m), read without the lock on the send path
+	// gen counts the changes of m, so that a Sync that read the fleet's
+	// blocks while this node changed its own does not undo the change.
+	gen atomic.Int64
 }
 
 // get returns the block under key if it is active at now.
@@ -86,6 +94,7 @@ func (t *blockTable) add(b *block, now int64, capacity int) (active *block, adde
 	}
 	t.m[b.key] = b
 	t.n.Store(int64(len(t.m)))
+	t.gen.Add(1)
 	return b, true
 }
 
@@ -100,8 +109,42 @@ func (t *blockTable) remove(drop func(b *block) bool) []*block {
 			out = append(out, b)
 		}
 	}
-	t.n.Store(int64(len(t.m)))
+	if len(out) > 0 {
+		t.n.Store(int64(len(t.m)))
+		t.gen.Add(1)
+	}
 	return out
+}
+
+// reconcile makes the table the fleet's blocks, unless it changed since
+// generation gen (then it does nothing and returns false). A block of the
+// table that is also the fleet's keeps its counts; one that is not yet
+// written to the fleet stays. It returns the blocks that left the table
+// before their end: released, or lifted, on another node.
+func (t *blockTable) reconcile(fleet map[string]*block, gen, now int64) (gone []*block, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gen.Load() != gen {
+		return nil, false
+	}
+	for k, b := range fleet {
+		if old := t.m[k]; old != nil && old.info.Since.Equal(b.info.Since) && old.info.Rule == b.info.Rule {
+			fleet[k] = old
+		}
+	}
+	for k, old := range t.m {
+		switch {
+		case fleet[k] != nil:
+		case old.pending.Load():
+			fleet[k] = old
+		case old.info.Until.IsZero() || now < old.info.Until.UnixNano():
+			gone = append(gone, old)
+		}
+	}
+	t.m = fleet
+	t.n.Store(int64(len(t.m)))
+	t.gen.Add(1)
+	return gone, true
 }
 
 // active returns the blocks active at now, dropping the expired ones.

@@ -6,6 +6,9 @@
 // the blocks those rules raise, and the observer port through which its
 // decisions are counted. Its state is bounded whatever callers send: fixed
 // size per range, a capped LRU of ranges, a capped block table and a
-// fixed-size set of recently verified numbers. It imports no package of
+// fixed-size set of recently verified numbers. A fleet's nodes share
+// their blocks, budgets, verified numbers and the counts of suspect ranges
+// through the Shared port (the fleet backend implements it); without it
+// the guard keeps everything in its process. It imports no package of
 // ours.
 package guard

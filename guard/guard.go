@@ -1,10 +1,12 @@
 package guard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -98,9 +100,18 @@ type Guard struct {
 	log      *slog.Logger
 	obs      Observer
 	swapMu   sync.Mutex
+
+	// The fleet's shared state (nil: this process's own); see sync.go.
+	shared        Shared
+	syncEvery     time.Duration
+	sharedTimeout time.Duration
+	sharedWarn    atomic.Int64 // unix ns of the last warning that it failed
+	conv          convTable    // hot ranges' conversion counts for the fleet
+	syncMu        sync.Mutex   // one Sync at a time; guards version
+	version       string       // of the fleet's block set this table has
 }
 
-// rangeState is what the guard keeps per client and range: 296 bytes,
+// rangeState is what the guard keeps per client and range: 304 bytes,
 // plus the key and the table's overhead (see TestGuard_MemoryPerRange).
 type rangeState struct {
 	velocity
@@ -130,6 +141,14 @@ type Options struct {
 	Observer Observer
 	// Now is when the guard starts (time.Now when zero).
 	Now time.Time
+	// Shared, when set, is the fleet's shared state: blocks, budgets and
+	// verified numbers are then the fleet's (see Shared); nil keeps them
+	// in this process.
+	Shared Shared
+	// SyncEvery is how often Run reads the fleet's blocks (default
+	// DefaultSyncEvery); SharedTimeout bounds a call to the shared state
+	// on the send path (default DefaultSharedTimeout).
+	SyncEvery, SharedTimeout time.Duration
 }
 
 // New returns a Guard with cfg, which must pass Check.
@@ -140,7 +159,8 @@ func New(cfg Config, o Options) (*Guard, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	g := &Guard{log: o.Logger, obs: o.Observer, blocks: blockTable{m: map[string]*block{}}}
+	g := &Guard{log: o.Logger, obs: o.Observer, blocks: blockTable{m: map[string]*block{}}, shared: o.Shared,
+		syncEvery: cmp.Or(o.SyncEvery, DefaultSyncEvery), sharedTimeout: cmp.Or(o.SharedTimeout, DefaultSharedTimeout)}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -202,7 +222,11 @@ type Ticket struct {
 	lev    [maxLevels]int
 	seq    [maxLevels]bool
 	budget [2]*budgetState // counted budgets: Unsent gives them back
-	bypass bool            // safe-listed: nothing to count
+	// sbudget says which caps the fleet's budget counted: 1 overall, 2
+	// the country's; hot, at which range sizes the fleet's velocity did.
+	sbudget uint8
+	hot     [maxLevels]bool
+	bypass  bool // safe-listed: nothing to count
 }
 
 // Admit decides whether s may go out at now. It returns a *Refusal
@@ -251,7 +275,7 @@ func (g *Guard) Admit(now time.Time, s Send) (Ticket, error) {
 
 	rangeRule, b := g.rangeRules(c, &t, now, e164)
 	if rangeRule != "" {
-		if g.verified.Load().recent(string(e164), now, c.VerifiedFor) {
+		if g.isVerified(e164, now, c.VerifiedFor) {
 			rangeRule = RuleVerified
 		} else {
 			g.refused(b, now, enforce)
@@ -282,6 +306,11 @@ func (g *Guard) refuse(rule string) error {
 // takeBudget counts t against the client's budgets and returns why one is
 // spent ("" when none is). In enforce mode a spent budget counts nothing.
 func (g *Guard) takeBudget(c *compiled, cb *clientBudget, t *Ticket, now time.Time, enforce bool) string {
+	if g.shared != nil {
+		if r, ok := g.takeSharedBudget(c, cb, t, now, enforce); ok {
+			return r
+		}
+	}
 	at := now.UnixNano()
 	check := func(st *budgetState, l Limits, scope string) string {
 		r := st.take(at, l, !enforce)
@@ -341,6 +370,9 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 		suffix := rangeSuffix(t.s.National, prefix)
 		var sends, seq, judged, verified int
 		var base float64
+		var push []VelocityCount // allocated only for a hot range's send
+		var snap []ConversionCount
+		var bucket int64
 		g.ranges.with(key, true, func(st *rangeState) {
 			t.seq[i] = st.velocity.add(at, c.vStep, suffix, v.Gap, v.Baseline)
 			t.lev[i], t.nlev = d, i+1
@@ -348,8 +380,32 @@ func (g *Guard) rangeRules(c *compiled, t *Ticket, now time.Time, e164 []byte) (
 			base = st.velocity.baseline(v.Window)
 			if cv.MinSends > 0 {
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
+				if g.shared != nil {
+					snap = g.hotConversion(&st.conversion, judged, verified, cv.MinRate)
+				}
+			}
+			if g.shared != nil {
+				push, bucket = hotCounts(&st.velocity, push, i == 0, sends, seq, t.seq[i], base, v), st.velocity.bucket
 			}
 		})
+		if g.shared != nil && cv.MinSends > 0 {
+			if snap != nil {
+				g.addConversion(key, false, snap...)
+			}
+			judged, verified = g.fleetConversion(key, judged, verified)
+		}
+		if len(push) > 0 {
+			if fs, fq, ok := g.fleetVelocity(key, bucket, push, c); ok {
+				t.hot[i] = true
+				// The baseline is this node's share of the range's
+				// traffic: scale it as the sends.
+				if fs > sends {
+					base *= float64(fs) / float64(max(sends, 1))
+					sends = fs
+				}
+				seq = max(seq, fq)
+			}
+		}
 		threshold := v.Factor * base
 		var reason string
 		rule := RuleVelocity
@@ -388,7 +444,7 @@ func (g *Guard) raise(c *compiled, rule, client, carrier, cc, prefix string, nat
 	now time.Time, figures ...slog.Attr) *block {
 	var keyBuf [128]byte
 	b := &block{key: string(rangeKey(keyBuf[:0], client, cc, prefix)), digits: cc + prefix, level: level,
-		monitor: c.Mode == ModeMonitor}
+		monitor: c.Mode == ModeMonitor, id: rand.Uint64()}
 	shown := client
 	if shown == "" {
 		shown = "*"
@@ -396,8 +452,16 @@ func (g *Guard) raise(c *compiled, rule, client, carrier, cc, prefix string, nat
 	b.info = Block{Rule: rule, Range: maskRange(cc, prefix, natLen), Client: shown, Carrier: carrier, Reason: reason,
 		Since: now, Until: now.Add(c.BlockFor)}
 	b.logAt.Store(now.UnixNano())
+	stored := false // written to the fleet's blocks by this call
+	if g.shared != nil {
+		if a := g.putShared(b, now, c.MaxBlocks); a != b {
+			b = a // raised on another node first: that one applies
+		} else {
+			stored = true
+		}
+	}
 	active, added := g.blocks.add(b, now.UnixNano(), c.MaxBlocks)
-	if !added {
+	if g.shared == nil && !added || g.shared != nil && !stored {
 		return active
 	}
 	attrs := []any{keyRule, rule, keyRange, b.info.Range, keyClient, shown, keyAction, actionOf(c), keyReason, reason,
@@ -418,6 +482,9 @@ func (g *Guard) raise(c *compiled, rule, client, carrier, cc, prefix string, nat
 func (g *Guard) refused(b *block, now time.Time, enforce bool) {
 	b.refused.Add(1)
 	b.held.Add(1)
+	if g.shared != nil {
+		b.unflushed.Add(1)
+	}
 	at := now.UnixNano()
 	last := b.logAt.Load()
 	if last != 0 && at-last < int64(logEvery) || !b.logAt.CompareAndSwap(last, at) {
@@ -446,18 +513,38 @@ func (g *Guard) Sent(t Ticket, carrier string) {
 	for _, d := range c.levels {
 		prefix := rangePrefix(t.s.National, d)
 		if cv.MinSends > 0 {
-			g.ranges.with(rangeKey(keyBuf[:0], t.s.Client, t.s.CC, prefix), true, func(st *rangeState) {
-				st.conversion.addSent(t.at, now, c.cStep)
+			key := rangeKey(keyBuf[:0], t.s.Client, t.s.CC, prefix)
+			hot := false
+			g.ranges.with(key, true, func(st *rangeState) {
+				hot = st.conversion.addSent(t.at, now, c.cStep) && st.conversion.hot
 			})
+			if hot {
+				g.addConversion(key, false, ConversionCount{Bucket: t.at / c.cStep, Sent: 1})
+			}
 		}
 		if carrier == "" || cv.CarrierMinSends <= 0 {
 			continue
 		}
 		var judged, verified int
-		g.carriers.with(rangeKey(keyBuf[:0], carrier, t.s.CC, prefix), true, func(st *conversion) {
-			st.addSent(t.at, now, c.cStep)
+		var snap []ConversionCount
+		hot := false
+		key := rangeKey(keyBuf[:0], carrier, t.s.CC, prefix)
+		g.carriers.with(key, true, func(st *conversion) {
+			hot = st.addSent(t.at, now, c.cStep) && st.hot
 			judged, verified = st.judged(now, c.cStep, int64(cv.Grace))
+			if g.shared != nil {
+				snap = g.hotConversion(st, judged, verified, cv.MinRate)
+			}
 		})
+		if g.shared != nil {
+			if snap != nil {
+				g.addConversion(key, true, snap...)
+			}
+			if hot {
+				g.addConversion(key, true, ConversionCount{Bucket: t.at / c.cStep, Sent: 1})
+			}
+			judged, verified = g.fleetConversion(key, judged, verified)
+		}
 		if judged >= cv.CarrierMinSends && float64(verified) < cv.MinRate*float64(judged) {
 			g.raise(c, RuleCarrierConversion, "", carrier, t.s.CC, prefix, len(t.s.National), d,
 				conversionReason(verified, judged, cv, carrier), time.Unix(0, now),
@@ -473,14 +560,25 @@ func (g *Guard) Unsent(t Ticket) {
 			b.undo(t.at)
 		}
 	}
+	if t.sbudget != 0 {
+		g.undoSharedBudget(t)
+	}
 	c := g.cfg.Load()
 	var keyBuf [128]byte
 	for i, d := range t.lev[:t.nlev] {
-		g.ranges.with(rangeKey(keyBuf[:0], t.s.Client, t.s.CC, rangePrefix(t.s.National, d)), false, func(st *rangeState) {
+		key := rangeKey(keyBuf[:0], t.s.Client, t.s.CC, rangePrefix(t.s.National, d))
+		g.ranges.with(key, false, func(st *rangeState) {
 			if st != nil {
 				st.velocity.undo(t.at, c.vStep, t.seq[i], c.Velocity.Baseline)
 			}
 		})
+		if t.hot[i] {
+			back := VelocityCount{Bucket: t.at / c.vStep, Sends: -1}
+			if t.seq[i] {
+				back.Seq = -1
+			}
+			g.fleetVelocity(key, back.Bucket, []VelocityCount{back}, c)
+		}
 	}
 }
 
@@ -501,31 +599,56 @@ type Verification struct {
 func (g *Guard) Verified(now time.Time, v Verification) {
 	c := g.cfg.Load()
 	var buf [40]byte
-	g.verified.Load().add(string(append(append(buf[:0], v.CC...), v.National...)), now)
+	e164 := string(append(append(buf[:0], v.CC...), v.National...))
+	g.verified.Load().add(e164, now)
+	if g.shared != nil {
+		ctx, cancel := g.sharedCtx()
+		if err := g.shared.AddVerified(ctx, e164, now, c.VerifiedFor, c.VerifiedNumbers); err != nil {
+			g.sharedFailed("verified", err)
+		}
+		cancel()
+	}
 	cv := c.Conversion
 	at, sent := now.UnixNano(), v.SentAt.UnixNano()
 	var keyBuf [128]byte
+	// In a fleet the code was often sent through another node: the
+	// verification counts here all the same (see conversion.addVerified).
+	create := g.shared != nil
 	for _, d := range c.levels {
 		prefix := rangePrefix(v.National, d)
 		key := rangeKey(keyBuf[:0], v.Client, v.CC, prefix)
 		var judged, verified int
-		g.ranges.with(key, false, func(st *rangeState) {
+		hot := false
+		g.ranges.with(key, create, func(st *rangeState) {
 			if st != nil {
-				st.conversion.addVerified(sent, at, c.cStep)
+				hot = st.conversion.addVerified(sent, at, c.cStep) && st.conversion.hot
 				judged, verified = st.conversion.judged(at, c.cStep, int64(cv.Grace))
 			}
 		})
+		if g.shared != nil {
+			if hot {
+				g.addConversion(key, false, ConversionCount{Bucket: sent / c.cStep, Verified: 1})
+			}
+			judged, verified = g.fleetConversion(key, judged, verified)
+		}
 		if judged > 0 && judged >= cv.MinSends && float64(verified) >= cv.MinRate*float64(judged) {
 			g.recover(key, RuleConversion, conversionReason(verified, judged, cv, ""))
 		}
 		if v.Carrier != "" {
-			judged, verified = 0, 0
-			g.carriers.with(rangeKey(keyBuf[:0], v.Carrier, v.CC, prefix), false, func(st *conversion) {
+			judged, verified, hot = 0, 0, false
+			ckey := rangeKey(keyBuf[:0], v.Carrier, v.CC, prefix)
+			g.carriers.with(ckey, create, func(st *conversion) {
 				if st != nil {
-					st.addVerified(sent, at, c.cStep)
+					hot = st.addVerified(sent, at, c.cStep) && st.hot
 					judged, verified = st.judged(at, c.cStep, int64(cv.Grace))
 				}
 			})
+			if g.shared != nil {
+				if hot {
+					g.addConversion(ckey, true, ConversionCount{Bucket: sent / c.cStep, Verified: 1})
+				}
+				judged, verified = g.fleetConversion(ckey, judged, verified)
+			}
 			if judged > 0 && judged >= cv.CarrierMinSends && float64(verified) >= cv.MinRate*float64(judged) {
 				g.recover(rangeKey(keyBuf[:0], "", v.CC, prefix), RuleCarrierConversion,
 					conversionReason(verified, judged, cv, v.Carrier))
@@ -540,7 +663,11 @@ func (g *Guard) recover(key []byte, rule, reason string) {
 		return
 	}
 	k := string(key)
-	for _, b := range g.blocks.remove(func(b *block) bool { return b.key == k && b.info.Rule == rule }) {
+	gone := g.blocks.remove(func(b *block) bool { return b.key == k && b.info.Rule == rule })
+	if len(gone) > 0 {
+		g.deleteShared("recover", []string{k})
+	}
+	for _, b := range gone {
 		g.log.Info(logRecovered, keyRule, rule, keyRange, b.info.Range, keyClient, b.info.Client, keyReason, reason,
 			keyRefused, b.refused.Load())
 		g.obs.GuardBlocks(int(g.blocks.n.Load()))

@@ -28,3 +28,12 @@ const (
 	keyVerified   = "verified"
 	keyWhy        = "why"
 )
+
+// Shared state (fleet backend).
+const (
+	logSharedFailed = "guard shared state unavailable: deciding on this node's own"
+	logLifted       = "guard block lifted on another node"
+
+	keyOp    = "op"
+	keyError = "error"
+)

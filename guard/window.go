@@ -34,8 +34,11 @@ type velocity struct {
 	recent  [recentN]uint32
 	nrecent uint8
 	pos     uint8
-	rate    float64 // exponentially weighted sends per second
-	rateAt  int64   // when rate was last updated, unix nanoseconds
+	// hot: the fleet counts this range's sends (shared state only; see
+	// fleetVelocity); it cools down when the window empties.
+	hot    bool
+	rate   float64 // exponentially weighted sends per second
+	rateAt int64   // when rate was last updated, unix nanoseconds
 }
 
 // advance moves the window to now, dropping the buckets that left it.
@@ -46,6 +49,7 @@ func (v *velocity) advance(now, step int64) {
 		if v.step != step || idx-v.bucket >= 2*vSteps {
 			v.nrecent = 0 // nothing sent for two windows: no recent number
 		}
+		v.hot = false
 		v.step, v.bucket = step, idx
 		return
 	}
@@ -120,16 +124,28 @@ func (v *velocity) totals(now, step int64) (sends, seq int) {
 	return sends, seq
 }
 
+// counts appends the buckets of the window with sends, oldest first.
+func (v *velocity) counts(out []VelocityCount) []VelocityCount {
+	for k := int64(vSteps - 1); k >= 0; k-- {
+		idx := v.bucket - k
+		if n := v.sends[ring(idx, vSteps)]; n > 0 {
+			out = append(out, VelocityCount{Bucket: idx, Sends: int(n), Seq: int(v.seq[ring(idx, vSteps)])})
+		}
+	}
+	return out
+}
+
 // baseline is the range's average sends per window.
 func (v *velocity) baseline(window time.Duration) float64 { return v.rate * window.Seconds() }
 
 // conversion counts a range's sends and, by the bucket of their send, the
-// verifications of their codes. 144 bytes.
+// verifications of their codes. 152 bytes.
 type conversion struct {
 	step     int64
 	bucket   int64
 	sent     [cSteps]uint32
 	verified [cSteps]uint32
+	hot      bool // the fleet counts it (see fleetconv.go); a reset cools it
 }
 
 func (c *conversion) advance(now, step int64) {
@@ -155,18 +171,27 @@ func (c *conversion) slot(t, now, step int64) int {
 	return int(ring(idx, cSteps))
 }
 
-// addSent counts a send made at t.
-func (c *conversion) addSent(t, now, step int64) {
+// addSent counts a send made at t, unless t is outside the window.
+func (c *conversion) addSent(t, now, step int64) bool {
 	if i := c.slot(t, now, step); i >= 0 {
 		c.sent[i]++
+		return true
 	}
+	return false
 }
 
-// addVerified counts the verification of a code sent at sentAt.
-func (c *conversion) addVerified(sentAt, now, step int64) {
-	if i := c.slot(sentAt, now, step); i >= 0 && c.verified[i] < c.sent[i] {
+// addVerified counts the verification of a code sent at sentAt. A bucket
+// may count more verifications than sends (judged caps them): in a fleet
+// a code sent through one node is often verified through another, and a
+// node's verifications of the others' sends stand for the others'
+// verifications of its own, so that each node's conversion is about the
+// fleet's.
+func (c *conversion) addVerified(sentAt, now, step int64) bool {
+	if i := c.slot(sentAt, now, step); i >= 0 && c.verified[i] < math.MaxUint32 {
 		c.verified[i]++
+		return true
 	}
+	return false
 }
 
 // judged returns the sends of the buckets that ended at least grace
@@ -178,8 +203,9 @@ func (c *conversion) judged(now, step, grace int64) (sent, verified int) {
 		if (idx+1)*step > now-grace {
 			continue
 		}
-		sent += int(c.sent[ring(idx, cSteps)])
-		verified += int(c.verified[ring(idx, cSteps)])
+		s := c.sent[ring(idx, cSteps)]
+		sent += int(s)
+		verified += int(min(c.verified[ring(idx, cSteps)], s))
 	}
 	return sent, verified
 }
