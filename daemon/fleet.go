@@ -189,6 +189,16 @@ func (f *fleetNode) join(ctx context.Context) error {
 	if err := f.beat(ctx); err != nil {
 		return err
 	}
+	// Two first nodes started together with different files both set
+	// the fleet's config; the one whose write came first finds it
+	// replaced now.
+	if fleetFP, err := f.db.FleetConfig(ctx); err != nil {
+		return fmt.Errorf("daemon: fleet: %w", err)
+	} else if fleetFP != mine {
+		_ = f.db.LeaveFleet(ctx, f.id)
+		return fmt.Errorf("daemon: fleet: another node set the fleet's configuration (fingerprint %s) while this one (%s) started: "+
+			"give every node the same file", fleetFP, mine)
+	}
 	f.log.Info("joined the fleet", keyNode, f.id, keyNodes, len(others)+1, keySkew, skew.Round(time.Millisecond))
 	return nil
 }
