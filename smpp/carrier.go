@@ -428,6 +428,12 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 			} else {
 				log.Debug("bind failed", keyError, err, keyReason, reason, keyRetries, failures, keyBackoff, wait)
 			}
+			if c.cfg.Fleet != nil && failures >= fleetGiveUpAfter {
+				// Maybe this node's own way to the SMSC is broken: the
+				// lease goes back, for another node to try.
+				log.Warn("cannot bind: giving the bind lease back to the fleet", keyRetries, failures)
+				return
+			}
 			if !sleep(ctx, wait) {
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/otpgate/otpgate/otp"
 )
@@ -144,14 +145,31 @@ func (c *Carrier) keepLeased(ctx context.Context, sl *slot) {
 		c.leased(sl, 1)
 		c.keepBound(held, sl)
 		c.leased(sl, -1)
+		lost := held.Err() != nil // before release, which ends held
 		release()
 		cancel()
 		if ctx.Err() != nil || c.runCtx.Err() != nil {
 			return
 		}
-		log.Warn("bind lease lost: unbound; waiting for the lease again")
+		if lost {
+			log.Warn("bind lease lost: unbound; waiting for the lease again")
+			continue
+		}
+		// keepBound gave up (no bind after fleetGiveUpAfter tries): the
+		// other nodes get the slot first.
+		if !sleep(ctx, fleetGiveUpPause) {
+			return
+		}
 	}
 }
+
+// A node that cannot bind a slot whose lease it holds gives the lease
+// back after fleetGiveUpAfter failed binds in a row (its own way to the
+// SMSC may be what is broken), and waits fleetGiveUpPause before it asks
+// for a lease again (a variable for tests).
+const fleetGiveUpAfter = 3
+
+var fleetGiveUpPause = 30 * time.Second
 
 // leased counts a slot's lease taken (+1) or given back (-1), and sets
 // this node's share of the carrier's TPS to the share of its transmitting
