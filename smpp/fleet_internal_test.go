@@ -87,7 +87,9 @@ func (n *memNode) Acquire(ctx context.Context, carrier, slot string) (context.Co
 
 func (n *memNode) Remote(string) bool { return false }
 
-func (n *memNode) Forward(context.Context, string, otp.SMS) ([]string, error) { return nil, ErrNotBound }
+func (n *memNode) Forward(context.Context, string, otp.SMS) ([]string, error) {
+	return nil, ErrNotBound
+}
 
 // TestCarrier_FleetGivesUpUnreachable: a node that holds a slot's lease but
 // cannot reach the SMSC gives the lease back after three failed binds, and
