@@ -116,6 +116,9 @@ func (h *handler) logRequests(c *gin.Context) {
 	if outcome == "" {
 		outcome = "ok"
 	}
+	if !h.log.Enabled(c.Request.Context(), slog.LevelInfo) {
+		return // the attributes below cost allocations on every request
+	}
 	h.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
 		slog.String("request_id", id),
 		slog.String("remote", remoteString(remote)),
@@ -197,17 +200,37 @@ func (h *handler) sendOTP(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	h.writeJSON(c, struct {
-		Result struct {
-			Status            int    `json:"status"`
-			StatusDescription string `json:"statusDescription"`
-			RequestID         string `json:"requestId"`
-		} `json:"result"`
-	}{Result: struct {
+	c.Data(200, "application/json; charset=utf-8", sentBody(res.RequestID))
+}
+
+// sendResult is send-otp's 200 body: {"result":{...}}.
+type sendResult struct {
+	Result struct {
 		Status            int    `json:"status"`
 		StatusDescription string `json:"statusDescription"`
 		RequestID         string `json:"requestId"`
-	}{200, "Success OTP sent", res.RequestID}})
+	} `json:"result"`
+}
+
+const (
+	sentPrefix = `{"result":{"status":200,"statusDescription":"Success OTP sent","requestId":"`
+	sentSuffix = `"}}`
+)
+
+// sentBody is send-otp's 200 body for requestID, the bytes json.Marshal
+// gives for sendResult, written without reflection: it is on every send.
+// Request ids are hex; an id needing JSON escapes takes json.Marshal.
+func sentBody(requestID string) []byte {
+	for i := 0; i < len(requestID); i++ {
+		if c := requestID[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			var r sendResult
+			r.Result.Status, r.Result.StatusDescription, r.Result.RequestID = 200, "Success OTP sent", requestID
+			b, _ := jsonMarshal(r) // strings and an int: cannot fail
+			return b
+		}
+	}
+	b := make([]byte, 0, len(sentPrefix)+len(requestID)+len(sentSuffix))
+	return append(append(append(b, sentPrefix...), requestID...), sentSuffix...)
 }
 
 var verifiedBody = []byte(`{"result":{"status":200,"statusDescription":"OTP verified"}}`)
@@ -306,11 +329,10 @@ func DecodeBody(body []byte, dst any) error {
 	if len(body) == 0 || body[0] != '{' {
 		return otp.ErrUnprocessable
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(dst); err != nil {
-		return otp.ErrUnprocessable
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	// json.Unmarshal refuses trailing data (anything but white space after
+	// the object) as a Decoder followed by a check for io.EOF did, without
+	// the Decoder's buffer and second scan.
+	if err := json.Unmarshal(body, dst); err != nil {
 		return otp.ErrUnprocessable
 	}
 	return nil

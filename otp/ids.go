@@ -2,6 +2,7 @@ package otp
 
 import (
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -27,6 +28,9 @@ func IDForms(id string) (canonical string, alternates []string) {
 	if len(s) > 64 {
 		return canonical, nil
 	}
+	if alternates, ok := smallIDForms(s); ok {
+		return canonical, alternates
+	}
 	var v big.Int
 	if isDigits(s, false) {
 		v.SetString(s, 10)
@@ -41,6 +45,37 @@ func IDForms(id string) (canonical string, alternates []string) {
 		}
 	}
 	return canonical, alternates
+}
+
+// smallIDForms computes IDForms's alternates of canonical s with machine
+// integers when s fits in 64 bits (at most 19 decimal or 16 hex digits,
+// which is every id carriers hand out in practice): big.Int allocated
+// several times per call, and IDForms runs twice per send and once per
+// receipt. ok is false when s is too long for it.
+func smallIDForms(s string) (alternates []string, ok bool) {
+	dec, hex := isDigits(s, false), isDigits(s, true)
+	if (dec && len(s) > 19) || (hex && len(s) > 16) {
+		return nil, false
+	}
+	if dec {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		if h := strings.ToUpper(strconv.FormatUint(v, 16)); h != s {
+			alternates = append(make([]string, 0, 2), h)
+		}
+	}
+	if hex {
+		v, err := strconv.ParseUint(s, 16, 64)
+		if err != nil {
+			return nil, false
+		}
+		if d := strconv.FormatUint(v, 10); d != s {
+			alternates = append(alternates, d)
+		}
+	}
+	return alternates, true
 }
 
 func isDigits(s string, hex bool) bool {

@@ -10,6 +10,7 @@ import (
 type Template struct {
 	prefix, suffix string
 	length         int
+	masked         string // the text with '*' for the code, made once: it goes with every send
 }
 
 // MaxCodeLength is the longest code a template may ask for.
@@ -32,7 +33,7 @@ func ParseTemplate(text string) (Template, error) {
 	if j-i > MaxCodeLength {
 		return Template{}, fmt.Errorf("otp: template has %d '#', at most %d", j-i, MaxCodeLength)
 	}
-	return Template{prefix: text[:i], suffix: text[j:], length: j - i}, nil
+	return Template{prefix: text[:i], suffix: text[j:], length: j - i, masked: text[:i] + strings.Repeat("*", j-i) + text[j:]}, nil
 }
 
 // Length is the number of digits of the code.
@@ -42,7 +43,7 @@ func (t Template) Length() int { return t.length }
 func (t Template) Render(code Code) string { return t.prefix + code.Reveal() + t.suffix }
 
 // Masked returns the text with '*' in place of the code, for logs.
-func (t Template) Masked() string { return t.prefix + strings.Repeat("*", t.length) + t.suffix }
+func (t Template) Masked() string { return t.masked }
 
 // DefaultTemplates are the vendor API's texts for customTextId "4" to "8"
 // (docs/architecture.md, "The vendor API").

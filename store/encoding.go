@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,10 +8,11 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Values are JSON; expiries are badger TTLs in whole seconds.
+// Values are binary (codec.go) or JSON; expiries are badger TTLs in whole
+// seconds.
 
-// getJSON decodes the value under key into v and reports whether it exists.
-func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
+// getValue decodes the value under key into v and reports whether it exists.
+func getValue(txn *badger.Txn, key string, v any) (bool, error) {
 	item, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -20,15 +20,15 @@ func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+	if err := item.Value(func(b []byte) error { return unmarshalValue(b, v) }); err != nil {
 		return false, fmt.Errorf("decode %q: %w", maskKey(key), err)
 	}
 	return true, nil
 }
 
-// setJSON writes v under key, expiring at expires (unix seconds; 0 never).
-func setJSON(txn *badger.Txn, key string, v any, expires uint64) error {
-	b, err := json.Marshal(v)
+// setValue writes v under key, expiring at expires (unix seconds; 0 never).
+func setValue(txn *badger.Txn, key string, v any, expires uint64) error {
+	b, err := marshalValue(v)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -58,7 +57,7 @@ func (db *DB) SaveSend(ctx context.Context, key string, msg otp.Message, fn func
 			return err
 		}
 		expires := unixCeil(db.now().Add(db.messageTTL))
-		if err := setJSON(txn, prefixMessage+m.RequestID, m, expires); err != nil {
+		if err := setValue(txn, prefixMessage+m.RequestID, m, expires); err != nil {
 			return err
 		}
 		stored = m
@@ -91,11 +90,11 @@ func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
 		// A carrier that reuses an id (its counter wrapped) sends the next
 		// receipt for the newest message: the exact index points there.
 		ie := indexEntry{RequestID: m.RequestID, Part: i}
-		if err := setJSON(txn, prefixExact+m.Carrier+"/"+canonical, ie, expires); err != nil {
+		if err := setValue(txn, prefixExact+m.Carrier+"/"+canonical, ie, expires); err != nil {
 			return err
 		}
 		for _, a := range alts {
-			if err := setJSON(txn, prefixAlt+m.Carrier+"/"+a, ie, expires); err != nil {
+			if err := setValue(txn, prefixAlt+m.Carrier+"/"+a, ie, expires); err != nil {
 				return err
 			}
 		}
@@ -126,7 +125,7 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 			continue // the common case: no receipt came before this message
 		}
 		var pr pendingReceipt
-		ok, err := getJSON(txn, k, &pr)
+		ok, err := getValue(txn, k, &pr)
 		if err != nil {
 			return err
 		}
@@ -170,7 +169,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 		msg, matched, changed = otp.Message{}, false, false
 		for _, prefix := range []string{prefixExact, prefixAlt} {
 			var ie indexEntry
-			ok, err := getJSON(txn, prefix+r.Carrier+"/"+canonical, &ie)
+			ok, err := getValue(txn, prefix+r.Carrier+"/"+canonical, &ie)
 			if err != nil {
 				return err
 			}
@@ -186,7 +185,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 			if err != nil {
 				return err
 			}
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			if err := item.Value(func(v []byte) error { return unmarshalValue(v, &m) }); err != nil {
 				return fmt.Errorf("message %q: %w", ie.RequestID, err)
 			}
 			if ie.Part < 0 || ie.Part >= len(m.Parts) {
@@ -215,7 +214,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 				if err := db.enqueueCallback(txn, prev, msg); err != nil {
 					return err
 				}
-				return setJSON(txn, mk, msg, item.ExpiresAt())
+				return setValue(txn, mk, msg, item.ExpiresAt())
 			}
 			return nil
 		}
@@ -234,7 +233,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
 	k := prefixPending + r.Carrier + "/" + canonical
 	var old pendingReceipt
-	ok, err := getJSON(txn, k, &old)
+	ok, err := getValue(txn, k, &old)
 	if err != nil {
 		return err
 	}
@@ -252,7 +251,7 @@ func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) erro
 		}
 		db.onDropped(r.Carrier)
 	}
-	return setJSON(txn, k, pr, unixCeil(expires))
+	return setValue(txn, k, pr, unixCeil(expires))
 }
 
 // Message implements otp.ReceiptStore: it returns the message of requestID,
@@ -262,7 +261,7 @@ func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error
 	var ok bool
 	err := db.view(func(txn *badger.Txn) error {
 		var err error
-		ok, err = getJSON(txn, prefixMessage+requestID, &m)
+		ok, err = getValue(txn, prefixMessage+requestID, &m)
 		return err
 	})
 	if err != nil {
@@ -310,7 +309,7 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 		if err := db.enqueueCallback(txn, prev, m); err != nil {
 			return err
 		}
-		if err := setJSON(txn, k, m, expires); err != nil {
+		if err := setValue(txn, k, m, expires); err != nil {
 			return err
 		}
 		one := m
@@ -352,7 +351,7 @@ func (db *DB) RecordRetry(ctx context.Context, requestID string, a otp.Attempt) 
 		if err := db.enqueueCallback(txn, prev, m); err != nil {
 			return err
 		}
-		if err := setJSON(txn, k, m, expires); err != nil {
+		if err := setValue(txn, k, m, expires); err != nil {
 			return err
 		}
 		stored = m
@@ -377,7 +376,7 @@ func getMessage(txn *badger.Txn, k string) (m otp.Message, expires uint64, err e
 	if err != nil {
 		return m, 0, err
 	}
-	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+	if err := item.Value(func(v []byte) error { return unmarshalValue(v, &m) }); err != nil {
 		return m, 0, fmt.Errorf("message %q: %w", maskKey(k), err)
 	}
 	return m, item.ExpiresAt(), nil
@@ -396,7 +395,7 @@ func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
 			return nil
 		}
 		m.Verified = true
-		return setJSON(txn, k, m, expires)
+		return setValue(txn, k, m, expires)
 	})
 	if err != nil {
 		return fmt.Errorf("store: mark verified: %w", err)

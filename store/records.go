@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -77,7 +76,7 @@ func (db *DB) getRecord(txn *badger.Txn, key string) (rec otp.Record, found bool
 	if err != nil {
 		return otp.Record{}, false, err
 	}
-	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+	if err := item.Value(func(v []byte) error { return unmarshalValue(v, &rec) }); err != nil {
 		return otp.Record{}, false, fmt.Errorf("record %q: %w", maskKey(key), err)
 	}
 	if !rec.KeepUntil.After(db.now()) {
@@ -94,7 +93,7 @@ func (db *DB) putRecord(txn *badger.Txn, rec otp.Record) error {
 	if !rec.KeepUntil.After(db.now()) {
 		return txn.Delete(k)
 	}
-	v, err := json.Marshal(rec)
+	v, err := marshalValue(&rec)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,56 @@
+package otp
+
+import (
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+)
+
+// bigIDForms is IDForms's alternates computed with big.Int only, the way
+// every id was before smallIDForms.
+func bigIDForms(s string) (alternates []string) {
+	var v big.Int
+	if isDigits(s, false) {
+		v.SetString(s, 10)
+		if h := strings.ToUpper(v.Text(16)); h != s {
+			alternates = append(alternates, h)
+		}
+	}
+	if isDigits(s, true) {
+		v.SetString(s, 16)
+		if d := v.Text(10); d != s {
+			alternates = append(alternates, d)
+		}
+	}
+	return alternates
+}
+
+func TestSmallIDForms_SameAsBigInt(t *testing.T) {
+	ids := []string{"1", "9", "A", "F", "10", "26", "1A", "FF", "100", "3FA2B9C4", "123456789",
+		"9999999999999999999", "18446744073709551615", "18446744073709551616", "FFFFFFFFFFFFFFFF",
+		"10000000000000000", "ABCDEF0123456789", "1234567890123456789", "ABC-123", "Z9"}
+	for i := 1; i <= 20; i++ { // every length, both alphabets
+		ids = append(ids, strings.Repeat("9", i), strings.Repeat("F", i), strings.Repeat("7", i))
+	}
+	for _, s := range ids {
+		got, ok := smallIDForms(s)
+		if !ok {
+			continue // IDForms takes the big.Int path
+		}
+		if want := bigIDForms(s); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("smallIDForms(%q) = %v, want %v", s, got, want)
+		}
+	}
+	if _, ok := smallIDForms("18446744073709551616"); ok {
+		t.Error("an id beyond 64 bits took the machine-integer path")
+	}
+}
+
+func BenchmarkIDForms(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		IDForms("3FA2B9C4")
+		IDForms("1234567890")
+	}
+}
