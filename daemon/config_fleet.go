@@ -38,8 +38,10 @@ type InternalTLSConfig struct {
 // Fleet defaults and bounds.
 const (
 	defaultBindLease = 10 * time.Second
-	minBindLease     = time.Second
-	maxBindLease     = 5 * time.Minute
+	// The unbind after a lost lease has a third of it before another
+	// node may bind: at least the SMPP unbind's own wait (1 s).
+	minBindLease = 3 * time.Second
+	maxBindLease = 5 * time.Minute
 )
 
 // setFleetDefaults fills the fleet keys left out.

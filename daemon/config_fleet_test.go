@@ -20,7 +20,7 @@ func TestValidate_Fleet(t *testing.T) {
 		{"Redis", redis + "fleet: {node_id: gw1, internal_listen: \"127.0.0.1:7443\", " + tlsKeys + ", bind_lease: 5s}", ""},
 		{"RedisNoInternal", redis + "fleet: {node_id: gw1}", ""},
 		{"NodeID", redis + "fleet: {node_id: \"gw#1\"}", "fleet.node_id: want at most 64 characters"},
-		{"Lease", redis + "fleet: {node_id: gw1, bind_lease: 10m}", "fleet.bind_lease: want between 1s and 5m0s"},
+		{"Lease", redis + "fleet: {node_id: gw1, bind_lease: 10m}", "fleet.bind_lease: want between 3s and 5m0s"},
 		{"InternalNoTLS", redis + "fleet: {node_id: gw1, internal_listen: \"127.0.0.1:7443\"}", "fleet.internal_tls: cert_file, key_file and ca_file are all needed"},
 		{"InternalBadAddr", redis + "fleet: {node_id: gw1, internal_listen: \"7443\", " + tlsKeys + "}", `fleet.internal_listen: want host:port, got "7443"`},
 		{"TLSWithoutListen", redis + "fleet: {node_id: gw1, " + tlsKeys + "}", "fleet.internal_tls: set but fleet.internal_listen is empty"},

@@ -142,6 +142,9 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if fleet != nil {
+		defer fleet.leave() // after the carriers stopped (deferred later), before the store closes
+	}
 	if internalLn != nil {
 		defer internalLn.Close()
 	}

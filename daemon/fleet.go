@@ -6,6 +6,7 @@ import (
 	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -93,8 +94,10 @@ type fleetNode struct {
 	fwd    *forwarder             // nil: submits are neither taken nor forwarded
 	// forwarded, when set, counts each forward by carrier and result.
 	forwarded func(carrier, result string)
-	holder    atomic.Pointer[string] // lease value: "<node id> <internal address>"
+	addr      atomic.Pointer[string] // the internal address leases advertise ("" none)
+	acquires  atomic.Uint64          // numbers each lease value, see leaseValue
 	wg        sync.WaitGroup         // lease renewals
+	closed    bool                   // under mu: leave ran, no more Acquire
 
 	mu     sync.Mutex
 	remote map[string]map[string]seenHolder // carrier -> slot -> another node's lease
@@ -127,9 +130,21 @@ func newFleetNode(db *redisstore.DB, cfg *Config, secret []byte, log *slog.Logge
 func (f *fleetNode) self() string { return f.id + "#" + f.token }
 
 // setAddr sets the internal address this node's leases advertise.
-func (f *fleetNode) setAddr(addr string) {
-	h := f.self() + " " + addr
-	f.holder.Store(&h)
+func (f *fleetNode) setAddr(addr string) { f.addr.Store(&addr) }
+
+// leaseValue is the value of one lease taken by this process:
+// "<node id>#<token>.<n> <internal address>". Each Acquire has its own
+// n, so that a carrier replaced by a reload, whose old instance drains
+// while the new one asks for the same slot, never takes the old one's
+// lease for its own.
+func (f *fleetNode) leaseValue() string {
+	return fmt.Sprintf("%s.%d %s", f.self(), f.acquires.Add(1), *f.addr.Load())
+}
+
+// ownValue reports whether a lease value is this process's (any Acquire).
+func (f *fleetNode) ownValue(v string) bool {
+	node, _, _ := strings.Cut(v, " ")
+	return strings.HasPrefix(node, f.self()+".")
 }
 
 // join checks this node against the fleet and announces it: the same
@@ -199,6 +214,19 @@ func (f *fleetNode) join(ctx context.Context) error {
 		return fmt.Errorf("daemon: fleet: another node set the fleet's configuration (fingerprint %s) while this one (%s) started: "+
 			"give every node the same file", fleetFP, mine)
 	}
+	// Announced first, read second: of two nodes starting together with
+	// different files, at least one sees the other here.
+	nodes, err = f.db.FleetNodes(ctx, time.Now(), fleetStaleAfter(f.lease))
+	if err != nil {
+		return fmt.Errorf("daemon: fleet: %w", err)
+	}
+	for _, n := range nodes {
+		if n.ID != f.id && (n.ConfigFP != mine || n.SecretFP != f.secret) {
+			_ = f.db.LeaveFleet(ctx, f.id)
+			return fmt.Errorf("daemon: fleet: node %s started with another configuration or secret at the same time as this one: "+
+				"give every node the same files", n.ID)
+		}
+	}
 	f.log.Info("joined the fleet", keyNode, f.id, keyNodes, len(others)+1, keySkew, skew.Round(time.Millisecond))
 	return nil
 }
@@ -231,8 +259,7 @@ func (f *fleetNode) beat(ctx context.Context) error {
 	return nil
 }
 
-// run keeps the heartbeat until ctx ends, then leaves the node table once
-// every lease renewal stopped.
+// run keeps the heartbeat until ctx ends.
 func (f *fleetNode) run(ctx context.Context) {
 	t := time.NewTicker(f.lease / 3)
 	defer t.Stop()
@@ -240,10 +267,6 @@ func (f *fleetNode) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			f.wg.Wait()
-			lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = f.db.LeaveFleet(lctx, f.id)
-			cancel()
 			return
 		case <-t.C:
 		}
@@ -257,14 +280,28 @@ func (f *fleetNode) run(ctx context.Context) {
 	}
 }
 
+// leave takes no more lease, waits for the renewals to stop (every
+// carrier has stopped by then) and removes this node from the node table.
+func (f *fleetNode) leave() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = f.db.LeaveFleet(ctx, f.id)
+}
+
 // Acquire implements smpp.Fleet: it polls the slot's lease every third of
 // bind_lease (jittered) until it gets it, noting who holds it meanwhile.
 func (f *fleetNode) Acquire(ctx context.Context, carrier, slot string) (context.Context, func(), error) {
-	holder := *f.holder.Load()
+	value := f.leaseValue()
 	var freeSince time.Time
+	var sent time.Time
 	for {
 		tctx, cancel := context.WithTimeout(ctx, f.lease/3)
-		held, cur, err := f.takeFair(tctx, carrier, slot, holder, &freeSince)
+		sent = time.Now()
+		held, cur, err := f.takeFair(tctx, carrier, slot, value, &freeSince)
 		cancel()
 		if err == nil && held {
 			break
@@ -277,30 +314,42 @@ func (f *fleetNode) Acquire(ctx context.Context, carrier, slot string) (context.
 			return nil, nil, ctx.Err()
 		}
 	}
+	f.mu.Lock()
+	if f.closed { // the node is leaving: give it back at once
+		f.mu.Unlock()
+		f.giveBack(carrier, slot, value)
+		return nil, nil, errors.New("daemon: fleet: leaving")
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
 	f.saw(carrier, slot, "")
 	f.count(carrier, 1)
 	held, lose := context.WithCancel(ctx)
 	done := make(chan struct{})
-	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		defer close(done)
-		f.renew(held, lose, carrier, slot, holder)
+		f.renew(held, lose, carrier, slot, value, sent)
 	}()
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
 			lose()
 			<-done
+			f.giveBack(carrier, slot, value)
 			f.count(carrier, -1)
-			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := f.db.ReleaseBindLease(rctx, carrier, slot, holder); err != nil {
-				f.log.Warn("bind lease not given back: it runs out by itself", keyCarrier, carrier, keySlot, slot, keyError, err)
-			}
 		})
 	}
 	return held, release, nil
+}
+
+// giveBack deletes the lease when value still holds it.
+func (f *fleetNode) giveBack(carrier, slot, value string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := f.db.ReleaseBindLease(ctx, carrier, slot, value); err != nil {
+		f.log.Warn("bind lease not given back: it runs out by itself", keyCarrier, carrier, keySlot, slot, keyError, err)
+	}
 }
 
 // takeFair takes the slot's lease, except that a node already holding a
@@ -339,32 +388,40 @@ func (f *fleetNode) count(carrier string, delta int) {
 	f.held[carrier] += delta
 }
 
-// renew renews a held lease every third of bind_lease. When another node
-// holds it, or no renewal succeeded for two thirds of it (Redis out of
-// reach: the lease may run out before this node can tell), it calls lose:
-// the slot is unbound before another node may bind it.
-func (f *fleetNode) renew(ctx context.Context, lose func(), carrier, slot, holder string) {
+// renew renews a held lease every third of bind_lease. The lease is
+// taken as lost (lose: the slot is unbound) when another node holds it,
+// or two thirds of bind_lease after the last renewal that succeeded,
+// counted from when that renewal was sent: the key may expire in Redis a
+// third of bind_lease later, which leaves the unbind that much time before
+// another node may bind. A timer enforces that deadline, whatever a
+// renewal in flight is doing.
+func (f *fleetNode) renew(ctx context.Context, lose func(), carrier, slot, value string, sent time.Time) {
+	margin := 2 * f.lease / 3
+	deadline := time.AfterFunc(time.Until(sent.Add(margin)), func() {
+		f.log.Error("bind lease not renewed in time: unbinding", keyCarrier, carrier, keySlot, slot)
+		lose()
+	})
+	defer deadline.Stop()
 	t := time.NewTicker(f.lease / 3)
 	defer t.Stop()
-	lastOK := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		at := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, f.lease/3)
-		held, cur, err := f.db.TakeBindLease(rctx, carrier, slot, holder, f.lease)
+		held, cur, err := f.db.TakeBindLease(rctx, carrier, slot, value, f.lease)
 		cancel()
 		switch {
 		case err == nil && held:
-			lastOK = time.Now()
+			if !deadline.Stop() { // it fired: the slot is being unbound
+				return
+			}
+			deadline.Reset(time.Until(at.Add(margin)))
 		case err == nil:
 			f.log.Warn("bind lease taken over by another node: unbinding", keyCarrier, carrier, keySlot, slot, keyNode, nodeOf(cur))
-			lose()
-			return
-		case time.Since(lastOK) >= 2*f.lease/3:
-			f.log.Error("bind lease not renewed in time: unbinding", keyCarrier, carrier, keySlot, slot, keyError, err)
 			lose()
 			return
 		}
@@ -382,7 +439,7 @@ func (f *fleetNode) saw(carrier, slot, cur string) {
 		f.remote[carrier] = m
 	}
 	node, addr, _ := strings.Cut(cur, " ")
-	if cur == "" || node == f.self() {
+	if cur == "" || f.ownValue(cur) {
 		delete(m, slot)
 		return
 	}
@@ -408,21 +465,32 @@ func (f *fleetNode) Remote(carrier string) bool {
 	return f.fwd != nil && len(f.holders(carrier)) > 0
 }
 
-// Forward implements smpp.Fleet: through one of the nodes holding a bind
-// of carrier, picked at random.
+// Forward implements smpp.Fleet: through the nodes holding a bind of
+// carrier, in random order; the next one is tried only when the SMS
+// certainly did not go out (the request never reached the node, or its
+// carrier was not bound there).
 func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([]string, error) {
 	hs := f.holders(carrier)
 	if f.fwd == nil || len(hs) == 0 {
 		return nil, smpp.ErrNotBound
 	}
-	h := hs[rand.N(len(hs))]
-	ids, err := f.fwd.submit(ctx, h.addr, carrier, sms)
-	if f.forwarded != nil {
-		result := "ok"
-		if err != nil {
-			result, _ = smpp.ForwardCode(err)
+	rand.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
+	var (
+		ids []string
+		err error
+	)
+	for _, h := range hs {
+		ids, err = f.fwd.submit(ctx, h.addr, carrier, sms)
+		if f.forwarded != nil {
+			result := "ok"
+			if err != nil {
+				result, _ = smpp.ForwardCode(err)
+			}
+			f.forwarded(carrier, result)
 		}
-		f.forwarded(carrier, result)
+		if err == nil || !errors.Is(err, smpp.ErrNotBound) || ctx.Err() != nil {
+			break
+		}
 	}
 	return ids, err
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/otpgate/otpgate/otp"
@@ -25,20 +26,26 @@ import (
 const (
 	internalSubmitPath = "/internal/v1/submit"
 	maxForwardBody     = 64 << 10
-	// forwardGrace is added to the forwarded send's own deadline for the
-	// round trip between the nodes.
-	forwardGrace = 2 * time.Second
+	// forwardGrace is kept from the send's time left for the answer's way
+	// back (at most a quarter of it): the holder stops that much earlier
+	// than the origin, so that its answer, ids or error, arrives.
+	forwardGrace = 500 * time.Millisecond
 )
 
 // forwardRequest is a forwarded submit.
 type forwardRequest struct {
 	Carrier string `json:"carrier"`
-	// Deadline is the send's deadline, unix nanoseconds (0: none).
-	Deadline int64 `json:"deadline"`
+	// TimeoutMS is how long the holder may take, in milliseconds (0: no
+	// limit): the send's time left less forwardGrace, relative so that
+	// the nodes' clocks do not matter.
+	TimeoutMS int64 `json:"timeout_ms"`
 	// Dup: the send accepts a duplicate after a lost session
 	// (smpp.WithDuplicateAllowed).
-	Dup bool    `json:"dup"`
-	SMS otp.SMS `json:"sms"`
+	Dup bool `json:"dup"`
+	// Failover: the origin's route has another carrier, so a stalled
+	// carrier may be given up (smpp.WithFailoverAllowed).
+	Failover bool    `json:"failover"`
+	SMS      otp.SMS `json:"sms"`
 }
 
 // forwardReply is the node's answer: the message ids, or what went wrong
@@ -55,9 +62,11 @@ type forwarder struct {
 }
 
 func newForwarder(clientTLS *tls.Config) *forwarder {
+	// A holder that died without closing its connections (power, network)
+	// is found by HTTP/2 pings within seconds, not at the send's deadline.
 	tr := &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
 		TLSHandshakeTimeout: 5 * time.Second, DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-		ForceAttemptHTTP2: true}
+		ForceAttemptHTTP2: true, HTTP2: &http.HTTP2Config{SendPingTimeout: 2 * time.Second, PingTimeout: 2 * time.Second}}
 	return &forwarder{client: &http.Client{Transport: tr}}
 }
 
@@ -66,19 +75,25 @@ func newForwarder(clientTLS *tls.Config) *forwarder {
 // the next); one that reached it and got no answer may have been sent
 // (smpp.ErrUnanswered).
 func (fw *forwarder) submit(ctx context.Context, addr, carrier string, sms otp.SMS) ([]string, error) {
-	req := forwardRequest{Carrier: carrier, Dup: smpp.DuplicateAllowed(ctx), SMS: sms}
+	req := forwardRequest{Carrier: carrier, Dup: smpp.DuplicateAllowed(ctx), Failover: smpp.FailoverAllowed(ctx), SMS: sms}
 	if dl, ok := ctx.Deadline(); ok {
-		req.Deadline = dl.UnixNano()
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(forwardGrace))
-		defer cancel()
+		left := time.Until(dl)
+		left -= min(forwardGrace, left/4)
+		if left <= 0 {
+			return nil, fmt.Errorf("daemon: forward to %s: %w", addr, context.DeadlineExceeded)
+		}
+		req.TimeoutMS = max(left.Milliseconds(), 1)
 	}
 	body, err := json.Marshal(&req)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: forward: %w", err)
 	}
-	var wrote bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }})
+	var wrote atomic.Bool // set on the transport's writer goroutine
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}})
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+internalSubmitPath, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: forward to %s: %w", addr, err)
@@ -86,12 +101,16 @@ func (fw *forwarder) submit(ctx context.Context, addr, carrier string, sms otp.S
 	hr.Header.Set("Content-Type", "application/json")
 	resp, err := fw.client.Do(hr)
 	if err != nil {
-		if !wrote {
+		if !wrote.Load() {
 			return nil, fmt.Errorf("daemon: forward to %s: %w: %w", addr, smpp.ErrNotBound, scrubURL(err))
 		}
 		return nil, fmt.Errorf("daemon: forward to %s: %w: %w", addr, smpp.ErrUnanswered, scrubURL(err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusBadRequest {
+		// Refused before any submit (the body did not decode there).
+		return nil, fmt.Errorf("daemon: forward to %s: HTTP 400: %w", addr, smpp.ErrNotBound)
+	}
 	var reply forwardReply
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxForwardBody)).Decode(&reply); err != nil || resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("daemon: forward to %s: HTTP %d: %w", addr, resp.StatusCode, smpp.ErrUnanswered)
@@ -139,13 +158,13 @@ func (d *Server) serveForwarded(w http.ResponseWriter, r *http.Request) {
 	if run == nil {
 		reply.Code = smpp.FwdNotBound
 	} else {
-		ctx := smpp.WithForwarded(r.Context())
+		ctx := smpp.WithFailoverAllowed(smpp.WithForwarded(r.Context()), req.Failover)
 		if req.Dup {
 			ctx = smpp.WithDuplicateAllowed(ctx)
 		}
-		if req.Deadline > 0 {
+		if req.TimeoutMS > 0 {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, time.Unix(0, req.Deadline))
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond)
 			defer cancel()
 		}
 		ids, err := run.carrier.Submit(ctx, req.SMS)

@@ -90,7 +90,7 @@ fleet:
   node_id: %s
   internal_listen: 127.0.0.1:0
   internal_tls: {cert_file: %s, key_file: %s, ca_file: %s}
-  bind_lease: 2s
+  bind_lease: 3s
 `, filepath.Join(dir, "data"), secret, addrs, prefix, clientA, daemon.HashKey(keyA), cbSrv.URL, sim.Addr(),
 			name, certs.CertFile, certs.KeyFile, certs.CAFile)
 		path := filepath.Join(shared, name+".yaml")
@@ -197,7 +197,7 @@ fleet:
 	if st := sim.Stats(); st.PeakBound != 1 || sim.Bound() != 1 {
 		t.Fatalf("simulator: peak %d binds, %d now; want 1 and 1", st.PeakBound, sim.Bound())
 	}
-	t.Logf("bind taken over by b, first send through it answered 200: %s after a's SIGKILL (bind_lease 2s)",
+	t.Logf("bind taken over by b, first send through it answered 200: %s after a's SIGKILL (bind_lease 3s)",
 		took.Round(10*time.Millisecond))
 
 	// The callbacks a had claimed when it died are delivered by b once

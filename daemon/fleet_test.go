@@ -65,7 +65,7 @@ func startFleetOn(t testing.TB, n int, sim *smsc.Server, o cfgOpts, adjust func(
 		cfg.Fleet.NodeID = fmt.Sprintf("node%d", i)
 		cfg.Fleet.InternalListen = "127.0.0.1:0"
 		cfg.Fleet.InternalTLS = certs
-		cfg.Fleet.BindLease = daemon.Duration(2 * time.Second)
+		cfg.Fleet.BindLease = daemon.Duration(3 * time.Second)
 		if adjust != nil {
 			adjust(cfg)
 		}
@@ -229,6 +229,11 @@ func TestFleet_Shortfall(t *testing.T) {
 		// Generous: a replica starved of CPU (the race detector, parallel
 		// packages) may take a while to acknowledge.
 		cfg.Store.Redis.WaitTimeout = daemon.Duration(3 * time.Second)
+		if onShortfall == "degrade" {
+			// With the replica dead each write waits this long, and a
+			// send makes several: short enough for submit_timeout.
+			cfg.Store.Redis.WaitTimeout = daemon.Duration(500 * time.Millisecond)
+		}
 		return startGateway(t, cfg)
 	}
 	failing, degrading := start("fail"), start("degrade")

@@ -179,6 +179,7 @@ type Carrier struct {
 	susp     suspension      // Suspend, Resume
 	probedAt atomic.Int64    // unix nanos of the last send let through while degraded
 	heldTx   atomic.Int32    // transmitting slots whose fleet lease this node holds
+	shareMu  sync.Mutex      // orders heldTx's changes with the TPS share they set
 	runCtx   context.Context // Run's; set before the slots start
 
 	mu       sync.Mutex
@@ -395,8 +396,9 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 	c.obs.BindState(c.cfg.Name, bindName, false)
 	b := c.newBackoff()
 	var (
-		failures int
-		lastLog  time.Time
+		failures    int
+		netFailures int // failures but refused credentials, for fleetGiveUpAfter
+		lastLog     time.Time
 	)
 	for {
 		probe, ok := c.auth.enter(ctx)
@@ -428,10 +430,11 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 			} else {
 				log.Debug("bind failed", keyError, err, keyReason, reason, keyRetries, failures, keyBackoff, wait)
 			}
-			if c.cfg.Fleet != nil && failures >= fleetGiveUpAfter {
+			netFailures++
+			if c.cfg.Fleet != nil && netFailures >= fleetGiveUpAfter {
 				// Maybe this node's own way to the SMSC is broken: the
 				// lease goes back, for another node to try.
-				log.Warn("cannot bind: giving the bind lease back to the fleet", keyRetries, failures)
+				log.Warn("cannot bind: giving the bind lease back to the fleet", keyRetries, netFailures)
 				return
 			}
 			if !sleep(ctx, wait) {
@@ -440,7 +443,7 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 			continue
 		}
 		log.Info("bound", keyAddress, c.cfg.Address, keyRetries, failures)
-		failures = 0
+		failures, netFailures = 0, 0
 		sl.sess.Store(s)
 		c.obs.BindState(c.cfg.Name, bindName, true)
 		boundAt := time.Now()

@@ -47,6 +47,15 @@ func forwarded(ctx context.Context) bool {
 // forwarder passes it on to the node that submits).
 func DuplicateAllowed(ctx context.Context) bool { return duplicateAllowed(ctx) }
 
+// FailoverAllowed reports whether a submit under ctx may give up on a
+// stalled carrier for the route's next one (a forwarder passes it on to
+// the node that submits).
+func FailoverAllowed(ctx context.Context) bool { return canFailover(ctx) }
+
+// WithFailoverAllowed is the context a node submits a forwarded SMS under
+// when its origin's route had another carrier to try.
+func WithFailoverAllowed(ctx context.Context, on bool) context.Context { return withFailover(ctx, on) }
+
 // Forward codes: what a failed submit's error means to the router, as
 // one node tells another (ForwardCode, ForwardError).
 const (
@@ -63,7 +72,9 @@ const (
 )
 
 // ForwardCode reads a Submit error as a forward code and, for FwdStatus and
-// a throttling status, the command status.
+// a throttling status, the command status. What says the SMS may be on
+// its way (written, unanswered, partly accepted) is read before the
+// context's end that often comes with it.
 func ForwardCode(err error) (code string, status uint32) {
 	var (
 		se   *StatusError
@@ -72,8 +83,6 @@ func ForwardCode(err error) (code string, status uint32) {
 	switch {
 	case errors.Is(err, ErrPartial):
 		return FwdPartial, 0
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return FwdDeadline, 0
 	case errors.Is(err, ErrStalled):
 		return FwdStalled, 0
 	case errors.As(err, &lost):
@@ -81,6 +90,10 @@ func ForwardCode(err error) (code string, status uint32) {
 			return FwdLostWritten, 0
 		}
 		return FwdLostUnwritten, 0
+	case errors.Is(err, ErrUnanswered):
+		return FwdUnanswered, 0
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return FwdDeadline, 0
 	case errors.As(err, &se):
 		if errors.Is(err, ErrThrottled) {
 			return FwdThrottled, se.Status
@@ -90,8 +103,6 @@ func ForwardCode(err error) (code string, status uint32) {
 		return FwdThrottled, 0
 	case errors.Is(err, ErrNotBound):
 		return FwdNotBound, 0
-	case errors.Is(err, ErrUnanswered):
-		return FwdUnanswered, 0
 	}
 	return FwdOther, 0
 }
@@ -178,6 +189,8 @@ func (c *Carrier) leased(sl *slot, delta int32) {
 	if !sl.kind.canTransmit() {
 		return
 	}
+	c.shareMu.Lock() // the count and the share it sets, in one step
+	defer c.shareMu.Unlock()
 	n := c.heldTx.Add(delta)
 	total := 0
 	for _, s := range c.slots {

@@ -30,6 +30,7 @@ func TestForwardCode_RoundTrip(t *testing.T) {
 		&SessionLostError{Written: false},
 		fmt.Errorf("%w: %w: stalled", ErrStalled, ErrUnanswered),
 		fmt.Errorf("x: %w", ErrUnanswered),
+		fmt.Errorf("%w: %w", ErrUnanswered, context.DeadlineExceeded), // written, unanswered at the deadline
 		context.DeadlineExceeded,
 		errors.New("something else"),
 	}
