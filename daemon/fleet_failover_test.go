@@ -21,10 +21,10 @@ func TestFleet_MasterKilled(t *testing.T) {
 		cfg.Clients[0].Rate = daemon.RateConfig{PerSecond: 1e6, Burst: 1e6}
 		cfg.Guard.Mode = "monitor" // consecutive numbers at full speed
 		cfg.Store.Redis.WaitTimeout = daemon.Duration(2 * time.Second)
-		// The default lease: a bind holds through a failover shorter than
-		// two thirds of it (renewals of keys on the dead master fail
-		// meanwhile).
-		cfg.Fleet.BindLease = daemon.Duration(10 * time.Second)
+		// A bind holds through a failover shorter than two thirds of the
+		// lease (renewals of keys on the dead master fail meanwhile): 20 s
+		// here, for a loaded machine's slow failover.
+		cfg.Fleet.BindLease = daemon.Duration(30 * time.Second)
 	})
 	client := benchClient()
 	var (

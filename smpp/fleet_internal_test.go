@@ -97,7 +97,7 @@ func (n *memNode) Forward(context.Context, string, otp.SMS) ([]string, error) {
 // the node that can reach it binds the slot.
 func TestCarrier_FleetGivesUpUnreachable(t *testing.T) {
 	old := fleetGiveUpPause
-	fleetGiveUpPause = 5 * time.Second
+	fleetGiveUpPause = time.Minute // not back before the other node bound
 	defer func() { fleetGiveUpPause = old }()
 	sim, err := smsc.Listen("127.0.0.1:0", smsc.Options{MaxBinds: 1, ReceiptDelay: -1})
 	if err != nil {
