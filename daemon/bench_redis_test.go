@@ -57,6 +57,18 @@ func BenchmarkFleet_SendOTP(b *testing.B) {
 	})
 }
 
+// BenchmarkFleet_SendOTP_Forwarded is BenchmarkFleet_SendOTP with one
+// bind for the fleet: the node without it forwards its half of the sends
+// to the holder over the internal port (mutual TLS).
+func BenchmarkFleet_SendOTP_Forwarded(b *testing.B) {
+	gs, _ := benchFleet(b, 2, func(cfg *daemon.Config) { cfg.Carriers[0].Binds = 1 })
+	client := benchClient()
+	drive(b, "sends", func() (int, error) {
+		i := benchSeq.Add(1)
+		return post(client, gs[i%2].url+sendPath, keyA, sendBody(clientA, fmt.Sprintf("+91-9%09d", i), "6"))
+	})
+}
+
 // BenchmarkFleet_VerifyOTP verifies through two gateways on one cluster,
 // in turn.
 func BenchmarkFleet_VerifyOTP(b *testing.B) {
