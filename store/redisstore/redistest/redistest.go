@@ -77,6 +77,31 @@ func Binaries() (server, cli string, err error) {
 // replica is in sync. With one master it starts a standalone server
 // instead, with replicas replicas of it.
 func Start(dir string, masters, replicas int) (*Cluster, error) {
+	var err error
+	for attempt := range startAttempts {
+		sub := dir
+		if attempt > 0 {
+			sub = filepath.Join(dir, fmt.Sprintf("retry%d", attempt))
+			if err := os.MkdirAll(sub, 0o700); err != nil {
+				return nil, fmt.Errorf("redistest: %w", err)
+			}
+		}
+		var c *Cluster
+		if c, err = startOnce(sub, masters, replicas); err == nil || !errors.Is(err, errExited) {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+// startAttempts bounds the starts on fresh ports after a server exited at
+// once (another process took its port between freePorts and its bind).
+const startAttempts = 3
+
+// errExited means a server exited before it answered.
+var errExited = errors.New("redistest: redis-server exited at start (port taken?)")
+
+func startOnce(dir string, masters, replicas int) (*Cluster, error) {
 	server, cli, err := Binaries()
 	if err != nil {
 		return nil, err
@@ -110,7 +135,7 @@ func Start(dir string, masters, replicas int) (*Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	for _, nd := range c.Nodes {
-		if err := waitPing(ctx, cli, nd.Addr); err != nil {
+		if err := nd.waitUp(ctx, cli); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -424,6 +449,34 @@ func (nd *Node) Stop() {
 	}
 }
 
+// waitUp waits until nd answers PING; it fails with errExited at once
+// when nd's process has exited.
+func (nd *Node) waitUp(ctx context.Context, cli string) error {
+	nd.mu.Lock()
+	done := nd.done
+	nd.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			close(exited)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := waitPing(ctx, cli, nd.Addr)
+	select {
+	case <-exited:
+		if err != nil {
+			return fmt.Errorf("%w: %s", errExited, nd.Addr)
+		}
+	default:
+	}
+	return err
+}
+
 // waitPing waits until the server at addr answers PING.
 func waitPing(ctx context.Context, cli, addr string) error {
 	host, port, _ := net.SplitHostPort(addr)
@@ -442,7 +495,8 @@ func waitPing(ctx context.Context, cli, addr string) error {
 
 // freePorts returns n ports that are free now, and whose cluster bus ports
 // (port + 10000) are free too when bus is set. Another process may take one
-// before the server binds it: Start then fails, and is rare enough.
+// before the server binds it: that server exits, and Start tries again
+// on fresh ports.
 func freePorts(n int, bus bool) ([]int, error) {
 	var out []int
 	seen := map[int]bool{}
