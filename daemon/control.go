@@ -125,6 +125,13 @@ func (s *carrierStats) BindState(carrier, bind string, up bool) {
 	}
 }
 
+// BindGone passes the event on.
+func (s *carrierStats) BindGone(carrier, bind string) {
+	if f, ok := s.nextObserver().(smpp.BindForgetter); ok {
+		f.BindGone(carrier, bind)
+	}
+}
+
 // BindFailure keeps the reason of the carrier's last failed bind.
 func (s *carrierStats) BindFailure(carrier, reason string) {
 	s.mu.Lock()

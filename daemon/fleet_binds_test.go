@@ -144,6 +144,9 @@ func TestFleet_Binds(t *testing.T) {
 	other0 := f.nodes[(holder+1)%3]
 	if _, text := call(t, "GET", other0.admin+"/metrics", "", ""); !strings.Contains(text, `otpgate_fleet_forwards_total{carrier="a",result="ok"} 10`) {
 		t.Fatalf("a forwarding node's 10 sends not counted:\n%s", grepLines(text, "otpgate_fleet"))
+	} else if !strings.Contains(text, `otpgate_route_carriers_bound{route="*"} 1`) {
+		// No bind here, but the route can send: no OtpgateRouteDown.
+		t.Fatalf("a forwarding node's route counted without its carrier:\n%s", grepLines(text, "otpgate_route"))
 	}
 	// A code sent through a forwarding node verifies through the holder.
 	other := (holder + 1) % 3

@@ -123,6 +123,11 @@ func (m *Registry) Submit(carrier, result string, d time.Duration) {
 	}
 }
 
+// BindGone drops the bind gauge of a slot that is no longer this node's
+// (in a fleet, another node holds its lease), so that no alert reads it
+// as down here.
+func (m *Registry) BindGone(carrier, bind string) { m.bindUp.DeleteLabelValues(carrier, bind) }
+
 // BindState sets the bind gauge of one session.
 func (m *Registry) BindState(carrier, bind string, up bool) {
 	v := 0.0

@@ -27,7 +27,7 @@ func newOps(reg *prometheus.Registry) ops {
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "otpgate_store_write_failures_total",
 			Help: "Writes whose commit failed (full disk, I/O error); the idle heartbeat counts as one write."}),
 		routes: newSampled("otpgate_route_carriers_bound",
-			"Carriers of each route with a bound session that can submit; 0: the route's numbers get no SMS. "+
+			"Carriers of each route with a bound session that can submit (in a fleet: here, or on a node this one forwards to); 0: the route's numbers get no SMS. "+
 				"The route is named by its countries and prefixes as configured.", "route"),
 		callbackQueue: newSampled("otpgate_callback_queue_depth",
 			"Receipt and MO callbacks waiting in the store for delivery or a retry."),

@@ -162,6 +162,9 @@ func (c *Carrier) keepLeased(ctx context.Context, sl *slot) {
 		if ctx.Err() != nil || c.runCtx.Err() != nil {
 			return
 		}
+		if f, ok := c.obs.(BindForgetter); ok { // the slot is another node's (or nobody's) now
+			f.BindGone(c.cfg.Name, name)
+		}
 		if lost {
 			log.Warn("bind lease lost: unbound; waiting for the lease again")
 			continue

@@ -115,6 +115,8 @@ func TestCarrier_FleetGivesUpUnreachable(t *testing.T) {
 		return nil, errors.New("no route to host")
 	}), nil, nil)
 	cut.cfg.Fleet = &memNode{f: table, self: cut}
+	gone := &goneObserver{}
+	cut.obs = gone
 	ok := NewCarrier(opts(nil), nil, nil)
 	ok.cfg.Fleet = &memNode{f: table, self: ok}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,6 +137,33 @@ func TestCarrier_FleetGivesUpUnreachable(t *testing.T) {
 	if n := dials.Load(); n != fleetGiveUpAfter {
 		t.Fatalf("the cut-off node dialled %d times before giving the lease back, want %d", n, fleetGiveUpAfter)
 	}
+	// Its slot is not its own any more: its bind gauge is dropped, not
+	// left at 0 for an alert to read as a carrier down there.
+	for deadline := time.Now().Add(10 * time.Second); len(gone.list()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := gone.list(); len(got) != 1 || got[0] != "a/transceiver-0" {
+		t.Fatalf("BindGone: got %v, want [a/transceiver-0]", got)
+	}
 	cancel()
 	wg.Wait()
+}
+
+// goneObserver records BindGone calls.
+type goneObserver struct {
+	nopObserver
+	mu   sync.Mutex
+	gone []string
+}
+
+func (o *goneObserver) BindGone(carrier, bind string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gone = append(o.gone, carrier+"/"+bind)
+}
+
+func (o *goneObserver) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.gone...)
 }

@@ -27,6 +27,14 @@ type Observer interface {
 	Receipt(carrier, state string)
 }
 
+// BindForgetter may be implemented by an Observer: BindGone says a bind
+// slot is no longer this node's (its fleet lease went back or to another
+// node), so that its last BindState should be forgotten rather than read
+// as a bind down here.
+type BindForgetter interface {
+	BindGone(carrier, bind string)
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Submit(string, string, time.Duration) {}

@@ -11,8 +11,9 @@ type RouteState struct {
 	// its prefixes as configured, comma-separated: "IN,US", "+4477,+4478".
 	Name string
 	// Carriers is the number of the route's carriers; Bound, of those
-	// with a session bound that can submit. A route whose Bound is 0
-	// fails every send at once.
+	// that can take a send now (Carrier.Usable: a session of this node
+	// bound that can submit, or in a fleet a node holding a bind to
+	// forward to). A route whose Bound is 0 fails every send at once.
 	Carriers, Bound int
 }
 
@@ -24,7 +25,7 @@ func (r *Router) States() []RouteState {
 		rt := &r.routes[i]
 		bound := 0
 		for _, c := range rt.carriers {
-			if c.Bound() > 0 {
+			if c.Usable() {
 				bound++
 			}
 		}
