@@ -80,6 +80,19 @@ type Part struct {
 	DoneAt    time.Time `json:"t,omitzero"`
 }
 
+// Apply records r on p unless p already has a final state (a final state
+// is never replaced) or r's state, and reports whether p changed. Both
+// stores apply receipts through it.
+func (p *Part) Apply(r Receipt) bool {
+	if p.State.Final() || p.State == r.State {
+		return false
+	}
+	p.State = r.State
+	p.Error = r.Error
+	p.DoneAt = r.DoneAt
+	return true
+}
+
 // State is a message's delivery state.
 type State string
 

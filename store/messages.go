@@ -133,7 +133,7 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 			db.pending.forget(k)
 			continue
 		}
-		applyToPart(p, otp.Receipt{Carrier: carrier, MessageID: pr.MessageID, State: pr.State, Error: pr.Error, DoneAt: pr.DoneAt})
+		p.Apply(otp.Receipt{Carrier: carrier, MessageID: pr.MessageID, State: pr.State, Error: pr.Error, DoneAt: pr.DoneAt})
 		if err := txn.Delete([]byte(k)); err != nil {
 			return err
 		}
@@ -142,22 +142,10 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 	return nil
 }
 
-// applyToPart records r on p unless p already has a final state or r's
-// state, and reports whether p changed.
-func applyToPart(p *otp.Part, r otp.Receipt) bool {
-	if p.State.Final() || p.State == r.State {
-		return false
-	}
-	p.State = r.State
-	p.Error = r.Error
-	p.DoneAt = r.DoneAt
-	return true
-}
-
 // ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up
 // by its canonical form (otp.IDForms) among the exact ids of r.Carrier's
 // messages, then among their alternate forms (a part found there that
-// already has another final state is not taken as the match). A receipt that matches
+// already has a final state is not taken as the match). A receipt that matches
 // nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
 // receipt with an empty id matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
@@ -210,7 +198,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 			}
 			msg, matched = m, true
 			prev, _, _ := msg.Summary()
-			if changed = applyToPart(&msg.Parts[ie.Part], r); changed {
+			if changed = msg.Parts[ie.Part].Apply(r); changed {
 				if err := db.enqueueCallback(txn, prev, msg); err != nil {
 					return err
 				}

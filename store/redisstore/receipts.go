@@ -68,18 +68,6 @@ type pendingReceipt struct {
 	DoneAt    time.Time `json:"t,omitzero"`
 }
 
-// applyToPart records r on p unless p already has a final state or r's
-// state, and reports whether p changed.
-func applyToPart(p *otp.Part, r otp.Receipt) bool {
-	if p.State.Final() || p.State == r.State {
-		return false
-	}
-	p.State = r.State
-	p.Error = r.Error
-	p.DoneAt = r.DoneAt
-	return true
-}
-
 // Message implements otp.ReceiptStore.
 func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error) {
 	raw, err := db.get(ctx, db.messageKey(requestID))
@@ -230,7 +218,7 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 				continue // the part was given another id meanwhile
 			}
 			r := otp.Receipt{Carrier: m.Carrier, MessageID: w.pr.MessageID, State: w.pr.State, Error: w.pr.Error, DoneAt: w.pr.DoneAt}
-			if applyToPart(&cur.Parts[w.part], r) {
+			if cur.Parts[w.part].Apply(r) {
 				changed = true
 			}
 		}
@@ -331,7 +319,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 				if p := m.Parts[ie.Part]; alt && p.State.Final() {
 					return false, false
 				}
-				return true, applyToPart(&m.Parts[ie.Part], r)
+				return true, m.Parts[ie.Part].Apply(r)
 			})
 			if errors.Is(err, otp.ErrRequestNotFound) {
 				continue
