@@ -1,10 +1,7 @@
 package daemon_test
 
 import (
-	"strings"
 	"testing"
-
-	"github.com/otpgate/otpgate/daemon"
 )
 
 // TestValidate_Fleet: check-config's rules for the fleet: section.
@@ -29,20 +26,7 @@ func TestValidate_Fleet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := daemon.ParseConfig(strings.NewReader(configYAML(t, cfgOpts{simAddr: "127.0.0.1:1"}) + tt.yaml + "\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps := cfg.Validate()
-			if tt.want == "" {
-				if len(ps) > 0 {
-					t.Fatalf("got %v, want no problem", ps)
-				}
-				return
-			}
-			if !strings.Contains(ps.Error(), tt.want) {
-				t.Fatalf("got %v, want %q", ps, tt.want)
-			}
+			wantProblem(t, configYAML(t, cfgOpts{simAddr: "127.0.0.1:1"})+tt.yaml+"\n", tt.want)
 		})
 	}
 }

@@ -3,8 +3,6 @@ package daemon_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/otpgate/otpgate/daemon"
 )
 
 // TestValidate_Inbound: check-config's rules for mo_callback_url and
@@ -41,20 +39,7 @@ func TestValidate_Inbound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			y := tt.edit(configYAML(t, cfgOpts{simAddr: "127.0.0.1:1"}))
-			cfg, err := daemon.ParseConfig(strings.NewReader(y))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps := cfg.Validate()
-			if tt.want == "" {
-				if len(ps) > 0 {
-					t.Fatalf("got %v, want no problem", ps)
-				}
-				return
-			}
-			if !strings.Contains(ps.Error(), tt.want) {
-				t.Fatalf("got %v, want %q", ps, tt.want)
-			}
+			wantProblem(t, y, tt.want)
 		})
 	}
 }

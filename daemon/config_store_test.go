@@ -40,20 +40,7 @@ func TestValidate_Store(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			y := configYAML(t, cfgOpts{simAddr: "127.0.0.1:1"}) + tt.store + "\n"
-			cfg, err := daemon.ParseConfig(strings.NewReader(y))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps := cfg.Validate()
-			if tt.want == "" {
-				if len(ps) > 0 {
-					t.Fatalf("got %v, want no problem", ps)
-				}
-				return
-			}
-			if !strings.Contains(ps.Error(), tt.want) {
-				t.Fatalf("got %v, want %q", ps, tt.want)
-			}
+			wantProblem(t, y, tt.want)
 		})
 	}
 	cfg, err := daemon.ParseConfig(strings.NewReader(`store: {backend: redis, redis: {addrs: ["h:1"], password_file: "` + pwFile + `"}}`))
@@ -67,5 +54,25 @@ func TestValidate_Store(t *testing.T) {
 	if s := cfg.Store; s.Backend != "badger" || s.Redis.OnShortfall != "fail" || s.Redis.WaitTimeout != daemon.Duration(time.Second) ||
 		s.Redis.Prefix != "otpgate:" {
 		t.Fatalf("defaults: got %+v", s)
+	}
+}
+
+// wantProblem parses y, validates it and checks that the problems hold
+// want ("" for none).
+func wantProblem(t *testing.T, y, want string) {
+	t.Helper()
+	cfg, err := daemon.ParseConfig(strings.NewReader(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := cfg.Validate()
+	if want == "" {
+		if len(ps) > 0 {
+			t.Fatalf("got %v, want no problem", ps)
+		}
+		return
+	}
+	if !strings.Contains(ps.Error(), want) {
+		t.Fatalf("got %v, want %q", ps, want)
 	}
 }
