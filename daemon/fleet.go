@@ -446,23 +446,36 @@ func (f *fleetNode) saw(carrier, slot, cur string) {
 	m[slot] = seenHolder{node: node, addr: addr, at: time.Now()}
 }
 
-// holders returns the other nodes seen holding a slot of carrier lately
-// that take forwarded submits.
-func (f *fleetNode) holders(carrier string) []seenHolder {
+// holders appends to out the other nodes seen holding a slot of carrier
+// lately that take forwarded submits.
+func (f *fleetNode) holders(carrier string, out []seenHolder) []seenHolder {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []seenHolder
 	for _, h := range f.remote[carrier] {
-		if h.addr != "" && time.Since(h.at) < f.lease {
+		if f.current(h) {
 			out = append(out, h)
 		}
 	}
 	return out
 }
 
-// Remote implements smpp.Fleet.
+// current reports whether h was seen lately and takes forwarded submits.
+func (f *fleetNode) current(h seenHolder) bool { return h.addr != "" && time.Since(h.at) < f.lease }
+
+// Remote implements smpp.Fleet. The router asks it for every send of a
+// node without a bind of carrier: it allocates nothing.
 func (f *fleetNode) Remote(carrier string) bool {
-	return f.fwd != nil && len(f.holders(carrier)) > 0
+	if f.fwd == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.remote[carrier] {
+		if f.current(h) {
+			return true
+		}
+	}
+	return false
 }
 
 // Forward implements smpp.Fleet: through the nodes holding a bind of
@@ -470,7 +483,8 @@ func (f *fleetNode) Remote(carrier string) bool {
 // certainly did not go out (the request never reached the node, or its
 // carrier was not bound there).
 func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([]string, error) {
-	hs := f.holders(carrier)
+	var buf [8]seenHolder // a carrier's binds: rarely more than 8
+	hs := f.holders(carrier, buf[:0])
 	if f.fwd == nil || len(hs) == 0 {
 		return nil, smpp.ErrNotBound
 	}
