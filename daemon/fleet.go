@@ -86,7 +86,8 @@ func configFingerprint(cfg *Config, secret []byte) string {
 type fleetNode struct {
 	db     *redisstore.DB
 	id     string
-	token  string // this process's, in lease values
+	token  string           // this process's, in lease values
+	clock  func() time.Time // join's clock, against Redis's; nil: time.Now (tests skew it)
 	lease  time.Duration
 	log    *slog.Logger
 	secret string                 // secret fingerprint
@@ -151,12 +152,16 @@ func (f *fleetNode) ownValue(v string) bool {
 // secret as every live node, the fleet's config (the first node of a fleet
 // sets it), a clock within maxClockSkew of Redis's.
 func (f *fleetNode) join(ctx context.Context) error {
-	before := time.Now()
+	clock := time.Now
+	if f.clock != nil {
+		clock = f.clock
+	}
+	before := clock()
 	st, err := f.db.ServerTime(ctx)
 	if err != nil {
 		return fmt.Errorf("daemon: fleet: %w", err)
 	}
-	now := time.Now()
+	now := clock()
 	skew := before.Add(now.Sub(before) / 2).Sub(st) // against the middle of the round trip
 	switch {
 	case skew.Abs() > maxClockSkew:
