@@ -1,7 +1,6 @@
 package guard_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/syncbuf"
 
 	"github.com/otpgate/otpgate/guard"
 )
@@ -43,35 +44,17 @@ func (d *decisions) get(key string) int {
 	return d.n[key]
 }
 
-// syncBuffer is a log destination that tests read while the guard writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	g    *guard.Guard
 	obs  *decisions
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 func newGuard(tb testing.TB, cfg guard.Config) fixture {
 	tb.Helper()
-	f := fixture{obs: &decisions{}, logs: &syncBuffer{}}
+	f := fixture{obs: &decisions{}, logs: &syncbuf.Buffer{}}
 	g, err := guard.New(cfg, guard.Options{Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Observer: f.obs, Now: t0})
 	if err != nil {
 		tb.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/syncbuf"
+
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
@@ -72,7 +74,7 @@ func (r *recorder) bindFailures() ([]string, []time.Time) {
 // used for negative checks, which a slow machine cannot make fail.
 func hold(d time.Duration) { time.Sleep(d) }
 
-func logLines(buf *syncBuffer, substr string) []string {
+func logLines(buf *syncbuf.Buffer, substr string) []string {
 	var out []string
 	for _, l := range strings.Split(buf.String(), "\n") {
 		if strings.Contains(l, substr) {
@@ -106,7 +108,7 @@ func TestCarrier_CredentialsRefused(t *testing.T) {
 			}
 			obs := &recorder{}
 			cfg.Observer, cfg.AuthRetryDelay = obs, time.Hour
-			var buf syncBuffer
+			var buf syncbuf.Buffer
 			c := runCarrierLog(t, cfg, nil, slog.New(slog.NewTextHandler(&buf, nil)))
 
 			eventually(t, "the bind failure reported", func() bool { r, _ := obs.bindFailures(); return len(r) == 1 })
@@ -296,7 +298,7 @@ func TestCarrier_SilentSMSCRedialled(t *testing.T) {
 	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.EnquireLink, cfg.InactivityTimeout = 20*time.Millisecond, 200*time.Millisecond
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	c := runCarrierLog(t, cfg, nil, slog.New(slog.NewTextHandler(&buf, nil)))
 	waitBound(t, c, 1)
 	sim.SetSilent(true)

@@ -1,7 +1,6 @@
 package smpp_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/syncbuf"
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/smpp"
@@ -402,7 +403,7 @@ func TestCarrier_ShutdownUnbinds(t *testing.T) {
 }
 
 func TestCarrier_LogsNoSecrets(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sim := newSMSC(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	bad := carrierConfig("bad", sim.Addr())
@@ -435,23 +436,6 @@ func TestCarrier_LogsNoSecrets(t *testing.T) {
 		!hasRecord(recs, map[string]string{"level": "INFO", "msg": "bound", "carrier": "good"}) {
 		t.Fatalf("logs miss the bind lines (bind refused of carrier bad, bound of carrier good):\n%s", logs)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestCarrier_RetryOnAnotherSession: a submit whose session dies after it

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/syncbuf"
+
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/smpp/smsc"
@@ -137,7 +139,7 @@ func TestCarrier_Validity(t *testing.T) {
 func TestCarrier_ValidityRefused(t *testing.T) {
 	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetRejectValidity(true)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c := startCarrier(t, carrierConfig("a", sim.Addr()), slog.New(slog.NewJSONHandler(&logs, nil)))
 	sms := testSMS("Your code 1234")
 	sms.Expires = time.Now().Add(time.Minute)

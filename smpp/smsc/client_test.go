@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -225,24 +224,6 @@ func (c *client) sync() []pdu.Body {
 		}
 		other = append(other, p)
 	}
-}
-
-// logBuffer is a concurrency-safe io.Writer for a test logger.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func waitMessages(tb testing.TB, s *smsc.Server, n int) []smsc.Message {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/syncbuf"
+
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
@@ -22,7 +24,7 @@ import (
 )
 
 func TestServer_SubmitAndReceipt(t *testing.T) {
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	s := newServer(t, smsc.Options{
 		ReceiptDelay: time.Millisecond,
 		ReceiptTLV:   true,
@@ -629,7 +631,7 @@ func TestListen_BadConfig(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

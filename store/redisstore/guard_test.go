@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/syncbuf"
+
 	"github.com/otpgate/otpgate/guard"
 	"github.com/otpgate/otpgate/store/redisstore"
 )
@@ -22,29 +23,12 @@ import (
 type guardNode struct {
 	g    *guard.Guard
 	db   *redisstore.DB
-	logs *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *syncbuf.Buffer
 }
 
 func newGuardNode(t testing.TB, prefix string, cfg guard.Config) *guardNode {
 	t.Helper()
-	n := &guardNode{db: open(t, redisstore.Options{Prefix: prefix}), logs: &lockedBuffer{}}
+	n := &guardNode{db: open(t, redisstore.Options{Prefix: prefix}), logs: &syncbuf.Buffer{}}
 	g, err := guard.New(cfg, guard.Options{Shared: n.db, Logger: slog.New(slog.NewTextHandler(n.logs, nil)),
 		SharedTimeout: 5 * time.Second})
 	if err != nil {
@@ -443,7 +427,7 @@ func TestGuardShared_SpreadConversion(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				nodes[i] = &guardNode{g: g, logs: &lockedBuffer{}}
+				nodes[i] = &guardNode{g: g, logs: &syncbuf.Buffer{}}
 			}
 		}
 		type pending struct {
