@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,9 +9,10 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/syncbuf"
 
 	"github.com/otpgate/otpgate/api"
 	"github.com/otpgate/otpgate/otp"
@@ -41,22 +41,7 @@ func verifyBody(client, number, code string) string {
 }
 
 // requestLog collects the API's JSON request lines.
-type requestLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *requestLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *requestLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type requestLog struct{ syncbuf.Buffer }
 
 // outcome returns the outcome of the request line with id, or "".
 func (l *requestLog) outcome(tb testing.TB, id string) string {
