@@ -69,7 +69,8 @@ const (
 	prefixOTP     = "o/" // o/<record key> -> Record
 	prefixMessage = "m/" // m/<request id> -> Message
 	prefixExact   = "x/" // x/<carrier>/<canonical id> -> indexEntry
-	prefixAlt     = "y/" // y/<carrier>/<alternate id> -> indexEntry
+	// y/<carrier>/<alternate id> indexed alternate id forms in earlier
+	// releases: left to expire with their messages, never read.
 	prefixPending = "p/" // p/<carrier>/<canonical id> -> pendingReceipt
 )
 

@@ -11,8 +11,8 @@ import (
 )
 
 // Messages and receipts: a message per send-otp request under m/<request
-// id>, its carrier ids indexed under x/ and y/, receipts that came before
-// their message kept under p/.
+// id>, its carrier ids indexed under x/, receipts that came before their
+// message kept under p/.
 
 // SaveSend implements otp.Store. In one transaction it loads the record
 // under key (a new record with only Key set and found false when there is
@@ -78,12 +78,14 @@ type indexEntry struct {
 	Part      int    `json:"i"`
 }
 
-// indexMessage writes the x/ and y/ entries of m's parts. An x/ entry that
-// belongs to another message is kept: exact ids are first come, first
-// served.
+// indexMessage writes the x/ entries of m's parts, under their ids'
+// canonical forms. An id's alternate forms are not indexed: ApplyReceipt
+// looks a receipt up under its own alternate forms instead, one more read
+// for the rare receipt that needs it against one more entry written and
+// compacted for every send.
 func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
 	for i, p := range m.Parts {
-		canonical, alts := otp.IDForms(p.MessageID)
+		canonical, _ := otp.IDForms(p.MessageID)
 		if canonical == "" {
 			continue
 		}
@@ -92,11 +94,6 @@ func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
 		ie := indexEntry{RequestID: m.RequestID, Part: i}
 		if err := setValue(txn, prefixExact+m.Carrier+"/"+canonical, ie, expires); err != nil {
 			return err
-		}
-		for _, a := range alts {
-			if err := setValue(txn, prefixAlt+m.Carrier+"/"+a, ie, expires); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -144,20 +141,22 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 
 // ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up
 // by its canonical form (otp.IDForms) among the exact ids of r.Carrier's
-// messages, then among their alternate forms (a part found there that
-// already has a final state is not taken as the match). A receipt that matches
+// messages, then by each of its alternate forms, in IDForms's order (a
+// part found that way that already has a final state is not taken as the
+// match). A receipt that matches
 // nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
 // receipt with an empty id matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
-	canonical, _ := otp.IDForms(r.MessageID)
+	canonical, alts := otp.IDForms(r.MessageID)
 	if canonical == "" {
 		return otp.Message{}, false, false, nil
 	}
 	err = db.update(ctx, func(txn *badger.Txn) error {
 		msg, matched, changed = otp.Message{}, false, false
-		for _, prefix := range []string{prefixExact, prefixAlt} {
+		for i, id := range append([]string{canonical}, alts...) {
+			alternate := i > 0
 			var ie indexEntry
-			ok, err := getValue(txn, prefix+r.Carrier+"/"+canonical, &ie)
+			ok, err := getValue(txn, prefixExact+r.Carrier+"/"+id, &ie)
 			if err != nil {
 				return err
 			}
@@ -193,7 +192,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 			// has its final state, a receipt through the alternate form is
 			// that other message's (whatever its state: two DELIVRD
 			// receipts look alike): keep it pending for its SaveSend.
-			if p := m.Parts[ie.Part]; prefix == prefixAlt && p.State.Final() {
+			if p := m.Parts[ie.Part]; alternate && p.State.Final() {
 				continue
 			}
 			msg, matched = m, true
