@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,6 +140,7 @@ type DB struct {
 	writerDone chan struct{}
 
 	space     *spaceGuard   // free-space reserve and WAL allocation (space.go)
+	realDir   string        // dir, absolute with symlinks resolved, as /proc/self/maps names it
 	health    health        // outcome and age of the last commits (health.go)
 	beatEvery time.Duration // heartbeat when idle this long
 }
@@ -195,6 +197,13 @@ func Open(dir string, opts Options) (*DB, error) {
 	stall = max(stall, 2*db.beatEvery)
 	db.health.init(stall, lg, time.Now())
 	db.space = newSpaceGuard(dir, lg)
+	db.realDir = dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		db.realDir = abs
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			db.realDir = real
+		}
+	}
 	if err := db.space.openCheck(); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -267,15 +276,22 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Run collects badger's value log every ten minutes until ctx is done, then
-// returns nil. It also returns nil, at its next tick, once the DB is closed.
+// Run collects badger's value log every ten minutes and releases its table
+// pages every tablePagesInterval until ctx is done, then returns nil. It
+// also returns nil, at its next tick, once the DB is closed.
 func (db *DB) Run(ctx context.Context) error {
 	t := time.NewTicker(gcInterval)
 	defer t.Stop()
+	pages := time.NewTicker(tablePagesInterval)
+	defer pages.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-pages.C:
+			if !db.releaseTablePages() {
+				pages.Stop()
+			}
 		case <-t.C:
 			db.pending.prune(db.now())
 			if !db.gc(ctx) {
@@ -283,6 +299,39 @@ func (db *DB) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// Table pages.
+//
+// Badger reads and writes its tables (.sst files) through memory maps.
+// The kernel keeps a page it read or wrote mapped in the process until
+// memory runs short, so the gateway's resident memory would grow with the
+// data kept (messages live for MessageTTL), not with the work in flight:
+// after a million sends the tables alone would be 400 MB of it. Every
+// tablePagesInterval the store therefore asks the kernel to page them out
+// (releaseTablePages, Linux only). A page read again is read from the
+// file: bloom filters and block indexes of busy tables come back within a
+// second, data blocks are read through badger's block cache (in the heap,
+// bounded).
+const tablePagesInterval = time.Second
+
+// releaseTablePages releases the table pages mapped in this process. It
+// reports false when releasing is not supported here, which it logs once.
+func (db *DB) releaseTablePages() bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return true
+	}
+	_, err := releaseTablePages(db.realDir)
+	if errors.Is(err, errNoPageout) {
+		db.log.Info("badger's table pages stay mapped: resident memory grows with the data kept", keyError, err)
+		return false
+	}
+	if err != nil {
+		db.log.Warn("releasing badger's table pages failed", keyError, err)
+	}
+	return true
 }
 
 // gc runs value-log GC until badger has nothing to rewrite. It reports false
