@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 )
 
 // Code is an OTP code. Every way a value is commonly printed hides it:
@@ -80,14 +81,32 @@ func hashCode(secret []byte, key string, code string) []byte {
 	return m.Sum(nil)
 }
 
-// newRequestID returns 12 random bytes in hex.
-func newRequestID(r io.Reader) (string, error) {
+// newRequestID returns 12 bytes in hex: the milliseconds from
+// requestIDEpoch to now in the first 5 (big-endian, wrapping after 34
+// years), then 7 random bytes.
+//
+// The time first makes the ids of a gateway increase: the store keeps
+// messages under their ids for days, and ids that sort by time land at the
+// end of its tables instead of all over them, which makes each compaction
+// of those tables rewrite far less (README, "Performance"). Ids stay
+// unguessable (56 random bits; status answers only the client that sent)
+// and unique: two sends in the same millisecond collide with a
+// probability of 2^-56.
+func newRequestID(r io.Reader, now time.Time) (string, error) {
 	var b [12]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
+	ms := uint64(now.Sub(requestIDEpoch).Milliseconds())
+	for i := 4; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := io.ReadFull(r, b[5:]); err != nil {
 		return "", fmt.Errorf("otp: request id: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
 }
+
+// requestIDEpoch is the zero of request ids' time.
+var requestIDEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // defaultRand is the source of codes and ids in production.
 var defaultRand io.Reader = rand.Reader

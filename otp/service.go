@@ -173,7 +173,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	if err != nil {
 		return res, err
 	}
-	reqID, err := newRequestID(s.rand)
+	reqID, err := newRequestID(s.rand, now)
 	if err != nil {
 		return res, err
 	}
