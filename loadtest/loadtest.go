@@ -113,13 +113,16 @@ func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 		}
 		return st, true
 	}
+	peak := watchRSS(ctx, cfg)
+	defer peak.close()
 	if cfg.Stretch > 0 && cfg.Count > 0 {
-		rep.Send, rep.Stretches = runStretches(ctx, cfg, send)
+		rep.Send, rep.Stretches = runStretches(ctx, cfg, peak, send)
 	} else {
 		rep.Send, _ = runPhaseLats(ctx, "send", cfg, limit, send)
 	}
 	if err := ctx.Err(); err != nil || cfg.Codes == nil {
 		rep.Verify = Phase{Name: "verify", Statuses: map[int]int{}}
+		rep.PeakRSSBytes = peak.close()
 		write(out, cfg, rep)
 		return rep, err
 	}
@@ -136,6 +139,7 @@ func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 		return post(ctx, cfg.Client, cfg.URL+verifyPath, cfg.APIKey, body), true
 	})
 	rep.Verify.NoCode = int(noCode.Load())
+	rep.PeakRSSBytes = peak.close()
 	write(out, cfg, rep)
 	return rep, ctx.Err()
 }

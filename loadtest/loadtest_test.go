@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,14 +249,21 @@ func TestRun_Stretches(t *testing.T) {
 	rows := 0
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
-		if len(f) == 8 && (f[0] == "1" || f[0] == "2" || f[0] == "3") {
+		if len(f) == 9 && (f[0] == "1" || f[0] == "2" || f[0] == "3") {
 			rows++
-			if f[5] == "0" || f[7] == "0" {
-				t.Errorf("stretch %s: no memory or data size from the gateway: %q", f[0], l)
+			if f[5] == "0" || f[6] == "0" || f[8] == "0" {
+				t.Errorf("stretch %s: no memory, peak memory or data size from the gateway: %q", f[0], l)
+			}
+			end, _ := strconv.Atoi(f[5])
+			if peak, _ := strconv.Atoi(f[6]); peak < end {
+				t.Errorf("stretch %s: peak RSS %d MiB below the RSS at its end, %d MiB", f[0], peak, end)
 			}
 		}
 	}
 	if rows != 3 {
 		t.Fatalf("got %d stretch rows, want 3:\n%s", rows, out)
+	}
+	if !regexp.MustCompile(`(?m)^gateway peak RSS: [1-9][0-9]* MiB \(read every 250ms, sends and verifies\)$`).MatchString(out) {
+		t.Fatalf("no peak RSS line:\n%s", out)
 	}
 }

@@ -44,6 +44,9 @@ type Report struct {
 	Verify Phase `json:"verify"`
 	// Stretches are the send phase's stretches (Options.Stretch).
 	Stretches []Stretch `json:"stretches,omitempty"`
+	// PeakRSSBytes is the gateway's largest resident memory read during
+	// the run, sends and verifies (every 250 ms); 0 without AdminURL.
+	PeakRSSBytes float64 `json:"peak_rss_bytes,omitempty"`
 }
 
 // write prints rep as a table.
@@ -61,12 +64,15 @@ func write(out io.Writer, cfg Options, rep Report) {
 	tw.Flush()
 	if len(rep.Stretches) > 0 {
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "stretch\tsends\treq/s\tp50 ms\tp99 ms\tgateway RSS MB\tgateway CPU ms/send\tdata MB\t")
+		fmt.Fprintln(tw, "stretch\tsends\treq/s\tp50 ms\tp99 ms\tgateway RSS MiB\tpeak RSS MiB\tgateway CPU ms/send\tdata MiB\t")
 		for i, st := range rep.Stretches {
-			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.3f\t%.0f\t\n", i+1, st.Requests, st.PerSecond, ms(st.P50), ms(st.P99),
-				st.RSSBytes/(1<<20), float64(st.CPUPerSend().Microseconds())/1000, float64(st.DataBytes)/(1<<20))
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.0f\t\n", i+1, st.Requests, st.PerSecond, ms(st.P50), ms(st.P99),
+				st.RSSBytes/(1<<20), st.PeakRSSBytes/(1<<20), float64(st.CPUPerSend().Microseconds())/1000, float64(st.DataBytes)/(1<<20))
 		}
 		tw.Flush()
+	}
+	if rep.PeakRSSBytes > 0 {
+		fmt.Fprintf(out, "gateway peak RSS: %.0f MiB (read every %v, sends and verifies)\n", rep.PeakRSSBytes/(1<<20), rssEvery)
 	}
 	for _, p := range []Phase{rep.Send, rep.Verify} {
 		if p.Requests == 0 && p.NoCode == 0 {

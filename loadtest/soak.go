@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,9 +18,12 @@ import (
 // gateway as it stood at the stretch's end.
 type Stretch struct {
 	Phase
-	// RSSBytes is the gateway's process_resident_memory_bytes; 0 when
-	// unknown (no AdminURL).
+	// RSSBytes is the gateway's process_resident_memory_bytes at the
+	// stretch's end; 0 when unknown (no AdminURL).
 	RSSBytes float64 `json:"rss_bytes"`
+	// PeakRSSBytes is the largest process_resident_memory_bytes read
+	// during the stretch (every rssEvery, and at its end).
+	PeakRSSBytes float64 `json:"peak_rss_bytes"`
 	// CPUSeconds is the gateway's process_cpu_seconds_total spent during
 	// the stretch.
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -37,7 +41,7 @@ func (s Stretch) CPUPerSend() time.Duration {
 
 // runStretches runs cfg.Count sends in stretches of cfg.Stretch and
 // returns the whole phase and each stretch.
-func runStretches(ctx context.Context, cfg Options, send func(i int) (int, bool)) (Phase, []Stretch) {
+func runStretches(ctx context.Context, cfg Options, peak *rssPeak, send func(i int) (int, bool)) (Phase, []Stretch) {
 	total := Phase{Name: "send", Statuses: map[int]int{}}
 	var all []time.Duration
 	var out []Stretch
@@ -48,6 +52,8 @@ func runStretches(ctx context.Context, cfg Options, send func(i int) (int, bool)
 		st := Stretch{Phase: p}
 		rss, cpu := gatewayProcess(ctx, cfg)
 		st.RSSBytes, st.CPUSeconds, cpu0 = rss, max(cpu-cpu0, 0), cpu
+		peak.note(rss)
+		st.PeakRSSBytes = peak.take()
 		st.DataBytes = dirSize(cfg.DataDir)
 		out = append(out, st)
 		total.Elapsed += p.Elapsed
@@ -59,6 +65,85 @@ func runStretches(ctx context.Context, cfg Options, send func(i int) (int, bool)
 	slices.Sort(all)
 	total.setLatencies(all)
 	return total, out
+}
+
+// rssEvery is how often a run reads the gateway's resident memory for its
+// peaks.
+const rssEvery = 250 * time.Millisecond
+
+// rssPeak reads the gateway's resident memory every rssEvery until stopped
+// and keeps its peaks: since the last take, and over the whole run. A nil
+// *rssPeak (no AdminURL) reads nothing and reports zeros.
+type rssPeak struct {
+	mu          sync.Mutex
+	since, peak float64
+	stop, done  chan struct{}
+	stopOnce    sync.Once
+}
+
+// watchRSS starts an rssPeak; nil when cfg has no AdminURL.
+func watchRSS(ctx context.Context, cfg Options) *rssPeak {
+	if cfg.AdminURL == "" {
+		return nil
+	}
+	p := &rssPeak{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(rssEvery)
+		defer t.Stop()
+		for {
+			stopping := false
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.stop: // one last read
+				stopping = true
+			case <-t.C:
+			}
+			if rss, _ := gatewayProcess(ctx, cfg); rss > 0 {
+				p.note(rss)
+			}
+			if stopping {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// note counts a reading of the resident memory.
+func (p *rssPeak) note(rss float64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.since, p.peak = max(p.since, rss), max(p.peak, rss)
+}
+
+// take returns the peak since the last take and starts a new one.
+func (p *rssPeak) take() float64 {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := p.since
+	p.since = 0
+	return v
+}
+
+// close stops the reads and returns the run's peak. It may be called more
+// than once.
+func (p *rssPeak) close() float64 {
+	if p == nil {
+		return 0
+	}
+	p.stopOnce.Do(func() { close(p.stop) })
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
 }
 
 // gatewayProcess reads process_resident_memory_bytes and
