@@ -140,7 +140,7 @@ type DB struct {
 	writerDone chan struct{}
 
 	space     *spaceGuard   // free-space reserve and WAL allocation (space.go)
-	realDir   string        // dir, absolute with symlinks resolved, as /proc/self/maps names it
+	pager     *tablePager   // pages badger's tables out (tablePagesInterval); Run's
 	health    health        // outcome and age of the last commits (health.go)
 	beatEvery time.Duration // heartbeat when idle this long
 }
@@ -197,13 +197,15 @@ func Open(dir string, opts Options) (*DB, error) {
 	stall = max(stall, 2*db.beatEvery)
 	db.health.init(stall, lg, time.Now())
 	db.space = newSpaceGuard(dir, lg)
-	db.realDir = dir
+	// The directory as /proc/self/maps names it: absolute, no symlinks.
+	realDir := dir
 	if abs, err := filepath.Abs(dir); err == nil {
-		db.realDir = abs
+		realDir = abs
 		if real, err := filepath.EvalSymlinks(abs); err == nil {
-			db.realDir = real
+			realDir = real
 		}
 	}
+	db.pager = newTablePager(realDir)
 	if err := db.space.openCheck(); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -314,11 +316,9 @@ func (db *DB) Run(ctx context.Context) error {
 // memory runs short, so the gateway's resident memory would grow with the
 // data kept (messages live for MessageTTL), not with the work in flight:
 // after a million sends the tables alone would be 400 MB of it. Every
-// tablePagesInterval the store therefore asks the kernel to page them out
-// (releaseTablePages, Linux only). A page read again is read from the
-// file: bloom filters and block indexes of busy tables come back within a
-// second, data blocks are read through badger's block cache (in the heap,
-// bounded).
+// tablePagesInterval the store therefore asks the kernel to page their
+// data blocks out (tablePager, Linux only); their indexes and bloom
+// filters, a few percent of them, stay.
 const tablePagesInterval = time.Second
 
 // releaseTablePages releases the table pages mapped in this process. It
@@ -329,7 +329,7 @@ func (db *DB) releaseTablePages() bool {
 	if db.closed {
 		return true
 	}
-	_, err := releaseTablePages(db.realDir)
+	_, err := db.pager.release()
 	if errors.Is(err, errNoPageout) {
 		db.log.Info("badger's table pages stay mapped: resident memory grows with the data kept", keyError, err)
 		return false
