@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 		return rep, err
 	}
 	var noCode atomic.Int64
+	_, cpu0 := gatewayProcess(ctx, cfg)
 	rep.Verify = runPhase(ctx, "verify", cfg, len(sent), func(i int) (int, bool) {
 		number := sent[i]
 		code, ok := cfg.Codes(digits(number))
@@ -139,6 +140,9 @@ func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 		return post(ctx, cfg.Client, cfg.URL+verifyPath, cfg.APIKey, body), true
 	})
 	rep.Verify.NoCode = int(noCode.Load())
+	if _, cpu := gatewayProcess(ctx, cfg); cpu > cpu0 {
+		rep.VerifyCPUSeconds = cpu - cpu0
+	}
 	rep.PeakRSSBytes = peak.close()
 	write(out, cfg, rep)
 	return rep, ctx.Err()

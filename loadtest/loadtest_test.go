@@ -266,4 +266,7 @@ func TestRun_Stretches(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^gateway peak RSS: [1-9][0-9]* MiB \(read every 250ms, sends and verifies\)$`).MatchString(out) {
 		t.Fatalf("no peak RSS line:\n%s", out)
 	}
+	if !regexp.MustCompile(`(?m)^gateway CPU per verify: [0-9]+\.[0-9]{3} ms$`).MatchString(out) || strings.Contains(out, "per verify: 0.000 ms") {
+		t.Fatalf("no CPU per verify:\n%s", out)
+	}
 }

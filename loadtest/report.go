@@ -47,6 +47,9 @@ type Report struct {
 	// PeakRSSBytes is the gateway's largest resident memory read during
 	// the run, sends and verifies (every 250 ms); 0 without AdminURL.
 	PeakRSSBytes float64 `json:"peak_rss_bytes,omitempty"`
+	// VerifyCPUSeconds is the gateway's process_cpu_seconds_total spent
+	// during the verify phase; 0 without AdminURL.
+	VerifyCPUSeconds float64 `json:"verify_cpu_seconds,omitempty"`
 }
 
 // write prints rep as a table.
@@ -70,6 +73,9 @@ func write(out io.Writer, cfg Options, rep Report) {
 				st.RSSBytes/(1<<20), st.PeakRSSBytes/(1<<20), float64(st.CPUPerSend().Microseconds())/1000, float64(st.DataBytes)/(1<<20))
 		}
 		tw.Flush()
+	}
+	if rep.VerifyCPUSeconds > 0 && rep.Verify.Requests > 0 {
+		fmt.Fprintf(out, "gateway CPU per verify: %.3f ms\n", rep.VerifyCPUSeconds/float64(rep.Verify.Requests)*1000)
 	}
 	if rep.PeakRSSBytes > 0 {
 		fmt.Fprintf(out, "gateway peak RSS: %.0f MiB (read every %v, sends and verifies)\n", rep.PeakRSSBytes/(1<<20), rssEvery)
