@@ -249,9 +249,9 @@ func TestRun_Stretches(t *testing.T) {
 	rows := 0
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
-		if len(f) == 9 && (f[0] == "1" || f[0] == "2" || f[0] == "3") {
+		if len(f) == 10 && (f[0] == "1" || f[0] == "2" || f[0] == "3") {
 			rows++
-			if f[5] == "0" || f[6] == "0" || f[8] == "0" {
+			if f[5] == "0" || f[6] == "0" || f[8] == "0" || f[9] == "0.000" {
 				t.Errorf("stretch %s: no memory, peak memory or data size from the gateway: %q", f[0], l)
 			}
 			end, _ := strconv.Atoi(f[5])

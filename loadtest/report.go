@@ -67,10 +67,11 @@ func write(out io.Writer, cfg Options, rep Report) {
 	tw.Flush()
 	if len(rep.Stretches) > 0 {
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "stretch\tsends\treq/s\tp50 ms\tp99 ms\tgateway RSS MiB\tpeak RSS MiB\tgateway CPU ms/send\tdata MiB\t")
+		fmt.Fprintln(tw, "stretch\tsends\treq/s\tp50 ms\tp99 ms\tgateway RSS MiB\tpeak RSS MiB\tgateway CPU ms/send\tdata MiB\tload tool CPU ms/send\t")
 		for i, st := range rep.Stretches {
-			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.0f\t\n", i+1, st.Requests, st.PerSecond, ms(st.P50), ms(st.P99),
-				st.RSSBytes/(1<<20), st.PeakRSSBytes/(1<<20), float64(st.CPUPerSend().Microseconds())/1000, float64(st.DataBytes)/(1<<20))
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.0f\t%.3f\t\n", i+1, st.Requests, st.PerSecond, ms(st.P50), ms(st.P99),
+				st.RSSBytes/(1<<20), st.PeakRSSBytes/(1<<20), float64(st.CPUPerSend().Microseconds())/1000, float64(st.DataBytes)/(1<<20),
+				st.ToolCPUSeconds/float64(max(st.Requests, 1))*1000)
 		}
 		tw.Flush()
 	}

@@ -27,6 +27,10 @@ type Stretch struct {
 	// CPUSeconds is the gateway's process_cpu_seconds_total spent during
 	// the stretch.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// ToolCPUSeconds is this process's CPU time (the load tool, and the
+	// simulator when Bench runs one) during the stretch: on a machine the
+	// gateway shares, its growth explains part of a falling rate.
+	ToolCPUSeconds float64 `json:"tool_cpu_seconds"`
 	// DataBytes is the size of the data directory; 0 when unknown.
 	DataBytes int64 `json:"data_bytes"`
 }
@@ -46,12 +50,15 @@ func runStretches(ctx context.Context, cfg Options, peak *rssPeak, send func(i i
 	var all []time.Duration
 	var out []Stretch
 	_, cpu0 := gatewayProcess(ctx, cfg)
+	own0 := ownCPU()
 	for off := 0; off < cfg.Count && ctx.Err() == nil; off += cfg.Stretch {
 		n := min(cfg.Stretch, cfg.Count-off)
 		p, lats := runPhaseLats(ctx, fmt.Sprintf("send %d", len(out)+1), cfg, n, func(i int) (int, bool) { return send(off + i) })
 		st := Stretch{Phase: p}
 		rss, cpu := gatewayProcess(ctx, cfg)
 		st.RSSBytes, st.CPUSeconds, cpu0 = rss, max(cpu-cpu0, 0), cpu
+		own := ownCPU()
+		st.ToolCPUSeconds, own0 = own-own0, own
 		peak.note(rss)
 		st.PeakRSSBytes = peak.take()
 		st.DataBytes = dirSize(cfg.DataDir)
