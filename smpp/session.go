@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -389,35 +390,39 @@ func (s *session) close() {
 
 // request is requestLate without a late handler.
 func (s *session) request(ctx context.Context, p pdu.Body, respID pdu.ID, submit bool) ([]byte, error) {
-	return s.requestLate(ctx, p, respID, submit, nil)
+	b, err := encodePDU(p)
+	if err != nil {
+		return nil, err
+	}
+	return s.requestLate(ctx, b, respID, submit, nil)
 }
 
-// requestLate sends p with a fresh sequence number and waits for the response
+// requestLate sends the encoded PDU b (its sequence number, which it
+// overwrites, aside) with a fresh sequence number and waits for the response
 // with command id respID (or a generic_nack with the same sequence). A
 // submit first takes a window slot (see takeSlot). When the caller stops
 // waiting (ctx ended, or a submit stalled while the send may fail over),
 // the request stays pending (its window slot too) until its response, the
 // session's end or AckTimeout; a response that still comes goes to onLate
 // (nil: dropped), on the reader goroutine, so onLate must not block.
-func (s *session) requestLate(ctx context.Context, p pdu.Body, respID pdu.ID, submit bool, onLate func(frame []byte)) ([]byte, error) {
+func (s *session) requestLate(ctx context.Context, b []byte, respID pdu.ID, submit bool, onLate func(frame []byte)) ([]byte, error) {
+	if len(b) < pdu.HeaderLen {
+		return nil, errors.New("smpp: request: short pdu")
+	}
 	if submit {
 		if err := s.takeSlot(ctx); err != nil {
 			return nil, err
 		}
 	}
 	seq := s.nextSeq()
-	p.Header().Seq = seq
-	b, err := encodePDU(p)
+	binary.BigEndian.PutUint32(b[12:], seq)
 	c := &call{key: callKey{respID, seq}, submit: submit, at: time.Now(), done: make(chan result, 1)}
 	s.mu.Lock()
-	if err != nil || s.closed {
+	if s.closed {
 		s.mu.Unlock()
 		if submit {
 			s.inflight.Add(-1)
 			<-s.window
-		}
-		if err != nil {
-			return nil, err
 		}
 		return nil, &SessionLostError{Written: false, Cause: s.Err()}
 	}

@@ -255,7 +255,7 @@ func (c *Carrier) prepare(sms otp.SMS, ref uint32) (*outgoing, error) {
 func (c *Carrier) submitPart(ctx context.Context, s *session, m *outgoing, i int, onLate func([]byte)) (string, error) {
 	now := time.Now()
 	vp := c.sub.validityPeriod(m.expires, now)
-	id, err := submitPDU(ctx, s, c.sub.pdu(m, i, vp), onLate)
+	id, err := submitPDU(ctx, s, c.sub.frame(m, i, vp), onLate)
 	var se *StatusError
 	if vp == "" || !errors.As(err, &se) || se.Status != StatusInvExpiry {
 		return id, err
@@ -266,14 +266,14 @@ func (c *Carrier) submitPart(ctx context.Context, s *session, m *outgoing, i int
 	if err := c.pace.wait(ctx); err != nil {
 		return "", err
 	}
-	return submitPDU(ctx, s, c.sub.pdu(m, i, ""), onLate)
+	return submitPDU(ctx, s, c.sub.frame(m, i, ""), onLate)
 }
 
 // submitPDU sends one submit_sm and waits for its response; a response
 // that comes after ctx ended (or the send gave up on a stall) goes to
 // onLate.
-func submitPDU(ctx context.Context, s *session, p pdu.Body, onLate func([]byte)) (string, error) {
-	frame, err := s.requestLate(ctx, p, pdu.SubmitSMRespID, true, onLate)
+func submitPDU(ctx context.Context, s *session, submit []byte, onLate func([]byte)) (string, error) {
+	frame, err := s.requestLate(ctx, submit, pdu.SubmitSMRespID, true, onLate)
 	if err != nil {
 		return "", err
 	}
@@ -287,39 +287,52 @@ func submitPDU(ctx context.Context, s *session, p pdu.Body, onLate func([]byte))
 	return strings.TrimSpace(cString(frame[pdu.HeaderLen:])), nil
 }
 
-// pdu builds the submit_sm of part i of m with validity_period vp.
-func (o *submitOptions) pdu(m *outgoing, i int, vp string) pdu.Body {
-	p := pdu.NewSubmitSM(nil)
-	f := p.Fields()
-	f.Set(pdufield.ServiceType, o.serviceType)
-	f.Set(pdufield.SourceAddrTON, m.srcTON)
-	f.Set(pdufield.SourceAddrNPI, m.srcNPI)
-	f.Set(pdufield.SourceAddr, m.src)
-	f.Set(pdufield.DestAddrTON, o.dstTON)
-	f.Set(pdufield.DestAddrNPI, o.dstNPI)
-	f.Set(pdufield.DestinationAddr, m.dst)
-	f.Set(pdufield.ESMClass, m.ESMClass)
-	f.Set(pdufield.ValidityPeriod, vp)
-	f.Set(pdufield.RegisteredDelivery, o.registered)
-	f.Set(pdufield.DataCoding, m.DataCoding)
-	t := p.TLVFields()
-	for _, tlv := range m.tlvs {
-		t.Set(pdutlv.Tag(tlv.Tag), tlv.Value)
-	}
+// frame encodes the submit_sm of part i of m with validity_period vp
+// (SMPP 3.4, 4.4.1), with sequence number 0: requestLate sets it. It
+// writes the bytes go-smpp's SubmitSM would (the TLVs in a fixed order:
+// m's, then the sar_* or message_payload ones), without its map of
+// fields: a submit is on every send.
+func (o *submitOptions) frame(m *outgoing, i int, vp string) []byte {
 	part := m.Parts[i]
+	n := pdu.HeaderLen + len(o.serviceType) + len(m.src) + len(m.dst) + len(vp) + 16 + len(part) + 3*5 + 4
+	for _, t := range m.tlvs {
+		n += 4 + len(t.Value)
+	}
+	b := make([]byte, pdu.HeaderLen, n)
+	binary.BigEndian.PutUint32(b[4:], uint32(pdu.SubmitSMID))
+	b = append(append(b, o.serviceType...), 0)
+	b = append(b, m.srcTON, m.srcNPI)
+	b = append(append(b, m.src...), 0)
+	b = append(b, o.dstTON, o.dstNPI)
+	b = append(append(b, m.dst...), 0)
+	b = append(b, m.ESMClass, 0, 0, 0) // protocol_id, priority_flag, schedule_delivery_time ""
+	b = append(append(b, vp...), 0)
+	b = append(b, o.registered, 0, m.DataCoding, 0) // replace_if_present_flag, sm_default_msg_id
+	sm := part
+	if m.Long == LongPayload {
+		sm = nil
+	}
+	b = append(append(b, uint8(len(sm))), sm...)
+	for _, t := range m.tlvs {
+		b = appendTLV(b, t.Tag, t.Value)
+	}
 	switch {
 	case m.Long == LongPayload:
-		f.Set(pdufield.ShortMessage, []byte{})
-		t.Set(pdutlv.TagMessagePayload, part)
+		b = appendTLV(b, uint16(pdutlv.TagMessagePayload), part)
 	case m.Long == LongSAR && len(m.Parts) > 1:
-		t.Set(pdutlv.TagSarMsgRefNum, binary.BigEndian.AppendUint16(nil, m.Ref))
-		t.Set(pdutlv.TagSarTotalSegments, uint8(len(m.Parts)))
-		t.Set(pdutlv.TagSarSegmentSeqnum, uint8(i+1))
-		f.Set(pdufield.ShortMessage, part)
-	default:
-		f.Set(pdufield.ShortMessage, part)
+		b = appendTLV(b, uint16(pdutlv.TagSarMsgRefNum), binary.BigEndian.AppendUint16(nil, m.Ref))
+		b = appendTLV(b, uint16(pdutlv.TagSarTotalSegments), []byte{uint8(len(m.Parts))})
+		b = appendTLV(b, uint16(pdutlv.TagSarSegmentSeqnum), []byte{uint8(i + 1)})
 	}
-	return p
+	binary.BigEndian.PutUint32(b, uint32(len(b)))
+	return b
+}
+
+// appendTLV appends a TLV: tag, length, value.
+func appendTLV(b []byte, tag uint16, v []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, tag)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+	return append(b, v...)
 }
 
 // validityPeriod returns the validity_period of a submit sent at now of an
