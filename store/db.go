@@ -318,7 +318,8 @@ func (db *DB) Run(ctx context.Context) error {
 // after a million sends the tables alone would be 400 MB of it. Every
 // tablePagesInterval the store therefore asks the kernel to page their
 // data blocks out (tablePager, Linux only); their indexes and bloom
-// filters, a few percent of them, stay.
+// filters, a few percent of them, stay. The write-ahead logs (.mem, up to
+// 16 MB resident) go too: they are read back only after a crash.
 const tablePagesInterval = time.Second
 
 // releaseTablePages releases the table pages mapped in this process. It

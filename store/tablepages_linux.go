@@ -29,7 +29,9 @@ func newTablePager(dir string) *tablePager {
 
 // release asks the kernel to page out, in every mapping of a badger table
 // (a .sst file directly in dir) of this process, the table's data blocks,
-// and returns the bytes it advised. The rest of a table, its block index
+// and every mapping of badger's write-ahead logs (.mem files: written,
+// synced at each commit, and read back only when badger opens after a
+// crash), and returns the bytes it advised. The rest of a table, its block index
 // and bloom filter, stays: every read of a key looks at the bloom filters
 // of the tables that may hold it, and a filter paged out would be read
 // from the disk again, by the store's single writer, within the second.
@@ -57,15 +59,19 @@ func (p *tablePager) release() (int64, error) {
 		if !ok || m.offset != 0 {
 			continue
 		}
-		seen[m.name] = true
-		n, ok := p.blocks[m.name]
-		if !ok {
-			if n, err = dataBlocksLen(filepath.Join(p.dir, m.name)); err != nil {
-				continue // being written, or gone: the next pass sees it
+		size := m.end - m.start
+		if filepath.Ext(m.name) == ".sst" {
+			seen[m.name] = true
+			n, ok := p.blocks[m.name]
+			if !ok {
+				if n, err = dataBlocksLen(filepath.Join(p.dir, m.name)); err != nil {
+					continue // being written, or gone: the next pass sees it
+				}
+				p.blocks[m.name] = n
 			}
-			p.blocks[m.name] = n
+			size = min(uintptr(n), size)
 		}
-		size := min(uintptr(n), m.end-m.start) &^ uintptr(os.Getpagesize()-1)
+		size &^= uintptr(os.Getpagesize() - 1)
 		if size == 0 {
 			continue
 		}
@@ -132,7 +138,7 @@ func dataBlocksLen(path string) (int64, error) {
 	return start, nil
 }
 
-// mapping is a line of /proc/self/maps that maps a table.
+// mapping is a line of /proc/self/maps that maps a table or a log.
 type mapping struct {
 	start, end uintptr
 	offset     uint64 // in the file
@@ -140,14 +146,15 @@ type mapping struct {
 }
 
 // tableMapping parses a line of /proc/self/maps ("start-end perms offset
-// dev inode path") and reports the mapping when it maps a .sst file of dir.
+// dev inode path") and reports the mapping when it maps a .sst or .mem
+// file of dir.
 func tableMapping(line []byte, dir string) (m mapping, ok bool) {
 	fields := bytes.Fields(line)
 	if len(fields) < 6 {
 		return mapping{}, false
 	}
 	path := string(bytes.TrimSuffix(bytes.Join(fields[5:], []byte(" ")), []byte(" (deleted)")))
-	if filepath.Ext(path) != ".sst" || filepath.Dir(path) != dir {
+	if ext := filepath.Ext(path); ext != ".sst" && ext != ".mem" || filepath.Dir(path) != dir {
 		return mapping{}, false
 	}
 	lo, hi, found := bytes.Cut(fields[0], []byte("-"))

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -23,7 +24,7 @@ func TestTableMapping(t *testing.T) {
 	}{
 		{"7f1c2a000000-7f1c2a400000 r--s 00000000 fe:01 1234 /var/lib/otpgate/000012.sst", mapping{0x7f1c2a000000, 0x7f1c2a400000, 0, "000012.sst"}, true},
 		{"7f1c2a000000-7f1c2a400000 r--s 00001000 fe:01 1234 /var/lib/otpgate/000012.sst (deleted)", mapping{0x7f1c2a000000, 0x7f1c2a400000, 0x1000, "000012.sst"}, true},
-		{"7f1c2a000000-7f1c2a400000 rw-s 00000000 fe:01 1234 /var/lib/otpgate/00003.mem", mapping{}, false},
+		{"7f1c2a000000-7f1c2a400000 rw-s 00000000 fe:01 1234 /var/lib/otpgate/00003.mem", mapping{0x7f1c2a000000, 0x7f1c2a400000, 0, "00003.mem"}, true},
 		{"7f1c2a000000-7f1c2a400000 rw-s 00000000 fe:01 1234 /var/lib/otpgate/000001.vlog", mapping{}, false},
 		{"7f1c2a000000-7f1c2a400000 r--s 00000000 fe:01 1234 /var/lib/other/000012.sst", mapping{}, false},
 		{"7f1c2a000000-7f1c2a400000 r--s 00000000 fe:01 1234 /var/lib/otpgate/sub/000012.sst", mapping{}, false},
@@ -45,9 +46,9 @@ func TestTableMapping(t *testing.T) {
 	}
 }
 
-// tableRSS is the resident size of this process's mappings of dir's tables,
-// from /proc/self/smaps.
-func tableRSS(t *testing.T, dir string) (rss int64, mappings int) {
+// mappedRSS is the resident size of this process's mappings of dir's files
+// named *ext, from /proc/self/smaps.
+func mappedRSS(t *testing.T, dir, ext string) (rss int64, mappings int) {
 	t.Helper()
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
@@ -62,7 +63,8 @@ func tableRSS(t *testing.T, dir string) (rss int64, mappings int) {
 			continue
 		}
 		if !bytes.HasSuffix(fields[0], []byte(":")) { // a mapping's header line
-			_, in = tableMapping(sc.Bytes(), dir)
+			m, ok := tableMapping(sc.Bytes(), dir)
+			in = ok && filepath.Ext(m.name) == ext
 			if in {
 				mappings++
 			}
@@ -196,4 +198,101 @@ func TestReleaseTablePages(t *testing.T) {
 	if last, _ := tableRSS(t, real); last > again/4 {
 		t.Fatalf("DB.releaseTablePages: %d bytes resident before, %d after", again, last)
 	}
+}
+
+// walChildEnv names, in the child process of TestReleaseWALPages, the
+// directory it writes to.
+const walChildEnv = "OTPGATE_TEST_WAL_CHILD_DIR"
+
+// TestReleaseWALPages: badger's write-ahead log is paged out with the
+// tables, and a process that dies (no Close) after that loses nothing: the
+// next Open replays the log from the file.
+func TestReleaseWALPages(t *testing.T) {
+	write := func(db *DB, from, to int) {
+		t.Helper()
+		for b := from; b < to; b++ {
+			err := db.update(context.Background(), func(txn *badger.Txn) error {
+				for i := range 256 {
+					if err := txn.Set(fmt.Appendf(nil, "w/%03d/%03d", b, i), bytes.Repeat([]byte{byte(b)}, 1000)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if dir := os.Getenv(walChildEnv); dir != "" {
+		db, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(db, 0, 8) // 2 MB, in the log (far below a memtable)
+		real, _ := filepath.EvalSymlinks(dir)
+		if rss, n := walRSS(t, real); n == 0 || rss < 1<<20 {
+			t.Fatalf("%d log mappings with %d bytes resident, want at least 1 MB", n, rss)
+		}
+		if _, err := db.pager.release(); err != nil {
+			t.Skip(err)
+		}
+		if rss, _ := walRSS(t, real); rss > 64<<10 {
+			t.Fatalf("after the release, %d bytes of the log resident", rss)
+		}
+		write(db, 8, 12) // after the release, at the log's tail
+		os.Exit(0)       // dies without Close: the memtable is only in the log
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), walChildEnv+"="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || bytes.Contains(out, []byte("FAIL")) || bytes.Contains(out, []byte("SKIP")) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	err = db.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("w/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var b, i int
+			if _, err := fmt.Sscanf(string(it.Item().Key()), "w/%03d/%03d", &b, &i); err != nil {
+				return err
+			}
+			err := it.Item().Value(func(v []byte) error {
+				if !bytes.Equal(v, bytes.Repeat([]byte{byte(b)}, 1000)) {
+					return fmt.Errorf("key %s: wrong value", it.Item().Key())
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 12*256 {
+		t.Fatalf("replayed %d entries, want %d", n, 12*256)
+	}
+}
+
+// walRSS is the resident size of this process's mappings of dir's logs.
+func walRSS(t *testing.T, dir string) (rss int64, mappings int) {
+	t.Helper()
+	return mappedRSS(t, dir, ".mem")
+}
+
+// tableRSS is the resident size of this process's mappings of dir's
+// tables.
+func tableRSS(t *testing.T, dir string) (rss int64, mappings int) {
+	t.Helper()
+	return mappedRSS(t, dir, ".sst")
 }
