@@ -13,8 +13,8 @@ import (
 // its value written in decimal. Alternates equal to the canonical form are
 // left out. Ids that are neither (UUIDs with dashes, say) have no alternates.
 //
-// A store indexes a submitted id under canonical and alternates, and looks up
-// a receipt's id by its canonical form in both, exact matches first.
+// A store matches a receipt's id to a submitted id by their canonical forms
+// first, then through the alternates.
 func IDForms(id string) (canonical string, alternates []string) {
 	s := strings.ToUpper(strings.TrimSpace(id))
 	s = strings.TrimLeft(s, "0")
@@ -31,6 +31,12 @@ func IDForms(id string) (canonical string, alternates []string) {
 	if alternates, ok := smallIDForms(s); ok {
 		return canonical, alternates
 	}
+	return canonical, bigIDForms(s)
+}
+
+// bigIDForms computes IDForms's alternates of canonical s with big.Int:
+// any length, several allocations. smallIDForms is the fast path.
+func bigIDForms(s string) (alternates []string) {
 	var v big.Int
 	if isDigits(s, false) {
 		v.SetString(s, 10)
@@ -44,7 +50,7 @@ func IDForms(id string) (canonical string, alternates []string) {
 			alternates = append(alternates, d)
 		}
 	}
-	return canonical, alternates
+	return alternates
 }
 
 // smallIDForms computes IDForms's alternates of canonical s with machine

@@ -2,29 +2,9 @@ package otp
 
 import (
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 )
-
-// bigIDForms is IDForms's alternates computed with big.Int only, the way
-// every id was before smallIDForms.
-func bigIDForms(s string) (alternates []string) {
-	var v big.Int
-	if isDigits(s, false) {
-		v.SetString(s, 10)
-		if h := strings.ToUpper(v.Text(16)); h != s {
-			alternates = append(alternates, h)
-		}
-	}
-	if isDigits(s, true) {
-		v.SetString(s, 16)
-		if d := v.Text(10); d != s {
-			alternates = append(alternates, d)
-		}
-	}
-	return alternates
-}
 
 func TestSmallIDForms_SameAsBigInt(t *testing.T) {
 	ids := []string{"1", "9", "A", "F", "10", "26", "1A", "FF", "100", "3FA2B9C4", "123456789",
