@@ -19,6 +19,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/otpgate/otpgate/internal/ctxsleep"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/smpp"
 	"github.com/otpgate/otpgate/store/redisstore"
@@ -315,7 +316,7 @@ func (f *fleetNode) Acquire(ctx context.Context, carrier, slot string) (context.
 			f.saw(carrier, slot, cur)
 		}
 		wait := f.lease/6 + rand.N(f.lease/3)
-		if !sleepCtx(ctx, wait) {
+		if !ctxsleep.Sleep(ctx, wait) {
 			return nil, nil, ctx.Err()
 		}
 	}
@@ -531,18 +532,6 @@ func advertised(listen, nodeID string, bound net.Addr) string {
 		host = nodeID
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // joinFleet makes this node a member of the fleet when the store is

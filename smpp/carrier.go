@@ -15,6 +15,7 @@ import (
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 
+	"github.com/otpgate/otpgate/internal/ctxsleep"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -437,7 +438,7 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 				log.Warn("cannot bind: giving the bind lease back to the fleet", keyRetries, netFailures)
 				return
 			}
-			if !sleep(ctx, wait) {
+			if !ctxsleep.Sleep(ctx, wait) {
 				return
 			}
 			continue
@@ -460,21 +461,9 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 		}
 		wait := c.lossWait(&b, time.Since(boundAt))
 		log.Warn("bind lost", keyError, s.Err(), keyUptime, time.Since(boundAt).Round(time.Millisecond), keyBackoff, wait)
-		if !sleep(ctx, wait) {
+		if !ctxsleep.Sleep(ctx, wait) {
 			return
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -572,7 +561,7 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 			}
 			// A later part refused for now is retried, on the same
 			// session with the same reference, until ctx ends.
-			if i > 0 && temporary(err) && sleep(ctx, bo.next()) {
+			if i > 0 && temporary(err) && ctxsleep.Sleep(ctx, bo.next()) {
 				continue
 			}
 			return nil, c.partErr(i, len(enc.Parts), err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/ctxsleep"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -171,7 +172,7 @@ func (c *Carrier) keepLeased(ctx context.Context, sl *slot) {
 		}
 		// keepBound gave up (no bind after fleetGiveUpAfter tries): the
 		// other nodes get the slot first.
-		if !sleep(ctx, fleetGiveUpPause) {
+		if !ctxsleep.Sleep(ctx, fleetGiveUpPause) {
 			return
 		}
 	}

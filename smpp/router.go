@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/ctxsleep"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -205,7 +206,7 @@ func (r *Router) Send(ctx context.Context, sms otp.SMS) (otp.Sent, error) {
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			break
 		}
-		if !sleep(ctx, wait) {
+		if !ctxsleep.Sleep(ctx, wait) {
 			break
 		}
 	}
