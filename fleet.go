@@ -18,14 +18,9 @@ func cmdFleet(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: otpgate fleet adopt -config FILE")
 		return 2
 	}
-	path, ok := configFlag("fleet adopt", args[1:], stderr)
-	if !ok {
-		return 2
-	}
-	cfg, err := daemon.LoadConfig(path)
-	if err != nil {
-		printProblems(stderr, path, err)
-		return 1
+	cfg, path, code := loadConfigFlag("fleet adopt", args[1:], stderr)
+	if code != 0 {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -95,15 +95,26 @@ func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 	return *path, true
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr)
+// loadConfigFlag parses -config from args and loads that file, printing
+// the problems. A non-zero code is the exit status to return: 2 for bad
+// flags, 1 for a bad file.
+func loadConfigFlag(name string, args []string, stderr io.Writer) (cfg *daemon.Config, path string, code int) {
+	path, ok := configFlag(name, args, stderr)
 	if !ok {
-		return 2
+		return nil, "", 2
 	}
 	cfg, err := daemon.LoadConfig(path)
 	if err != nil {
 		printProblems(stderr, path, err)
-		return 1
+		return nil, path, 1
+	}
+	return cfg, path, 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	cfg, path, code := loadConfigFlag("run", args, stderr)
+	if code != 0 {
+		return code
 	}
 	var level slog.LevelVar
 	level.Set(daemon.ParseLevel(cfg.Log.Level))

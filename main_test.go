@@ -190,3 +190,20 @@ func TestBench_Flags(t *testing.T) {
 		t.Errorf("no gateway: got exit %d, want 1", code)
 	}
 }
+
+// TestRunAndFleetAdopt_BadConfig: run and fleet adopt load -config the same
+// way: a bad flag exits 2, a file that does not load exits 1 naming it.
+func TestRunAndFleetAdopt_BadConfig(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	for _, cmd := range [][]string{{"run"}, {"fleet", "adopt"}} {
+		if code, _, errs := runCmd(t, "", append(cmd, "-bogus")...); code != 2 || !strings.Contains(errs, "-bogus") {
+			t.Errorf("%v -bogus: got %d %q", cmd, code, errs)
+		}
+		if code, _, errs := runCmd(t, "", append(cmd, "-config", missing)...); code != 1 || !strings.Contains(errs, missing) {
+			t.Errorf("%v -config %s: got %d %q", cmd, missing, code, errs)
+		}
+	}
+	if code, _, errs := runCmd(t, "", "fleet"); code != 2 || !strings.Contains(errs, "usage: otpgate fleet adopt") {
+		t.Errorf("fleet: got %d %q", code, errs)
+	}
+}
