@@ -116,7 +116,7 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 	if canonical == "" {
 		return nil
 	}
-	for _, id := range append([]string{canonical}, alts...) {
+	for _, id := range append(append(make([]string, 0, 3), canonical), alts...) { // at most 2 alternates: on the stack
 		k := prefixPending + carrier + "/" + id
 		if !db.pending.mayHave(k) {
 			continue // the common case: no receipt came before this message
@@ -153,7 +153,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 	}
 	err = db.update(ctx, func(txn *badger.Txn) error {
 		msg, matched, changed = otp.Message{}, false, false
-		for i, id := range append([]string{canonical}, alts...) {
+		for i, id := range append(append(make([]string, 0, 3), canonical), alts...) { // on the stack
 			alternate := i > 0
 			var ie indexEntry
 			ok, err := getValue(txn, prefixExact+r.Carrier+"/"+id, &ie)

@@ -180,7 +180,7 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 		if err != nil {
 			return otp.Message{}, err
 		}
-		for j, form := range append([]string{canonical}, alts...) {
+		for j, form := range append(append(make([]string, 0, 3), canonical), alts...) { // at most 2 alternates: on the stack
 			kind := byte('x')
 			if j > 0 {
 				kind = 'y'
