@@ -366,10 +366,7 @@ func (c *conn) ack(seq, st uint32, m Message) {
 	n := s.nextID.Add(1) - 1
 	m.ID = s.formatID(n)
 	m.At = time.Now()
-	if len(s.messages) == s.cfg.KeepMessages {
-		s.messages = append(s.messages[:0], s.messages[len(s.messages)/2:]...)
-	}
-	s.messages = append(s.messages, m)
+	s.messages = append(keepNewest(s.messages, s.cfg.KeepMessages), m)
 	s.accepted++
 	close(s.msgWake)
 	s.msgWake = make(chan struct{})

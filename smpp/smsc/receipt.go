@@ -166,10 +166,7 @@ func (c *conn) receiptResp(id, seq, status uint32) {
 			resp.State = s.cfg.ReceiptStates[r.step]
 		}
 	}
-	if len(s.resps) == s.cfg.KeepMessages {
-		s.resps = append(s.resps[:0], s.resps[len(s.resps)/2:]...)
-	}
-	s.resps = append(s.resps, resp)
+	s.resps = append(keepNewest(s.resps, s.cfg.KeepMessages), resp)
 	s.mu.Unlock()
 	if r == nil {
 		s.log.Debug("deliver_sm_resp for no receipt", "remote", c.remote, "seq", seq, "command", resp.Command)

@@ -95,9 +95,10 @@ type Options struct {
 	// EnquireLink is the interval of the simulator's own enquire_link to
 	// every bound client; 0 never sends one.
 	EnquireLink time.Duration
-	// KeepMessages bounds how many accepted messages Messages keeps (when
-	// full, the older half is dropped), and so a long-running simulator's
-	// memory; 0 means DefaultKeepMessages.
+	// KeepMessages bounds how many accepted messages Messages keeps, and
+	// deliver_sm responses Responses keeps (when full, the older half is
+	// dropped), and so a long-running simulator's memory; 0 means
+	// DefaultKeepMessages.
 	KeepMessages int
 	// TLS, when set, makes the simulator speak SMPP over TLS.
 	TLS *tls.Config
@@ -629,6 +630,19 @@ func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.messages...)
+}
+
+// keepNewest makes room in s, which keeps at most keep elements, for one
+// more: when s is full it keeps its newest half (none when keep is 1), and
+// clears the rest so that the strings they hold can be collected.
+func keepNewest[T any](s []T, keep int) []T {
+	if len(s) < keep {
+		return s
+	}
+	half := keep / 2
+	n := copy(s, s[len(s)-half:])
+	clear(s[n:])
+	return s[:n]
 }
 
 // WaitMessages waits until at least n submits were accepted in all and

@@ -735,3 +735,36 @@ func BenchmarkServer_SubmitWithReceipt(b *testing.B) {
 		}
 	}
 }
+
+// TestServer_KeepMessages checks that Messages and Responses keep at most
+// KeepMessages, the newest, however many submits and receipts there were
+// (a small bound used to stop trimming and let them grow with every SMS).
+func TestServer_KeepMessages(t *testing.T) {
+	for _, keep := range []int{1, 4} {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond, KeepMessages: keep})
+			c := bound(t, s)
+			var last string
+			for i := range 9 {
+				st, id := c.submit(sm{dst: fmt.Sprintf("91980000000%d", i), text: pdutext.GSM7("code 1234"), registered: 1})
+				if st != 0 {
+					t.Fatalf("submit %d: status %#x", i, st)
+				}
+				last = id
+				p := c.read()
+				if p.Header().ID != pdu.DeliverSMID {
+					t.Fatalf("got %v, want DeliverSM", p.Header().ID)
+				}
+				c.send(pdu.NewDeliverSMRespSeq(p.Header().Seq))
+				c.sync()
+			}
+			ms := s.Messages()
+			if len(ms) == 0 || len(ms) > keep || ms[len(ms)-1].ID != last {
+				t.Errorf("Messages: got %d; want 1 to %d, the last %s", len(ms), keep, last)
+			}
+			if rs := s.Responses(); len(rs) == 0 || len(rs) > keep || rs[len(rs)-1].MessageID != last {
+				t.Errorf("Responses: got %d; want 1 to %d, the last of %s", len(rs), keep, last)
+			}
+		})
+	}
+}
