@@ -139,7 +139,9 @@ func TestBatch_Interleaved(t *testing.T) {
 		}},
 		{"right", func() error { return db.UpdateOTP(ctx, "c/1", guess(true)) }},
 		{"rightAgain", func() error { return db.UpdateOTP(ctx, "c/1", guess(true)) }},
-		{"markUnknown", func() error { return db.MarkVerified(ctx, "nope") }},
+		{"lateAckUnknown", func() error {
+			return db.RecordLateAck(ctx, otp.Ack{RequestID: "nope", Carrier: "a", MessageID: "1", Parts: 1})
+		}},
 		{"send2", func() error {
 			_, err := db.SaveSend(ctx, "c/2", otp.Message{RequestID: "r2", Carrier: "a",
 				Parts: []otp.Part{{MessageID: "00000000A2", State: otp.StateAccepted}}}, func(r *otp.Record, _ bool) {
@@ -180,7 +182,7 @@ func TestBatch_Interleaved(t *testing.T) {
 		{"wrong1", otp.ErrInvalidOTP},
 		{"right", nil},
 		{"rightAgain", otp.ErrNotFound},
-		{"markUnknown", otp.ErrRequestNotFound},
+		{"lateAckUnknown", otp.ErrRequestNotFound},
 		{"send2", nil},
 		{"receipt2", nil},
 		{"wrong2", otp.ErrInvalidOTP},

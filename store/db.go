@@ -73,6 +73,8 @@ const (
 	// y/<carrier>/<alternate id> indexed alternate id forms in earlier
 	// releases: left to expire with their messages, never read.
 	prefixPending = "p/" // p/<carrier>/<canonical id> -> pendingReceipt
+	// v/<request id> -> empty: the request's code verified (MarkVerified).
+	prefixVerified = "v/"
 )
 
 // Options configures Open. The zero value is usable.

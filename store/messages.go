@@ -12,7 +12,9 @@ import (
 
 // Messages and receipts: a message per send-otp request under m/<request
 // id>, its carrier ids indexed under x/, receipts that came before their
-// message kept under p/.
+// message kept under p/, and a marker under v/<request id> once its code
+// verified (Message merges it; messages saved before markers existed may
+// carry Verified themselves).
 
 // SaveSend implements otp.Store. In one transaction it loads the record
 // under key (a new record with only Key set and found false when there is
@@ -249,6 +251,16 @@ func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error
 	err := db.view(func(txn *badger.Txn) error {
 		var err error
 		ok, err = getValue(txn, prefixMessage+requestID, &m)
+		if err != nil || !ok || m.Verified {
+			return err
+		}
+		_, err = txn.Get([]byte(prefixVerified + requestID))
+		switch {
+		case err == nil:
+			m.Verified = true
+		case errors.Is(err, badger.ErrKeyNotFound):
+			err = nil
+		}
 		return err
 	})
 	if err != nil {
@@ -369,20 +381,22 @@ func getMessage(txn *badger.Txn, k string) (m otp.Message, expires uint64, err e
 	return m, item.ExpiresAt(), nil
 }
 
-// MarkVerified implements otp.ReceiptStore: it sets Verified on the message
-// of requestID, keeping its expiry, or returns otp.ErrRequestNotFound.
+// MarkVerified implements otp.ReceiptStore. It writes a marker under
+// v/<request id> that Message merges in, and does not read the message: a
+// read-modify-write of m/ made the single writer read a table block for
+// every verify, since by then the message has usually left the memtables.
+// The marker lives MessageTTL from now, at least as long as the message it
+// marks. An unknown request id gets a marker all the same, which nothing
+// reads: Message of it stays ErrRequestNotFound.
 func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
+	if requestID == "" {
+		return fmt.Errorf("store: mark verified: %w", otp.ErrRequestNotFound)
+	}
+	expires := unixCeil(db.now().Add(db.messageTTL))
 	err := db.update(ctx, func(txn *badger.Txn) error {
-		k := prefixMessage + requestID
-		m, expires, err := getMessage(txn, k)
-		if err != nil {
-			return err
-		}
-		if m.Verified {
-			return nil
-		}
-		m.Verified = true
-		return setValue(txn, k, m, expires)
+		e := badger.NewEntry([]byte(prefixVerified+requestID), nil)
+		e.ExpiresAt = expires
+		return txn.SetEntry(e)
 	})
 	if err != nil {
 		return fmt.Errorf("store: mark verified: %w", err)
