@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,8 +108,8 @@ type fleetNode struct {
 }
 
 type seenHolder struct {
-	node, addr string
-	at         time.Time
+	slot, node, addr string
+	at               time.Time
 }
 
 var _ smpp.Fleet = (*fleetNode)(nil)
@@ -449,7 +450,29 @@ func (f *fleetNode) saw(carrier, slot, cur string) {
 		delete(m, slot)
 		return
 	}
-	m[slot] = seenHolder{node: node, addr: addr, at: time.Now()}
+	m[slot] = seenHolder{slot: slot, node: node, addr: addr, at: time.Now()}
+}
+
+// forget drops h from the view of carrier's slots, unless the slot was
+// seen again since.
+func (f *fleetNode) forget(carrier string, h seenHolder) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.remote[carrier]; m[h.slot] == h {
+		delete(m, h.slot)
+	}
+}
+
+// reread reads the leases of carrier's slots again and notes their holders.
+func (f *fleetNode) reread(ctx context.Context, carrier string, slots []string) {
+	cur, err := f.db.BindLeaseHolders(ctx, carrier, slots)
+	if err != nil {
+		f.log.Warn("bind leases not read again", keyCarrier, carrier, keyError, err)
+		return
+	}
+	for i, slot := range slots {
+		f.saw(carrier, slot, cur[i])
+	}
 }
 
 // holders appends to out the other nodes seen holding a slot of carrier
@@ -487,32 +510,50 @@ func (f *fleetNode) Remote(carrier string) bool {
 // Forward implements smpp.Fleet: through the nodes holding a bind of
 // carrier, in random order; the next one is tried only when the SMS
 // certainly did not go out (the request never reached the node, or its
-// carrier was not bound there).
+// carrier was not bound there). Such a node leaves the view. When every
+// node in the view failed so, the view may be older than a takeover (it is
+// refreshed by polling, not pushed): the leases of the slots tried are
+// read again once, and their new holders tried.
 func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([]string, error) {
 	var buf [8]seenHolder // a carrier's binds: rarely more than 8
 	hs := f.holders(carrier, buf[:0])
 	if f.fwd == nil || len(hs) == 0 {
 		return nil, smpp.ErrNotBound
 	}
-	rand.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
+	var slots [8]string
+	tried := slots[:0]
 	var (
 		ids []string
 		err error
 	)
-	for _, h := range hs {
-		ids, err = f.fwd.submit(ctx, h.addr, carrier, sms)
-		if f.forwarded != nil {
-			result := "ok"
-			if err != nil {
-				result, _ = smpp.ForwardCode(err)
+	for round := 0; ; round++ {
+		rand.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
+		for _, h := range hs {
+			ids, err = f.fwd.submit(ctx, h.addr, carrier, sms)
+			if f.forwarded != nil {
+				result := "ok"
+				if err != nil {
+					result, _ = smpp.ForwardCode(err)
+				}
+				f.forwarded(carrier, result)
 			}
-			f.forwarded(carrier, result)
+			if err == nil || !errors.Is(err, smpp.ErrNotBound) || ctx.Err() != nil {
+				return ids, err
+			}
+			f.forget(carrier, h)
+			if !slices.Contains(tried, h.slot) {
+				tried = append(tried, h.slot)
+			}
 		}
-		if err == nil || !errors.Is(err, smpp.ErrNotBound) || ctx.Err() != nil {
-			break
+		if round > 0 {
+			return ids, err
+		}
+		f.reread(ctx, carrier, tried)
+		hs = f.holders(carrier, hs[:0])
+		if len(hs) == 0 {
+			return ids, err
 		}
 	}
-	return ids, err
 }
 
 // nodeOf is the node id of a lease value.
