@@ -72,6 +72,42 @@ func post(client *http.Client, url, key, body string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// sendOutcome is one send of sendUntil: its number, when it began, and its
+// answer.
+type sendOutcome struct {
+	number string
+	began  time.Time
+	code   int
+	err    error
+}
+
+// sendUntil runs workers goroutines that send-otp to fresh numbers (prefix
+// and a 9-digit counter shared by all) through url(worker) until stop is
+// closed or answer returns false, and returns their WaitGroup. answer,
+// called with each send, keeps the caller's books.
+func sendUntil(client *http.Client, workers int, prefix string, url func(worker int) string, stop <-chan struct{},
+	answer func(s sendOutcome) bool) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var seq atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := sendOutcome{number: fmt.Sprintf("%s%09d", prefix, seq.Add(1)), began: time.Now()}
+				s.code, s.err = post(client, url(w)+sendPath, keyA, sendBody(clientA, s.number, "6"))
+				if !answer(s) {
+					return
+				}
+			}
+		})
+	}
+	return &wg
+}
+
 func benchClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 }

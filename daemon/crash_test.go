@@ -130,37 +130,28 @@ func TestCrash_KillDuringLoad(t *testing.T) {
 	)
 	client := benchClient()
 	var (
-		mu     sync.Mutex
-		ok     []string // numbers whose send answered 200
-		seq    atomic.Int64
-		killed = make(chan struct{})
-		wg     sync.WaitGroup
-		active atomic.Int32
+		mu        sync.Mutex
+		ok        []string // numbers whose send answered 200
+		killed    = make(chan struct{})
+		active    atomic.Int32
+		attempted atomic.Int64
 	)
 	active.Store(workers)
-	for range workers {
-		wg.Go(func() {
-			defer active.Add(-1)
-			for {
-				select {
-				case <-killed:
-					return
-				default:
-				}
-				n := fmt.Sprintf("+91-9%09d", seq.Add(1))
-				code, err := post(client, g1.url+sendPath, keyA, sendBody(clientA, n, "6"))
-				if err == nil && code == 200 {
-					mu.Lock()
-					ok = append(ok, n)
-					mu.Unlock()
-				}
-				if err != nil {
-					// The gateway is gone: no send after this one can succeed.
-					return
-				}
-			}
-		})
-	}
+	url := func(int) string { return g1.url }
+	wg := sendUntil(client, workers, "+91-9", url, killed, func(s sendOutcome) bool {
+		attempted.Add(1)
+		if s.err != nil {
+			// The gateway is gone: no send after this one can succeed.
+			active.Add(-1)
+			return false
+		}
+		if s.code == 200 {
+			mu.Lock()
+			ok = append(ok, s.number)
+			mu.Unlock()
+		}
+		return true
+	})
 	// Senders whose sends all fail without a connection error (409, 429)
 	// would keep this loop going for ever: it has a deadline.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
@@ -175,7 +166,7 @@ func TestCrash_KillDuringLoad(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			close(killed)
-			t.Fatalf("only %d of %d sends answered 200 within a minute (%d attempted)", n, killAfter, seq.Load())
+			t.Fatalf("only %d of %d sends answered 200 within a minute (%d attempted)", n, killAfter, attempted.Load())
 		}
 	}
 	// Mid-load: the workers keep sending while the process dies.
@@ -193,7 +184,7 @@ func TestCrash_KillDuringLoad(t *testing.T) {
 	mu.Lock()
 	sent := append([]string(nil), ok...)
 	mu.Unlock()
-	t.Logf("%d sends answered 200 before the kill, %d attempted", len(sent), seq.Load())
+	t.Logf("%d sends answered 200 before the kill, %d attempted", len(sent), attempted.Load())
 
 	g2 := startOtpgate(t, bin, cfgPath)
 	verifyAcked(t, sim, client, g2.url, sent, "after restart")

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,43 +30,31 @@ func TestFleet_MasterKilled(t *testing.T) {
 		mu      sync.Mutex
 		acked   []string
 		codes   = map[int]int{}
-		seq     atomic.Int64
 		stop    = make(chan struct{})
-		wg      sync.WaitGroup
 		lastOK  atomic.Int64 // unix ns of the latest 200
 		killed  atomic.Int64
 		firstOK atomic.Int64 // first 200 of a send started after the kill, unix ns
 	)
-	for w := range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := fmt.Sprintf("+91-7%09d", seq.Add(1))
-				began := time.Now().UnixNano()
-				code, err := post(client, f.nodes[w%2].url+sendPath, keyA, sendBody(clientA, n, "6"))
-				if err != nil {
-					t.Errorf("send %s: %v", n, err)
-					return
-				}
-				mu.Lock()
-				codes[code]++
-				if code == 200 {
-					acked = append(acked, n)
-				}
-				mu.Unlock()
-				if code == 200 {
-					lastOK.Store(time.Now().UnixNano())
-					if k := killed.Load(); k != 0 && began > k {
-						firstOK.CompareAndSwap(0, time.Now().UnixNano())
-					}
-				}
+	node := func(w int) string { return f.nodes[w%2].url }
+	wg := sendUntil(client, 8, "+91-7", node, stop, func(s sendOutcome) bool {
+		if s.err != nil {
+			t.Errorf("send %s: %v", s.number, s.err)
+			return false
+		}
+		mu.Lock()
+		codes[s.code]++
+		if s.code == 200 {
+			acked = append(acked, s.number)
+		}
+		mu.Unlock()
+		if s.code == 200 {
+			lastOK.Store(time.Now().UnixNano())
+			if k := killed.Load(); k != 0 && s.began.UnixNano() > k {
+				firstOK.CompareAndSwap(0, time.Now().UnixNano())
 			}
-		})
-	}
+		}
+		return true
+	})
 	waitFor(t, 60*time.Second, "100 sends answered 200", func() bool {
 		mu.Lock()
 		defer mu.Unlock()

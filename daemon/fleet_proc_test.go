@@ -127,34 +127,24 @@ fleet:
 	const workers, killAfter = 16, 150
 	var (
 		mu     sync.Mutex
-		sent   []string
-		seq    atomic.Int64
+		acked  []string
 		killed = make(chan struct{})
 	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-killed:
-					return
-				default:
-				}
-				n := fmt.Sprintf("+91-8%09d", seq.Add(1))
-				code, err := post(client, a.url+sendPath, keyA, sendBody(clientA, n, "6"))
-				if err != nil {
-					return // a is gone
-				}
-				if code == 200 {
-					mu.Lock()
-					sent = append(sent, n)
-					mu.Unlock()
-				}
-			}
-		})
-	}
+	url := func(int) string { return a.url }
+	senders := sendUntil(client, workers, "+91-8", url, killed, func(s sendOutcome) bool {
+		if s.err != nil {
+			return false // a is gone
+		}
+		if s.code == 200 {
+			mu.Lock()
+			acked = append(acked, s.number)
+			mu.Unlock()
+		}
+		return true
+	})
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		mu.Lock()
-		n := len(sent)
+		n := len(acked)
 		mu.Unlock()
 		if n >= killAfter {
 			break
@@ -171,14 +161,14 @@ fleet:
 	err := <-a.exited
 	a.exited <- err
 	close(killed)
-	wg.Wait()
+	senders.Wait()
 	if ws, isExit := err.(*exec.ExitError); !isExit || ws.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("node a: got %v, want killed by SIGKILL", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	verifyAcked(t, sim, client, b.url, sent, "through b after a's death")
-	t.Logf("%d sends answered 200 by a before its SIGKILL all verify through b", len(sent))
+	verifyAcked(t, sim, client, b.url, acked, "through b after a's death")
+	t.Logf("%d sends answered 200 by a before its SIGKILL all verify through b", len(acked))
 
 	// a held the fleet's one bind (b forwarded to it); b takes it over
 	// once a's lease ran out, and sends through b go out again.
@@ -203,7 +193,7 @@ fleet:
 	// The callbacks a had claimed when it died are delivered by b once
 	// their lease (2s) ran out: one for each send answered 200 at least.
 	close(hold)
-	want := len(sent) + 2 // the verify race's send and the takeover's
+	want := len(acked) + 2 // the verify race's send and the takeover's
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		cbMu.Lock()
 		n := len(delivered)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -60,37 +59,26 @@ func TestFullDisk_Gateway(t *testing.T) {
 	type counts struct{ ok, failed, other atomic.Int64 }
 	var (
 		phase  atomic.Pointer[counts]
-		seq    atomic.Int64
 		stop   = make(chan struct{})
-		wg     sync.WaitGroup
 		client = benchClient()
 	)
 	phase.Store(new(counts))
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := fmt.Sprintf("+91-9%09d", seq.Add(1))
-				code, err := post(client, p.url+sendPath, keyA, sendBody(clientA, n, "6"))
-				c := phase.Load()
-				switch {
-				case err == nil && code == 200:
-					c.ok.Add(1)
-				case err == nil && code == 503:
-					c.failed.Add(1)
-				default:
-					c.other.Add(1)
-				}
-				if err != nil {
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		})
-	}
+	url := func(int) string { return p.url }
+	wg := sendUntil(client, 4, "+91-9", url, stop, func(s sendOutcome) bool {
+		c := phase.Load()
+		switch {
+		case s.err == nil && s.code == 200:
+			c.ok.Add(1)
+		case s.err == nil && s.code == 503:
+			c.failed.Add(1)
+		default:
+			c.other.Add(1)
+		}
+		if s.err != nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return true
+	})
 	defer func() { close(stop); wg.Wait() }()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
