@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -268,6 +269,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Attack.Rate, "attack-rate", loadtest.DefaultAttackRate, "attack: sends per second, all ranges together")
 	fs.IntVar(&o.Attack.Count, "attack-count", loadtest.DefaultAttackCount, "attack: consecutive numbers per range")
 	fs.Float64Var(&o.Attack.VerifyShare, "verify-share", loadtest.DefaultVerifyShare, "attack: share of legitimate codes verified")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile (simulator included) to this file")
+	memProfile := fs.String("memprofile", "", "write the load tool's heap profile at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -282,13 +285,45 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "otpgate bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "otpgate bench: cpu profile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := loadtest.Bench(ctx, o, stdout, stderr); err != nil {
+	err := loadtest.Bench(ctx, o, stdout, stderr)
+	if *memProfile != "" {
+		if perr := writeHeapProfile(*memProfile); perr != nil {
+			fmt.Fprintf(stderr, "otpgate bench: heap profile: %v\n", perr)
+		}
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// writeHeapProfile writes the heap profile, as of the last GC, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func version() string {

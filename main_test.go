@@ -186,8 +186,20 @@ func TestBench_Flags(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	if code := run([]string{"bench", "-url", "http://" + addr, "-wait", "300ms"}, nil, &stdout, &stderr); code != 1 {
+	dir := t.TempDir()
+	cpu, heap := filepath.Join(dir, "cpu.pb.gz"), filepath.Join(dir, "heap.pb.gz")
+	args := []string{"bench", "-url", "http://" + addr, "-wait", "300ms", "-cpuprofile", cpu, "-memprofile", heap}
+	if code := run(args, nil, &stdout, &stderr); code != 1 {
 		t.Errorf("no gateway: got exit %d, want 1", code)
+	}
+	// A failed run still leaves its profiles: gzipped protocol buffers.
+	for _, p := range []string{cpu, heap} {
+		if b, err := os.ReadFile(p); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile %s: %d bytes, %v; want a gzipped profile", filepath.Base(p), len(b), err)
+		}
+	}
+	if code := run([]string{"bench", "-url", "http://" + addr, "-wait", "1ms", "-cpuprofile", filepath.Join(dir, "no", "such", "dir")}, nil, &stdout, &stderr); code != 1 {
+		t.Errorf("unwritable -cpuprofile: got exit %d, want 1", code)
 	}
 }
 
