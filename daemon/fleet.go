@@ -467,7 +467,9 @@ func (f *fleetNode) forget(carrier string, h seenHolder) {
 func (f *fleetNode) reread(ctx context.Context, carrier string, slots []string) {
 	cur, err := f.db.BindLeaseHolders(ctx, carrier, slots)
 	if err != nil {
-		f.log.Warn("bind leases not read again", keyCarrier, carrier, keyError, err)
+		// The send fails over with its own error; at Warn this would be a
+		// line per forwarded send while Redis is failing.
+		f.log.Debug("bind leases not read again", keyCarrier, carrier, keyError, err)
 		return
 	}
 	for i, slot := range slots {
@@ -513,15 +515,18 @@ func (f *fleetNode) Remote(carrier string) bool {
 // carrier was not bound there). Such a node leaves the view. When every
 // node in the view failed so, the view may be older than a takeover (it is
 // refreshed by polling, not pushed): the leases of the slots tried are
-// read again once, and their new holders tried.
+// read again once, and the holders found there that were not tried yet
+// are tried.
 func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([]string, error) {
 	var buf [8]seenHolder // a carrier's binds: rarely more than 8
 	hs := f.holders(carrier, buf[:0])
 	if f.fwd == nil || len(hs) == 0 {
 		return nil, smpp.ErrNotBound
 	}
+	var triedBuf [8]seenHolder
+	tried := triedBuf[:0]
 	var slots [8]string
-	tried := slots[:0]
+	reread := slots[:0]
 	var (
 		ids []string
 		err error
@@ -541,15 +546,20 @@ func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([
 				return ids, err
 			}
 			f.forget(carrier, h)
-			if !slices.Contains(tried, h.slot) {
-				tried = append(tried, h.slot)
+			tried = append(tried, h)
+			if !slices.Contains(reread, h.slot) {
+				reread = append(reread, h.slot)
 			}
 		}
 		if round > 0 {
 			return ids, err
 		}
-		f.reread(ctx, carrier, tried)
-		hs = f.holders(carrier, hs[:0])
+		f.reread(ctx, carrier, reread)
+		// A holder that failed stays failed for this send (a node killed
+		// before its lease ran out is still named there).
+		hs = slices.DeleteFunc(f.holders(carrier, hs[:0]), func(h seenHolder) bool {
+			return slices.ContainsFunc(tried, func(t seenHolder) bool { return t.node == h.node && t.addr == h.addr })
+		})
 		if len(hs) == 0 {
 			return ids, err
 		}
