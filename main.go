@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -285,24 +286,39 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "otpgate bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	// Both files are created before the run, so that a bad path fails at once.
+	var memFile *os.File
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
+			return 1
+		}
+		memFile = f
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
 			return 1
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
 			fmt.Fprintf(stderr, "otpgate bench: cpu profile: %v\n", err)
 			return 1
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(stderr, "otpgate bench: cpu profile: %v\n", err)
+			}
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := loadtest.Bench(ctx, o, stdout, stderr)
-	if *memProfile != "" {
-		if perr := writeHeapProfile(*memProfile); perr != nil {
+	if memFile != nil {
+		if perr := writeHeapProfile(memFile); perr != nil {
 			fmt.Fprintf(stderr, "otpgate bench: heap profile: %v\n", perr)
 		}
 	}
@@ -313,12 +329,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// writeHeapProfile writes the heap profile, as of the last GC, to path.
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
+// writeHeapProfile writes the heap profile at the end of the run to f
+// (after a GC, as go test -memprofile does) and closes f.
+func writeHeapProfile(f *os.File) error {
+	runtime.GC()
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		f.Close()
 		return err

@@ -198,8 +198,13 @@ func TestBench_Flags(t *testing.T) {
 			t.Errorf("profile %s: %d bytes, %v; want a gzipped profile", filepath.Base(p), len(b), err)
 		}
 	}
-	if code := run([]string{"bench", "-url", "http://" + addr, "-wait", "1ms", "-cpuprofile", filepath.Join(dir, "no", "such", "dir")}, nil, &stdout, &stderr); code != 1 {
-		t.Errorf("unwritable -cpuprofile: got exit %d, want 1", code)
+	stderr.Reset()
+	if code := run([]string{"bench", "-url", "http://" + addr, "-wait", "1ms", "-memprofile", filepath.Join(dir, "no", "such", "dir")}, nil, &stdout, &stderr); code != 1 {
+		t.Errorf("unwritable -memprofile: got exit %d, want 1", code)
+	}
+	// Refused before the run: no word of the gateway it would have waited for.
+	if errs := stderr.String(); !strings.Contains(errs, "no such file") || strings.Contains(errs, addr) {
+		t.Errorf("unwritable -memprofile: stderr %q, want the file's error alone", errs)
 	}
 }
 
