@@ -42,8 +42,15 @@ type ReceiptStore interface {
 	// nothing (changed false).
 	ApplyReceipt(ctx context.Context, r Receipt) (msg Message, matched, changed bool, err error)
 	// Message returns the message of requestID, or ErrRequestNotFound.
+	// Its Verified is reliable only here: the messages other methods
+	// return may leave it false (a store may keep it apart, see
+	// MarkVerified).
 	Message(ctx context.Context, requestID string) (Message, error)
-	// MarkVerified sets Verified on the message of requestID.
+	// MarkVerified makes Message report Verified for requestID. A store
+	// may keep the mark apart from the message and write it without
+	// reading the message: for an unknown requestID it then returns nil
+	// (Message still answers ErrRequestNotFound) instead of
+	// ErrRequestNotFound.
 	MarkVerified(ctx context.Context, requestID string) error
 	// RecordLateAck gives a message whose send ended without an answer
 	// (ErrOutcomeUnknown) the carrier's message id that came later, so
