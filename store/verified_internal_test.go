@@ -30,19 +30,19 @@ func TestMarkVerified_MarkerAndEarlierMessages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("storing messages: %v", err)
 	}
-	version := func(k string) uint64 {
-		var v uint64
+	entry := func(k string) (version, expiresAt uint64) {
 		if err := db.view(func(txn *badger.Txn) error {
 			item, err := txn.Get([]byte(k))
 			if err == nil {
-				v = item.Version()
+				version, expiresAt = item.Version(), item.ExpiresAt()
 			}
 			return err
 		}); err != nil {
 			t.Fatalf("reading %s: %v", k, err)
 		}
-		return v
+		return version, expiresAt
 	}
+	version := func(k string) uint64 { v, _ := entry(k); return v }
 	before := version(prefixMessage + "new")
 	if err := db.MarkVerified(ctx, "new"); err != nil {
 		t.Fatalf("MarkVerified: %v", err)
@@ -50,7 +50,11 @@ func TestMarkVerified_MarkerAndEarlierMessages(t *testing.T) {
 	if after := version(prefixMessage + "new"); after != before {
 		t.Errorf("MarkVerified rewrote the message (version %d -> %d); want only its marker written", before, after)
 	}
-	version(prefixVerified + "new") // fails the test when the marker is missing
+	// The marker lives MessageTTL from the verify: as long as its message
+	// at least (fails the test when the marker is missing).
+	if _, markerExp := entry(prefixVerified + "new"); markerExp < expires || markerExp > unixCeil(time.Now().Add(DefaultMessageTTL)) {
+		t.Errorf("marker expires at %d; want from the message's %d to MessageTTL from now", markerExp, expires)
+	}
 	for _, id := range []string{"new", "old"} {
 		m, err := db.Message(ctx, id)
 		if err != nil || !m.Verified {
