@@ -20,24 +20,33 @@ import (
 	"github.com/otpgate/otpgate/store/redisstore/redistest"
 )
 
-// TestFleetJoin_ClockSkew: a node whose clock is more than maxClockSkew
-// off the Redis server's refuses to join (to start); one within it joins.
-func TestFleetJoin_ClockSkew(t *testing.T) {
+// standaloneRedis starts one standalone Redis server for the test (it is
+// skipped without the binaries) and opens a store on it; both are closed
+// when the test ends.
+func standaloneRedis(t *testing.T) *redisstore.DB {
+	t.Helper()
 	if _, _, err := redistest.Binaries(); err != nil {
 		t.Skip(err.Error())
 	}
-	srv, err := redistest.Start(t.TempDir(), 1, 0) // one standalone server
+	srv, err := redistest.Start(t.TempDir(), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	db, err := redisstore.Open(context.Background(), redisstore.Options{Addrs: srv.Addrs[:1],
+		OnShortfall: redisstore.ShortfallDegrade, WaitTimeout: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestFleetJoin_ClockSkew: a node whose clock is more than maxClockSkew
+// off the Redis server's refuses to join (to start); one within it joins.
+func TestFleetJoin_ClockSkew(t *testing.T) {
 	ctx := context.Background()
-	db, err := redisstore.Open(ctx, redisstore.Options{Addrs: srv.Addrs[:1], OnShortfall: redisstore.ShortfallDegrade,
-		WaitTimeout: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := standaloneRedis(t)
 	cfg := &Config{Fleet: FleetConfig{NodeID: "n1", BindLease: Duration(10 * time.Second)}}
 	secret := []byte(strings.Repeat("ab", 32))
 	for _, c := range []struct {
@@ -58,21 +67,8 @@ func TestFleetJoin_ClockSkew(t *testing.T) {
 // over to the new holder read again from Redis, in the same send; a dead
 // holder that Redis still names is tried once per send, not twice.
 func TestFleetForward_StaleView(t *testing.T) {
-	if _, _, err := redistest.Binaries(); err != nil {
-		t.Skip(err.Error())
-	}
-	srv, err := redistest.Start(t.TempDir(), 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	ctx := context.Background()
-	db, err := redisstore.Open(ctx, redisstore.Options{Addrs: srv.Addrs[:1], OnShortfall: redisstore.ShortfallDegrade,
-		WaitTimeout: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := standaloneRedis(t)
 
 	holder := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != internalSubmitPath {
