@@ -34,6 +34,19 @@ func IDForms(id string) (canonical string, alternates []string) {
 	return canonical, bigIDForms(s)
 }
 
+// IDFormList is IDForms as one list, canonical first: forms[:n], n 0 for
+// an empty id. It is an array, not a slice, so that a caller ranging over
+// the forms allocates nothing for the list (IDForms has at most two
+// alternates).
+func IDFormList(id string) (forms [3]string, n int) {
+	canonical, alternates := IDForms(id)
+	if canonical == "" {
+		return forms, 0
+	}
+	forms[0] = canonical
+	return forms, 1 + copy(forms[1:], alternates)
+}
+
 // bigIDForms computes IDForms's alternates of canonical s with big.Int:
 // any length, several allocations. smallIDForms is the fast path.
 func bigIDForms(s string) (alternates []string) {

@@ -2,6 +2,7 @@ package otp
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,25 @@ func BenchmarkIDForms(b *testing.B) {
 	for b.Loop() {
 		IDForms("3FA2B9C4")
 		IDForms("1234567890")
+	}
+}
+
+// TestIDFormList: IDForms's canonical form, then its alternates, in one
+// list; none for an empty id.
+func TestIDFormList(t *testing.T) {
+	for id, want := range map[string][]string{
+		"":          nil,
+		"  ":        nil,
+		"000":       {"0"},
+		"0a":        {"A", "10"},
+		"255":       {"255", "FF", "597"},
+		"ab-12":     {"AB-12"},
+		"000000042": {"42", "2A", "66"},
+	} {
+		forms, n := IDFormList(id)
+		canonical, alts := IDForms(id)
+		if !slices.Equal(forms[:n], want) || (n > 0 && (forms[0] != canonical || !slices.Equal(forms[1:n], alts))) {
+			t.Errorf("IDFormList(%q) = %q; want %q (IDForms: %q, %q)", id, forms[:n], want, canonical, alts)
+		}
 	}
 }

@@ -114,11 +114,8 @@ type pendingReceipt struct {
 // and alternate forms, deletes them and appends their keys to applied (for
 // the filter to forget once the transaction has committed).
 func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied *[]string) error {
-	canonical, alts := otp.IDForms(p.MessageID)
-	if canonical == "" {
-		return nil
-	}
-	for _, id := range append(append(make([]string, 0, 3), canonical), alts...) { // at most 2 alternates: on the stack
+	forms, n := otp.IDFormList(p.MessageID)
+	for _, id := range forms[:n] {
 		k := prefixPending + carrier + "/" + id
 		if !db.pending.mayHave(k) {
 			continue // the common case: no receipt came before this message
@@ -149,13 +146,13 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 // nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
 // receipt with an empty id matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
-	canonical, alts := otp.IDForms(r.MessageID)
-	if canonical == "" {
+	forms, n := otp.IDFormList(r.MessageID)
+	if n == 0 {
 		return otp.Message{}, false, false, nil
 	}
 	err = db.update(ctx, func(txn *badger.Txn) error {
 		msg, matched, changed = otp.Message{}, false, false
-		for i, id := range append(append(make([]string, 0, 3), canonical), alts...) { // on the stack
+		for i, id := range forms[:n] {
 			alternate := i > 0
 			var ie indexEntry
 			ok, err := getValue(txn, prefixExact+r.Carrier+"/"+id, &ie)
@@ -207,7 +204,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 			}
 			return nil
 		}
-		return db.keepPending(txn, r, canonical)
+		return db.keepPending(txn, r, forms[0])
 	})
 	if err != nil {
 		return otp.Message{}, false, false, fmt.Errorf("store: apply receipt: %w", err)

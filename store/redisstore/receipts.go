@@ -170,8 +170,8 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, i := range parts {
-		canonical, alts := otp.IDForms(m.Parts[i].MessageID)
-		if canonical == "" {
+		forms, n := otp.IDFormList(m.Parts[i].MessageID)
+		if n == 0 {
 			continue
 		}
 		// A carrier that reuses an id (its counter wrapped) sends the next
@@ -180,7 +180,7 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 		if err != nil {
 			return otp.Message{}, err
 		}
-		for j, form := range append(append(make([]string, 0, 3), canonical), alts...) { // at most 2 alternates: on the stack
+		for j, form := range forms[:n] {
 			kind := byte('x')
 			if j > 0 {
 				kind = 'y'
