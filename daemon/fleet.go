@@ -463,8 +463,16 @@ func (f *fleetNode) forget(carrier string, h seenHolder) {
 	}
 }
 
-// reread reads the leases of carrier's slots again and notes their holders.
-func (f *fleetNode) reread(ctx context.Context, carrier string, slots []string) {
+// reread reads again the leases of the slots that hs were seen holding,
+// and notes their holders.
+func (f *fleetNode) reread(ctx context.Context, carrier string, hs []seenHolder) {
+	var buf [8]string
+	slots := buf[:0]
+	for _, h := range hs {
+		if !slices.Contains(slots, h.slot) {
+			slots = append(slots, h.slot)
+		}
+	}
 	cur, err := f.db.BindLeaseHolders(ctx, carrier, slots)
 	if err != nil {
 		// The send fails over with its own error; at Warn this would be a
@@ -510,60 +518,60 @@ func (f *fleetNode) Remote(carrier string) bool {
 }
 
 // Forward implements smpp.Fleet: through the nodes holding a bind of
-// carrier, in random order; the next one is tried only when the SMS
-// certainly did not go out (the request never reached the node, or its
-// carrier was not bound there). Such a node leaves the view. When every
-// node in the view failed so, the view may be older than a takeover (it is
-// refreshed by polling, not pushed): the leases of the slots tried are
-// read again once, and the holders found there that were not tried yet
-// are tried.
+// carrier (forwardEach). When every node in the view failed without the
+// SMS going out, the view may be older than a takeover (it is refreshed by
+// polling, not pushed): the leases of the slots tried are read again once,
+// and the holders found there that were not tried yet are tried.
 func (f *fleetNode) Forward(ctx context.Context, carrier string, sms otp.SMS) ([]string, error) {
 	var buf [8]seenHolder // a carrier's binds: rarely more than 8
 	hs := f.holders(carrier, buf[:0])
 	if f.fwd == nil || len(hs) == 0 {
 		return nil, smpp.ErrNotBound
 	}
-	var triedBuf [8]seenHolder
-	tried := triedBuf[:0]
-	var slots [8]string
-	reread := slots[:0]
-	var (
-		ids []string
-		err error
-	)
-	for round := 0; ; round++ {
-		rand.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
-		for _, h := range hs {
-			ids, err = f.fwd.submit(ctx, h.addr, carrier, sms)
-			if f.forwarded != nil {
-				result := "ok"
-				if err != nil {
-					result, _ = smpp.ForwardCode(err)
-				}
-				f.forwarded(carrier, result)
-			}
-			if err == nil || !errors.Is(err, smpp.ErrNotBound) || ctx.Err() != nil {
-				return ids, err
-			}
-			f.forget(carrier, h)
-			tried = append(tried, h)
-			if !slices.Contains(reread, h.slot) {
-				reread = append(reread, h.slot)
-			}
-		}
-		if round > 0 {
-			return ids, err
-		}
-		f.reread(ctx, carrier, reread)
-		// A holder that failed stays failed for this send (a node killed
-		// before its lease ran out is still named there).
-		hs = slices.DeleteFunc(f.holders(carrier, hs[:0]), func(h seenHolder) bool {
-			return slices.ContainsFunc(tried, func(t seenHolder) bool { return t.node == h.node && t.addr == h.addr })
-		})
-		if len(hs) == 0 {
-			return ids, err
-		}
+	ids, err := f.forwardEach(ctx, carrier, sms, hs)
+	if !unsent(ctx, err) {
+		return ids, err
 	}
+	f.reread(ctx, carrier, hs)
+	// A holder that failed stays failed for this send (a node killed
+	// before its lease ran out is still named there).
+	var nbuf [8]seenHolder
+	next := slices.DeleteFunc(f.holders(carrier, nbuf[:0]), func(h seenHolder) bool {
+		return slices.ContainsFunc(hs, func(t seenHolder) bool { return t.node == h.node && t.addr == h.addr })
+	})
+	if len(next) == 0 {
+		return ids, err
+	}
+	return f.forwardEach(ctx, carrier, sms, next)
+}
+
+// forwardEach forwards sms to the holders hs in random order, the next
+// only when the SMS certainly did not go out (the request never reached
+// the node, or its carrier was not bound there); such a node leaves the
+// view. It returns the last outcome.
+func (f *fleetNode) forwardEach(ctx context.Context, carrier string, sms otp.SMS, hs []seenHolder) (ids []string, err error) {
+	rand.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
+	for _, h := range hs {
+		ids, err = f.fwd.submit(ctx, h.addr, carrier, sms)
+		if f.forwarded != nil {
+			result := "ok"
+			if err != nil {
+				result, _ = smpp.ForwardCode(err)
+			}
+			f.forwarded(carrier, result)
+		}
+		if !unsent(ctx, err) {
+			return ids, err
+		}
+		f.forget(carrier, h)
+	}
+	return ids, err
+}
+
+// unsent reports whether err is a forward's that certainly did not send,
+// with time left to try another node.
+func unsent(ctx context.Context, err error) bool {
+	return err != nil && errors.Is(err, smpp.ErrNotBound) && ctx.Err() == nil
 }
 
 // nodeOf is the node id of a lease value.
