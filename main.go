@@ -286,41 +286,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "otpgate bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	// Both files are created before the run, so that a bad path fails at once.
-	var memFile *os.File
-	if *memProfile != "" {
-		f, err := os.Create(*memProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
-			return 1
-		}
-		memFile = f
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
-			return 1
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			fmt.Fprintf(stderr, "otpgate bench: cpu profile: %v\n", err)
-			return 1
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			if err := f.Close(); err != nil {
-				fmt.Fprintf(stderr, "otpgate bench: cpu profile: %v\n", err)
-			}
-		}()
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
+		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := loadtest.Bench(ctx, o, stdout, stderr)
-	if memFile != nil {
-		if perr := writeHeapProfile(memFile); perr != nil {
-			fmt.Fprintf(stderr, "otpgate bench: heap profile: %v\n", perr)
-		}
+	err = loadtest.Bench(ctx, o, stdout, stderr)
+	if perr := stopProfiles(); perr != nil {
+		fmt.Fprintf(stderr, "otpgate bench: %v\n", perr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
@@ -329,15 +304,54 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// writeHeapProfile writes the heap profile at the end of the run to f
-// (after a GC, as go test -memprofile does) and closes f.
-func writeHeapProfile(f *os.File) error {
-	runtime.GC()
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		f.Close()
-		return err
+// startProfiles starts this process's CPU profile into the file cpuPath
+// and creates the file memPath for a heap profile ("" for neither): both
+// before the run, so that a bad path fails at once. stop ends the CPU
+// profile and writes the heap profile (after a GC, as go test
+// -memprofile does).
+func startProfiles(cpuPath, memPath string) (stop func() error, err error) {
+	var cpuFile, memFile *os.File
+	closeAll := func() {
+		for _, f := range []*os.File{cpuFile, memFile} {
+			if f != nil {
+				f.Close()
+			}
+		}
 	}
-	return f.Close()
+	if memPath != "" {
+		if memFile, err = os.Create(memPath); err != nil {
+			return nil, err
+		}
+	}
+	if cpuPath != "" {
+		if cpuFile, err = os.Create(cpuPath); err != nil {
+			closeAll()
+			return nil, err
+		}
+		if err = pprof.StartCPUProfile(cpuFile); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	return func() error {
+		var errs []error
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			if err := cpuFile.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("cpu profile: %w", err))
+			}
+		}
+		if memFile != nil {
+			runtime.GC()
+			if err := pprof.Lookup("heap").WriteTo(memFile, 0); err != nil {
+				errs = append(errs, fmt.Errorf("heap profile: %w", err))
+			}
+			if err := memFile.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("heap profile: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}, nil
 }
 
 func version() string {
