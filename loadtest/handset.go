@@ -19,12 +19,16 @@ import (
 // tool's own CPU per request does not grow with the numbers sent (it
 // shares the machine with the gateway it measures).
 type Handset struct {
-	mu     sync.Mutex
-	codes  map[uint64]smsCode // numberKey(destination) -> code of its last SMS
-	counts map[uint64]int32   // numberKey(destination) -> SMS received
-	// Destinations numberKey cannot pack (not 1 to 17 digits).
-	otherCodes  map[string]smsCode
-	otherCounts map[string]int32
+	mu      sync.Mutex
+	numbers map[uint64]received // by numberKey(destination)
+	others  map[string]received // destinations numberKey cannot pack (not 1 to 17 digits)
+}
+
+// received is what a destination got: the code of its last SMS, until Code
+// takes it, and how many SMS.
+type received struct {
+	code  smsCode
+	count int32
 }
 
 // smsCode is the code of an SMS text: the first run of 4 to 8 digits; n is
@@ -62,8 +66,7 @@ func keyNumber(k uint64) string {
 
 // NewHandset returns an empty Handset.
 func NewHandset() *Handset {
-	return &Handset{codes: map[uint64]smsCode{}, counts: map[uint64]int32{},
-		otherCodes: map[string]smsCode{}, otherCounts: map[string]int32{}}
+	return &Handset{numbers: map[uint64]received{}, others: map[string]received{}}
 }
 
 // Received counts the SMS received for numbers (E.164 digits) that start
@@ -72,14 +75,14 @@ func (h *Handset) Received(prefix string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for k, c := range h.counts {
+	for k, r := range h.numbers {
 		if strings.HasPrefix(keyNumber(k), prefix) {
-			n += int(c)
+			n += int(r.count)
 		}
 	}
-	for dst, c := range h.otherCounts {
+	for dst, r := range h.others {
 		if strings.HasPrefix(dst, prefix) {
-			n += int(c)
+			n += int(r.count)
 		}
 	}
 	return n
@@ -93,16 +96,13 @@ var codeRE = regexp.MustCompile(`\b\d{4,8}\b`)
 func (h *Handset) Code(e164 string) (string, bool) {
 	h.mu.Lock()
 	var c smsCode
-	var ok bool
 	if k, packed := numberKey(e164); packed {
-		c, ok = h.codes[k]
-		delete(h.codes, k)
+		c = takeCode(h.numbers, k)
 	} else {
-		c, ok = h.otherCodes[e164]
-		delete(h.otherCodes, e164)
+		c = takeCode(h.others, e164)
 	}
 	h.mu.Unlock()
-	return c.String(), ok && c.n > 0
+	return c.String(), c.n > 0
 }
 
 // record keeps the code of an SMS text to dst.
@@ -112,12 +112,30 @@ func (h *Handset) record(dst, text string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if k, ok := numberKey(dst); ok {
-		h.codes[k] = c
-		h.counts[k]++
-		return
+		addSMS(h.numbers, k, c)
+	} else {
+		addSMS(h.others, dst, c)
 	}
-	h.otherCodes[dst] = c
-	h.otherCounts[dst]++
+}
+
+// takeCode returns and forgets the code k's last SMS had.
+func takeCode[K comparable](m map[K]received, k K) smsCode {
+	r, ok := m[k]
+	if !ok {
+		return smsCode{}
+	}
+	c := r.code
+	r.code = smsCode{}
+	m[k] = r
+	return c
+}
+
+// addSMS counts an SMS to k and keeps its code.
+func addSMS[K comparable](m map[K]received, k K, c smsCode) {
+	r := m[k]
+	r.code = c
+	r.count++
+	m[k] = r
 }
 
 // Handler returns a slog.Handler that records "sms received" in h and
