@@ -12,9 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -270,8 +268,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Attack.Rate, "attack-rate", loadtest.DefaultAttackRate, "attack: sends per second, all ranges together")
 	fs.IntVar(&o.Attack.Count, "attack-count", loadtest.DefaultAttackCount, "attack: consecutive numbers per range")
 	fs.Float64Var(&o.Attack.VerifyShare, "verify-share", loadtest.DefaultVerifyShare, "attack: share of legitimate codes verified")
-	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile (simulator included) to this file")
-	memProfile := fs.String("memprofile", "", "write the load tool's heap profile at the end of the run to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the load tool's own CPU profile (simulator included) to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write the load tool's heap profile at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -286,72 +284,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "otpgate bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
-	if err != nil {
-		fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
-		return 1
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = loadtest.Bench(ctx, o, stdout, stderr)
-	if perr := stopProfiles(); perr != nil {
-		fmt.Fprintf(stderr, "otpgate bench: %v\n", perr)
-	}
-	if err != nil {
+	if err := loadtest.Bench(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
 		return 1
 	}
 	return 0
-}
-
-// startProfiles starts this process's CPU profile into the file cpuPath
-// and creates the file memPath for a heap profile ("" for neither): both
-// before the run, so that a bad path fails at once. stop ends the CPU
-// profile and writes the heap profile (after a GC, as go test
-// -memprofile does).
-func startProfiles(cpuPath, memPath string) (stop func() error, err error) {
-	var cpuFile, memFile *os.File
-	closeAll := func() {
-		for _, f := range []*os.File{cpuFile, memFile} {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}
-	if memPath != "" {
-		if memFile, err = os.Create(memPath); err != nil {
-			return nil, err
-		}
-	}
-	if cpuPath != "" {
-		if cpuFile, err = os.Create(cpuPath); err != nil {
-			closeAll()
-			return nil, err
-		}
-		if err = pprof.StartCPUProfile(cpuFile); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("cpu profile: %w", err)
-		}
-	}
-	return func() error {
-		var errs []error
-		if cpuFile != nil {
-			pprof.StopCPUProfile()
-			if err := cpuFile.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("cpu profile: %w", err))
-			}
-		}
-		if memFile != nil {
-			runtime.GC()
-			if err := pprof.Lookup("heap").WriteTo(memFile, 0); err != nil {
-				errs = append(errs, fmt.Errorf("heap profile: %w", err))
-			}
-			if err := memFile.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("heap profile: %w", err))
-			}
-		}
-		return errors.Join(errs...)
-	}, nil
 }
 
 func version() string {

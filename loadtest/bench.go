@@ -23,6 +23,10 @@ type BenchOptions struct {
 	ReceiptDelay time.Duration
 	// Wait is the longest wait for the gateway's /readyz.
 	Wait time.Duration
+	// CPUProfile and MemProfile, when set, are files for this process's
+	// CPU profile of the run and its heap profile at the end (the load
+	// tool profiling itself: it shares the machine with the gateway).
+	CPUProfile, MemProfile string
 	// Attack, when it names ranges, runs a pumping attack (Attack) with
 	// Options's client and Concurrency as the legitimate traffic, instead
 	// of the load of Run.
@@ -32,9 +36,20 @@ type BenchOptions struct {
 // Bench is `otpgate bench` once its flags are parsed: it starts the
 // simulator (with SimAddr), waits for the gateway's /readyz, runs the load
 // and prints the report and the simulator's counters to stdout. Logs of
-// the simulator (errors only) go to stderr. It returns when the run is
-// done or ctx ends.
+// the simulator (errors only) go to stderr. With CPUProfile or
+// MemProfile it profiles itself from before the simulator starts to the
+// end. It returns when the run is done or ctx ends.
 func Bench(ctx context.Context, o BenchOptions, stdout, stderr io.Writer) error {
+	stopProfiles, err := startProfiles(o.CPUProfile, o.MemProfile)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// A profile lost does not fail the run it profiled.
+		if err := stopProfiles(); err != nil {
+			fmt.Fprintf(stderr, "otpgate bench: %v\n", err)
+		}
+	}()
 	cfg := o.Options
 	var sim *smsc.Server
 	var hs *Handset
