@@ -571,7 +571,7 @@ func (f *fleetNode) forwardEach(ctx context.Context, carrier string, sms otp.SMS
 // unsent reports whether err is a forward's that certainly did not send,
 // with time left to try another node.
 func unsent(ctx context.Context, err error) bool {
-	return err != nil && errors.Is(err, smpp.ErrNotBound) && ctx.Err() == nil
+	return errors.Is(err, smpp.ErrNotBound) && ctx.Err() == nil
 }
 
 // nodeOf is the node id of a lease value.
