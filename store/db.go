@@ -66,12 +66,12 @@ const (
 	// numL0Tables flushed memtables make badger compact level 0 into
 	// level 1; at numL0TablesStall it stops taking writes until that
 	// compaction is done. A flushed memtable holds records (keyed by
-	// client and phone number) and messages (keyed by time), so it spans nearly the
-	// whole key range, and every level-0 compaction rewrites nearly all of
-	// level 1: waiting for 6 tables instead of 3 halves how often that
-	// happens. A read consults the bloom filter of every level-0 table (up
-	// to 6, 12 at the stall, instead of 3 and 8). Interleaved soaks against
-	// 3 and 8: README, "Performance".
+	// client and phone number) and messages (keyed by time), so it spans
+	// nearly the whole key range, and every level-0 compaction rewrites
+	// nearly all of level 1: waiting for 6 tables instead of 3 halves how
+	// often that happens. A read consults the bloom filter of every
+	// level-0 table (up to 6, 12 at the stall, instead of 3 and 8).
+	// Interleaved soaks against 3 and 8: README, "Performance".
 	numL0Tables      = 6
 	numL0TablesStall = 12
 )
