@@ -37,7 +37,9 @@ type ReceiptStore interface {
 	// ApplyReceipt records r against the message part whose id matches
 	// r.MessageID (see IDForms) and returns the updated message. When no
 	// message matches yet it keeps the receipt so that a later SaveSend
-	// applies it, and reports matched false. A receipt that repeats one
+	// applies it, and reports matched false. A receipt marked Exact
+	// matches only under its exact form, and is kept only for the message
+	// of that exact id. A receipt that repeats one
 	// already applied, or a non-final state after a final one, changes
 	// nothing (changed false).
 	ApplyReceipt(ctx context.Context, r Receipt) (msg Message, matched, changed bool, err error)

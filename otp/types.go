@@ -118,6 +118,14 @@ type Receipt struct {
 	State     State
 	Error     string
 	DoneAt    time.Time
+	// Exact says that this process's session of Carrier returned this very
+	// id (same canonical form) to a submit moments ago, so the message it
+	// belongs to is being saved, or was: the store matches it only under
+	// its exact form and keeps it pending for that message's SaveSend,
+	// never guessing through an alternate form (which would give it to an
+	// older message whose id is spelled the same in the other base), and
+	// a message's SaveSend takes it only under its exact form too.
+	Exact bool
 }
 
 // SMS is a text to send to one number.

@@ -169,8 +169,9 @@ type Carrier struct {
 	pace    *adaptive // token bucket and throttle back-off
 	fair    *fairPace // pace's tokens shared fairly between clients (fair.go)
 	sub     *submitOptions
-	subErr  error     // what is wrong with cfg's submit settings; Run refuses to start
-	auth    *authGate // holds binds back after refused credentials
+	subErr  error      // what is wrong with cfg's submit settings; Run refuses to start
+	auth    *authGate  // holds binds back after refused credentials
+	recent  *recentIDs // ids its submit_sm_resps returned lately (recent.go)
 	slots   []*slot
 	ref     atomic.Uint32 // concatenation reference
 	rr      atomic.Uint32 // round-robin start for session choice
@@ -244,6 +245,7 @@ func NewCarrier(cfg CarrierOptions, h ReceiptHandler, logger *slog.Logger) *Carr
 		obs:    cfg.Observer,
 		logLim: newEveryLimiter(repeatEvery),
 		auth:   newAuthGate(),
+		recent: newRecentIDs(),
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}
@@ -391,6 +393,7 @@ func (c *Carrier) keepBound(ctx context.Context, sl *slot) {
 		},
 		MO:              c.cfg.MO,
 		ReceiptLocation: c.cfg.ReceiptLocation,
+		Recent:          c.recent,
 	}
 	cfg.InactivityTimeout = c.cfg.InactivityTimeout
 	bindName := sl.name()

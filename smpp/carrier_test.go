@@ -137,22 +137,30 @@ func TestCarrier_SubmitLong(t *testing.T) {
 	}
 }
 
+// TestCarrier_Receipts: receipts in the forms carriers write come to the
+// handler, matched to their submit's id in some form; those that spell the
+// submit's id in its own base (its canonical form: case and leading zeros
+// aside) are marked Exact, those in the other base are not.
 func TestCarrier_Receipts(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  smsc.Options
+		name  string
+		cfg   smsc.Options
+		exact bool
 	}{
-		{"Text", smsc.Options{}},
-		{"TLV", smsc.Options{ReceiptTLV: true, ReceiptState: "UNDELIV"}},
-		{"DecimalIDs", smsc.Options{IDFormat: "decimal"}},
-		{"HexSubmitDecimalReceipt", smsc.Options{ReceiptID: "decimal"}},
-		{"HexSubmitShortHexReceipt", smsc.Options{ReceiptID: "hex", ReceiptTLV: true}},
+		{"Text", smsc.Options{}, true},
+		{"TLV", smsc.Options{ReceiptTLV: true, ReceiptState: "UNDELIV"}, true},
+		{"DecimalIDs", smsc.Options{IDFormat: "decimal"}, true},
+		{"HexSubmitDecimalReceipt", smsc.Options{ReceiptID: "decimal", FirstID: 0x16}, false},
+		{"HexSubmitShortHexReceipt", smsc.Options{ReceiptID: "hex", ReceiptTLV: true, FirstID: 0x16}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim, ids, r, want := submitForReceipt(t, tt.cfg, "carrier-x")
 			if r.Carrier != "carrier-x" || r.State != want || r.DoneAt.IsZero() {
 				t.Fatalf("receipt: got %+v, want carrier-x %s", r, want)
+			}
+			if r.Exact != tt.exact {
+				t.Fatalf("receipt %q of submit %q: Exact %v, want %v", r.MessageID, ids[0], r.Exact, tt.exact)
 			}
 			if !sameID(ids[0], r.MessageID) {
 				t.Fatalf("receipt id %q does not match submit id %q in any form", r.MessageID, ids[0])

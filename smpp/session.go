@@ -85,6 +85,7 @@ type sessionConfig struct {
 	StallTimeout                   time.Duration // a submit unanswered this long lets its send fail over; 0: never
 	OnAckTimeout                   func()        // told when AckTimeout ended the session
 	OnSubmitAnswered               func()        // told of every submit_sm_resp (or nack) that arrives
+	Recent                         *recentIDs    // the carrier's ids lately returned to submits; nil: none kept
 	Handler                        ReceiptHandler
 	MO                             MOHandler      // nil acks MO messages unhandled
 	ReceiptLocation                *time.Location // zone of receipts' done dates; nil is UTC
@@ -577,6 +578,11 @@ func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
 	}
 	if c.submit && s.cfg.OnSubmitAnswered != nil {
 		s.cfg.OnSubmitAnswered()
+	}
+	if _, status, _ := header(frame); c.submit && id == pdu.SubmitSMRespID && status == StatusOK {
+		// Before the reader reads on: a receipt of this id that follows
+		// finds it.
+		s.cfg.Recent.add(cString(frame[pdu.HeaderLen:]), time.Now())
 	}
 	s.finish(c, result{frame: frame})
 	if late != nil {

@@ -108,14 +108,18 @@ type pendingReceipt struct {
 	State     otp.State `json:"s"`
 	Error     string    `json:"e,omitempty"`
 	DoneAt    time.Time `json:"t,omitzero"`
+	Exact     bool      `json:"x,omitempty"` // otp.Receipt.Exact: only its exact message takes it
 }
 
 // applyPending applies to p the receipts waiting under its id's canonical
 // and alternate forms, deletes them and appends their keys to applied (for
-// the filter to forget once the transaction has committed).
+// the filter to forget once the transaction has committed). A receipt
+// known to carry an exact id (otp.Receipt.Exact) is taken under the
+// canonical form only: under an alternate form it is another message's,
+// whose SaveSend is coming.
 func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied *[]string) error {
 	forms, n := otp.IDFormList(p.MessageID)
-	for _, id := range forms[:n] {
+	for i, id := range forms[:n] {
 		k := prefixPending + carrier + "/" + id
 		if !db.pending.mayHave(k) {
 			continue // the common case: no receipt came before this message
@@ -127,6 +131,9 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 		}
 		if !ok {
 			db.pending.forget(k)
+			continue
+		}
+		if i > 0 && pr.Exact {
 			continue
 		}
 		p.Apply(otp.Receipt{Carrier: carrier, MessageID: pr.MessageID, State: pr.State, Error: pr.Error, DoneAt: pr.DoneAt})
@@ -142,13 +149,16 @@ func (db *DB) applyPending(txn *badger.Txn, carrier string, p *otp.Part, applied
 // by its canonical form (otp.IDForms) among the exact ids of r.Carrier's
 // messages, then by each of its alternate forms, in IDForms's order (a
 // part found that way that already has a final state is not taken as the
-// match). A receipt that matches
-// nothing is kept for PendingReceiptTTL so that SaveSend applies it; a
-// receipt with an empty id matches nothing and is not kept.
+// match); a receipt marked Exact only by its canonical form. A receipt
+// that matches nothing is kept for PendingReceiptTTL so that SaveSend
+// applies it; a receipt with an empty id matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
 	forms, n := otp.IDFormList(r.MessageID)
 	if n == 0 {
 		return otp.Message{}, false, false, nil
+	}
+	if r.Exact {
+		n = 1 // its own message is being saved: no guess
 	}
 	err = db.update(ctx, func(txn *badger.Txn) error {
 		msg, matched, changed = otp.Message{}, false, false
@@ -226,7 +236,7 @@ func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) erro
 	if ok && (old.State.Final() || old.State == r.State) {
 		return nil
 	}
-	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt}
+	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt, Exact: r.Exact}
 	expires := db.now().Add(db.pendingTTL)
 	for _, ek := range db.pending.add(r.Carrier, k, expires, db.pendingMax) {
 		// Forgotten by the filter whether or not this transaction commits:

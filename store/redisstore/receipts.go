@@ -45,6 +45,10 @@ import (
 // the message. A node that dies between SaveSend's steps leaves a message
 // whose pending receipt was not applied yet: the receipt stays pending (its
 // TTL) but is not applied; the send itself failed (no 200).
+//
+// A receipt marked otp.Receipt.Exact is looked up, and applied from
+// pending, under its exact form only: an alternate entry or an alternate
+// form's pending slot is another message's.
 
 // Test hooks, called between a read and the compare-and-set guarded by
 // what it read, so that a test can make another writer come in between.
@@ -66,6 +70,7 @@ type pendingReceipt struct {
 	State     otp.State `json:"s"`
 	Error     string    `json:"e,omitempty"`
 	DoneAt    time.Time `json:"t,omitzero"`
+	Exact     bool      `json:"x,omitempty"` // otp.Receipt.Exact: only its exact message takes it
 }
 
 // Message implements otp.ReceiptStore.
@@ -160,6 +165,7 @@ func (db *DB) queueStateCallback(c *cas, shard int, prev otp.State, m otp.Messag
 func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expires time.Time) (otp.Message, error) {
 	type waiting struct {
 		part      int
+		alt       bool // found under an alternate form of the part's id
 		form, raw string
 		pr        pendingReceipt
 	}
@@ -195,7 +201,7 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 					db.log.Warn("pending receipt unreadable: dropped", keyCarrier, m.Carrier, keyError, err)
 				}
 				mu.Lock()
-				found = append(found, waiting{part: i, form: form, raw: raw, pr: pr})
+				found = append(found, waiting{part: i, alt: j > 0, form: form, raw: raw, pr: pr})
 				mu.Unlock()
 				return nil
 			})
@@ -204,6 +210,9 @@ func (db *DB) indexParts(ctx context.Context, m otp.Message, parts []int, expire
 	if err := g.Wait(); err != nil {
 		return otp.Message{}, err
 	}
+	// A receipt known to carry an exact id, found under an alternate form,
+	// is another message's: it stays for that message's SaveSend.
+	found = slices.DeleteFunc(found, func(w waiting) bool { return w.alt && w.pr.Exact })
 	if len(found) == 0 {
 		return m, nil
 	}
@@ -267,9 +276,10 @@ func (db *DB) indexForm(ctx context.Context, ik, pk, entry string, expires time.
 // ApplyReceipt implements otp.ReceiptStore. The receipt's id is looked up
 // by its canonical form among the exact ids of r.Carrier's messages, then
 // among their alternate forms (a part found there that already has another
-// final state is not taken as the match). A receipt that matches nothing is
-// kept for PendingReceiptTTL so that SaveSend applies it; one with an empty
-// id matches nothing and is not kept.
+// final state is not taken as the match); a receipt marked Exact only among
+// the exact ids. A receipt that matches nothing is kept for
+// PendingReceiptTTL so that SaveSend applies it; one with an empty id
+// matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
 	canonical, _ := otp.IDForms(r.MessageID)
 	if canonical == "" {
@@ -290,7 +300,11 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 		if afterReceiptRead != nil {
 			afterReceiptRead()
 		}
-		for j, raw := range vals[:2] {
+		forms := vals[:2]
+		if r.Exact {
+			forms = vals[:1] // its own message is being saved: no guess
+		}
+		for j, raw := range forms {
 			if raw == "" {
 				continue
 			}
@@ -356,7 +370,7 @@ func (db *DB) keepPending(ctx context.Context, r otp.Receipt, vals []string, xk,
 			return false, nil
 		}
 	}
-	v, err := json.Marshal(pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt})
+	v, err := json.Marshal(pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt, Exact: r.Exact})
 	if err != nil {
 		return false, err
 	}

@@ -21,6 +21,7 @@ var receiptCases = []testCase{
 	{"ApplyReceipt_ExactBeatsAlternate", testExactBeatsAlternate},
 	{"ApplyReceipt_ReusedIDGoesToNewest", testReusedID},
 	{"ApplyReceipt_AlternateCollision", testAlternateCollision},
+	{"ApplyReceipt_ExactNoGuess", testExactNoGuess},
 	{"Pending_AppliedBySaveSend", testPendingApplied},
 	{"Pending_FinalNeverReplaced", testPendingFinal},
 	{"Pending_PerCarrier", testPendingPerCarrier},
@@ -242,6 +243,37 @@ func testAlternateCollision(t *testing.T, e *env) {
 	e.send(t, Message("z", "d", "1A2"))
 	if m, matched, _ := e.apply(t, otp.Receipt{Carrier: "d", MessageID: "418", State: otp.StateDelivered}); !matched || m.RequestID != "z" {
 		t.Fatalf("decimal receipt: got %q matched %v, want z", m.RequestID, matched)
+	}
+}
+
+// testExactNoGuess: hex ids 10 and 16 spell each other in the other base
+// (0x10 is 16; 16 is 0x10). A receipt marked Exact (its id was just
+// returned to a submit) that comes before its message's SaveSend is not
+// guessed onto the older message it spells in the other base, even though
+// that one still waits for its receipt: it is kept for its own message.
+// Nor does an older message whose alternate form it spells take it from
+// pending.
+func testExactNoGuess(t *testing.T, e *env) {
+	e.send(t, Message("old", "x1", "10"))
+	e.pending(t, otp.Receipt{Carrier: "x1", MessageID: "16", State: otp.StateUndeliverable, Exact: true})
+	if m := e.message(t, "old"); m.Parts[0].State != otp.StateAccepted {
+		t.Fatalf("old (10): got %s, want ACCEPTED: 16's receipt was guessed onto it", m.Parts[0].State)
+	}
+	if m := e.send(t, Message("new", "x1", "16")); m.Parts[0].State != otp.StateUndeliverable {
+		t.Fatalf("new (16): got %s, want its pending UNDELIVERABLE", m.Parts[0].State)
+	}
+	if m, matched, _ := e.apply(t, otp.Receipt{Carrier: "x1", MessageID: "0000000010", State: otp.StateDelivered, Exact: true}); !matched || m.RequestID != "old" {
+		t.Fatalf("old's own receipt: got %q (matched %v), want old", m.RequestID, matched)
+	}
+
+	// Kept pending with no message at all; the message whose alternate
+	// form it spells is saved first.
+	e.pending(t, otp.Receipt{Carrier: "x2", MessageID: "0000000016", State: otp.StateUndeliverable, Exact: true})
+	if m := e.send(t, Message("old2", "x2", "10")); m.Parts[0].State != otp.StateAccepted {
+		t.Fatalf("old2 (10): got %s, want ACCEPTED: it took 16's pending receipt", m.Parts[0].State)
+	}
+	if m := e.send(t, Message("new2", "x2", "16")); m.Parts[0].State != otp.StateUndeliverable {
+		t.Fatalf("new2 (16): got %s, want its pending UNDELIVERABLE", m.Parts[0].State)
 	}
 }
 
