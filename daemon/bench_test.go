@@ -57,28 +57,39 @@ func benchGateway(b *testing.B) (*gateway, *smsc.Server) {
 
 // post is call without testing.TB overhead on the hot path.
 func post(client *http.Client, url, key, body string) (int, error) {
+	code, _, err := postID(client, url, key, body)
+	return code, err
+}
+
+// postID is post that also returns the requestId of the answer's body
+// ("" when it has none).
+func postID(client *http.Client, url, key, body string) (int, string, error) {
 	req, err := http.NewRequest("POST", url, strings.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	req.Header.Set("Authorization", key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	io.Copy(io.Discard, resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	if err != nil {
+		return 0, "", err
+	}
+	return resp.StatusCode, requestIDIn(string(b)), nil
 }
 
 // sendOutcome is one send of sendUntil: its number, when it began, and its
-// answer.
+// answer (with the request id it gave).
 type sendOutcome struct {
-	number string
-	began  time.Time
-	code   int
-	err    error
+	number    string
+	began     time.Time
+	code      int
+	requestID string
+	err       error
 }
 
 // sendUntil runs workers goroutines that send-otp to fresh numbers (prefix
@@ -98,7 +109,7 @@ func sendUntil(client *http.Client, workers int, prefix string, url func(worker 
 				default:
 				}
 				s := sendOutcome{number: fmt.Sprintf("%s%09d", prefix, seq.Add(1)), began: time.Now()}
-				s.code, s.err = post(client, url(w)+sendPath, keyA, sendBody(clientA, s.number, "6"))
+				s.code, s.requestID, s.err = postID(client, url(w)+sendPath, keyA, sendBody(clientA, s.number, "6"))
 				if !answer(s) {
 					return
 				}
