@@ -118,13 +118,16 @@ type Receipt struct {
 	State     State
 	Error     string
 	DoneAt    time.Time
-	// Exact says that this process's session of Carrier returned this very
-	// id (same canonical form) to a submit moments ago, so the message it
+	// Exact says that this process's sessions of Carrier returned this very
+	// id (same canonical form) to a submit moments ago, and that the
+	// carrier writes receipts in its submits' base, so the message it
 	// belongs to is being saved, or was: the store matches it only under
 	// its exact form and keeps it pending for that message's SaveSend,
 	// never guessing through an alternate form (which would give it to an
 	// older message whose id is spelled the same in the other base), and
-	// a message's SaveSend takes it only under its exact form too.
+	// a message's SaveSend takes it only under its exact form too. False
+	// tells nothing: a receipt that came before its submit's response, or
+	// reached another node of a fleet, is matched the usual way.
 	Exact bool
 }
 

@@ -170,6 +170,28 @@ func TestCarrier_Receipts(t *testing.T) {
 	}
 }
 
+// TestCarrier_ReceiptsOtherBaseNotExact: a carrier answering submits in
+// hex and writing receipts in decimal. The receipt of 0x10 reads "16",
+// which is also the hex id of a message sent just after: it must not be
+// marked Exact (it would then wait for 0x16 and be applied to it), nor
+// must any of the others.
+func TestCarrier_ReceiptsOtherBaseNotExact(t *testing.T) {
+	sim := newSMSC(t, smsc.Options{ReceiptID: "decimal", FirstID: 0x10, ReceiptDelay: 300 * time.Millisecond})
+	h := newHandler()
+	c := runCarrier(t, carrierConfig("a", sim.Addr()), h)
+	waitBound(t, c, 1)
+	for range 7 { // 0x10 to 0x16, all answered before the first receipt
+		if _, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("code 1234")); err != nil {
+			t.Fatalf("Submit: %v", err)
+		}
+	}
+	for _, r := range h.wait(t, 7) {
+		if r.Exact {
+			t.Errorf("receipt %q: marked Exact, want not (a decimal receipt of a hex id)", r.MessageID)
+		}
+	}
+}
+
 // sameID reports whether two carrier ids name the same message (otp.IDForms).
 func sameID(a, b string) bool {
 	ca, alts := otp.IDForms(a)

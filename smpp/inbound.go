@@ -99,7 +99,7 @@ func (s *session) deliver(id pdu.ID, seq uint32, frame []byte) {
 		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt stat unknown: message kept in flight", keyStat, printable(stat, 16), keySeq, seq)
 	}
 	r.Carrier = s.cfg.Carrier
-	r.Exact = s.cfg.Recent.has(r.MessageID, now)
+	r.Exact = s.cfg.Recent.exact(r.MessageID, now)
 	s.cfg.Observer.Receipt(s.cfg.Carrier, string(r.State))
 	s.enqueue(receiptJob{resp: resp, seq: seq, r: r})
 }
@@ -159,8 +159,6 @@ func (s *session) receiptLoop() {
 			case !j.isMO && s.cfg.Handler != nil:
 				if err = s.cfg.Handler.HandleReceipt(ctx, j.r); err != nil {
 					warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt handler failed: smsc will resend", keyError, err, keyMessageID, j.r.MessageID)
-				} else if j.r.Exact && j.r.State.Final() {
-					s.cfg.Recent.forget(j.r.MessageID) // its message has its state, or will from pending
 				}
 			}
 			cancel()

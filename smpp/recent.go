@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -10,10 +11,15 @@ import (
 )
 
 // recentIDWindow is how long a carrier's sessions remember the message ids
-// its submit_sm_resps returned: between one and two windows. It covers the
-// moments between a submit's response and its message's index write
-// (SaveSend), with room to spare: a send gives up long before.
-const recentIDWindow = 15 * time.Second
+// its submit_sm_resps returned: between one and two windows. Being
+// remembered matters only between a submit's response and its message's
+// index write (SaveSend), which takes milliseconds, seconds when the store
+// stalls; after that the exact entry is found first anyway.
+const recentIDWindow = 5 * time.Second
+
+// baseEvidence is how many of the latest unambiguous receipts recentIDs
+// weighs to tell whether a carrier writes receipts in its submits' base.
+const baseEvidence = 64
 
 // recentIDs remembers the message ids (by a hash of their canonical form,
 // otp.IDForms) that a carrier's submit_sm_resps returned in this process
@@ -27,16 +33,25 @@ const recentIDWindow = 15 * time.Second
 // hex "10"), and its own message would never learn its state. An id this
 // process has just been given is known to be exact: no guess for it.
 //
+// But a receipt's id can spell one recent id in its own base and another
+// in the other base (a carrier writing decimal receipts for hex ids: 0x10's
+// receipt reads "16", and 0x16 may have been sent too). Such a receipt is
+// marked only when the carrier's recent unambiguous receipts (in the set
+// under one reading only) were mostly in the submits' base.
+//
 // The session reader adds an id as it reads the response, before it reads
-// anything after it, so a receipt on the same session always finds it. A
-// receipt on another node of a fleet (the account's binds spread over
-// nodes) is not marked, and is matched as before.
+// anything after it, so a receipt on the same transceiver session finds
+// it. Not marked, and matched as before: a receipt that comes before its
+// submit's response, one on a receiver bind read before the transmitter's
+// reader got to the response, and one on another node of a fleet.
 type recentIDs struct {
 	seed maphash.Seed
 
 	mu        sync.Mutex
 	cur, prev map[uint64]struct{}
 	since     time.Time // when cur began
+	base      uint64    // latest unambiguous receipts, newest in bit 0: 1 = in the submits' base
+	seen      int       // how many bits of base are filled, up to baseEvidence
 }
 
 func newRecentIDs() *recentIDs {
@@ -71,16 +86,9 @@ func (r *recentIDs) add(id string, now time.Time) {
 	r.mu.Unlock()
 }
 
-// has reports whether id (in any spelling of its canonical form) was
-// added within the last window or two. A nil r has nothing.
-func (r *recentIDs) has(id string, now time.Time) bool {
-	k, ok := r.key(id)
-	if !ok {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rotate(now)
+// holds reports whether k was added within the last window or two;
+// callers hold mu.
+func (r *recentIDs) holds(k uint64) bool {
 	if _, found := r.cur[k]; found {
 		return true
 	}
@@ -88,16 +96,44 @@ func (r *recentIDs) has(id string, now time.Time) bool {
 	return found
 }
 
-// forget drops id: its final receipt is stored. A nil r does nothing.
-func (r *recentIDs) forget(id string) {
+// exact reports whether a receipt of id is to be matched only exactly:
+// its canonical form was returned to a submit lately, and none of its
+// alternate forms was, or the carrier's latest unambiguous receipts were
+// at least three in four in the submits' base. A nil r says no.
+func (r *recentIDs) exact(id string, now time.Time) bool {
 	k, ok := r.key(id)
 	if !ok {
-		return
+		return false
 	}
 	r.mu.Lock()
-	delete(r.cur, k)
-	delete(r.prev, k)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	r.rotate(now)
+	own := r.holds(k)
+	other := false
+	if forms, n := otp.IDFormList(id); n > 1 {
+		for _, f := range forms[1:n] {
+			other = other || r.holds(maphash.String(r.seed, f))
+		}
+	}
+	switch {
+	case own && other:
+		return r.seen >= baseEvidence/8 && 4*bits.OnesCount64(r.base) >= 3*r.seen
+	case own:
+		r.learn(true)
+		return true
+	case other:
+		r.learn(false)
+	}
+	return false
+}
+
+// learn records an unambiguous receipt; callers hold mu.
+func (r *recentIDs) learn(sameBase bool) {
+	r.base <<= 1
+	if sameBase {
+		r.base |= 1
+	}
+	r.seen = min(r.seen+1, baseEvidence)
 }
 
 // key hashes the canonical form of id (otp.IDForms) without allocating

@@ -224,7 +224,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 
 // keepPending stores r until its message is saved. A final state already
 // waiting is never replaced, as on a message: the first final receipt
-// decides. When the carrier then holds more than pendingMax receipts, the
+// decides (an Exact r only marks it Exact). When the carrier then holds more than pendingMax receipts, the
 // oldest are deleted.
 func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
 	k := prefixPending + r.Carrier + "/" + canonical
@@ -234,7 +234,17 @@ func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) erro
 		return err
 	}
 	if ok && (old.State.Final() || old.State == r.State) {
-		return nil
+		if !r.Exact || old.Exact {
+			return nil
+		}
+		// The same id again, now known to be exact: from here on only the
+		// message of that exact id takes what waits.
+		old.Exact = true
+		item, err := txn.Get([]byte(k))
+		if err != nil {
+			return err
+		}
+		return setValue(txn, k, old, item.ExpiresAt())
 	}
 	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt, Exact: r.Exact}
 	expires := db.now().Add(db.pendingTTL)

@@ -361,21 +361,29 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 }
 
 // keepPending stores r under pk unless a final state (or r's state) waits
-// there already, guarded by the values of xk, yk and pk read as vals. It
-// reports whether it wrote.
+// there already (then an Exact r only marks what waits Exact), guarded by
+// the values of xk, yk and pk read as vals. It reports whether it wrote.
 func (db *DB) keepPending(ctx context.Context, r otp.Receipt, vals []string, xk, yk, pk string) (bool, error) {
+	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt, Exact: r.Exact}
+	expires := pxat(db.now().Add(db.pendingTTL))
 	if vals[2] != "" {
 		var old pendingReceipt
 		if err := json.Unmarshal([]byte(vals[2]), &old); err == nil && (old.State.Final() || old.State == r.State) {
-			return false, nil
+			if !r.Exact || old.Exact {
+				return false, nil
+			}
+			// The same id again, now known to be exact: from here on only
+			// the message of that exact id takes what waits.
+			old.Exact = true
+			pr, expires = old, "" // its TTL kept
 		}
 	}
-	v, err := json.Marshal(pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt, Exact: r.Exact})
+	v, err := json.Marshal(pr)
 	if err != nil {
 		return false, err
 	}
 	c := (&cas{}).guard(xk, vals[0]).guard(yk, vals[1]).guard(pk, vals[2])
-	c.set(pk, string(v), pxat(db.now().Add(db.pendingTTL)))
+	c.set(pk, string(v), expires)
 	if err := c.run(ctx, db); err != nil {
 		return false, err
 	}

@@ -275,6 +275,17 @@ func testExactNoGuess(t *testing.T, e *env) {
 	if m := e.send(t, Message("new2", "x2", "16")); m.Parts[0].State != otp.StateUndeliverable {
 		t.Fatalf("new2 (16): got %s, want its pending UNDELIVERABLE", m.Parts[0].State)
 	}
+
+	// Kept pending unmarked first (before its submit's answer, say), then
+	// sent again marked: what waits is marked too.
+	e.pending(t, otp.Receipt{Carrier: "x3", MessageID: "16", State: otp.StateUndeliverable})
+	e.pending(t, otp.Receipt{Carrier: "x3", MessageID: "16", State: otp.StateUndeliverable, Exact: true})
+	if m := e.send(t, Message("old3", "x3", "10")); m.Parts[0].State != otp.StateAccepted {
+		t.Fatalf("old3 (10): got %s, want ACCEPTED: it took 16's pending receipt", m.Parts[0].State)
+	}
+	if m := e.send(t, Message("new3", "x3", "16")); m.Parts[0].State != otp.StateUndeliverable {
+		t.Fatalf("new3 (16): got %s, want its pending UNDELIVERABLE", m.Parts[0].State)
+	}
 }
 
 // testPendingApplied: a receipt that comes before its message's SaveSend
