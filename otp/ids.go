@@ -16,13 +16,9 @@ import (
 // A store matches a receipt's id to a submitted id by their canonical forms
 // first, then through the alternates.
 func IDForms(id string) (canonical string, alternates []string) {
-	s := strings.ToUpper(strings.TrimSpace(id))
-	s = strings.TrimLeft(s, "0")
-	if s == "" {
-		if strings.TrimSpace(id) == "" {
-			return "", nil
-		}
-		return "0", nil
+	s := CanonicalID(id)
+	if s == "" || s == "0" {
+		return s, nil
 	}
 	canonical = s
 	if len(s) > 64 {
@@ -32,6 +28,20 @@ func IDForms(id string) (canonical string, alternates []string) {
 		return canonical, alternates
 	}
 	return canonical, bigIDForms(s)
+}
+
+// CanonicalID is IDForms's canonical form alone: upper case, leading zeros
+// removed ("0" stays "0"), "" for a blank id. It allocates nothing for an
+// id already in upper case.
+func CanonicalID(id string) string {
+	t := strings.TrimSpace(id)
+	if t == "" {
+		return ""
+	}
+	if s := strings.TrimLeft(strings.ToUpper(t), "0"); s != "" {
+		return s
+	}
+	return "0"
 }
 
 // IDFormList is IDForms as one list, canonical first: forms[:n], n 0 for

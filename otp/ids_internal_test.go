@@ -36,6 +36,16 @@ func BenchmarkIDForms(b *testing.B) {
 	}
 }
 
+// BenchmarkCanonicalID: what a store pays for an id's index key, the
+// alternates left out.
+func BenchmarkCanonicalID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		CanonicalID("3FA2B9C4")
+		CanonicalID("1234567890")
+	}
+}
+
 // TestIDFormList: IDForms's canonical form, then its alternates, in one
 // list; none for an empty id.
 func TestIDFormList(t *testing.T) {

@@ -3,7 +3,6 @@ package smpp
 import (
 	"hash/maphash"
 	"math/bits"
-	"strings"
 	"sync"
 	"time"
 
@@ -101,19 +100,16 @@ func (r *recentIDs) holds(k uint64) bool {
 // alternate forms was, or the carrier's latest unambiguous receipts were
 // at least three in four in the submits' base. A nil r says no.
 func (r *recentIDs) exact(id string, now time.Time) bool {
-	k, ok := r.key(id)
-	if !ok {
+	forms, n := otp.IDFormList(id)
+	if r == nil || n == 0 {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rotate(now)
-	own := r.holds(k)
-	other := false
-	if forms, n := otp.IDFormList(id); n > 1 {
-		for _, f := range forms[1:n] {
-			other = other || r.holds(maphash.String(r.seed, f))
-		}
+	own, other := r.holds(maphash.String(r.seed, forms[0])), false
+	for _, f := range forms[1:n] {
+		other = other || r.holds(maphash.String(r.seed, f))
 	}
 	switch {
 	case own && other:
@@ -136,36 +132,12 @@ func (r *recentIDs) learn(sameBase bool) {
 	r.seen = min(r.seen+1, baseEvidence)
 }
 
-// key hashes the canonical form of id (otp.IDForms) without allocating
-// for the ids carriers use (ASCII, at most 64 characters); false for a nil
-// r or an empty id.
+// key hashes the canonical form of id (otp.CanonicalID, allocating nothing
+// for the upper-case ids carriers use); false for a nil r or an empty id.
 func (r *recentIDs) key(id string) (uint64, bool) {
 	if r == nil {
 		return 0, false
 	}
-	for i := 0; i < len(id); i++ {
-		if id[i] >= 0x80 { // Unicode spaces and case: IDForms's own rules
-			c, _ := otp.IDForms(id)
-			return maphash.String(r.seed, c), c != ""
-		}
-	}
-	s := strings.TrimSpace(id)
-	if s == "" {
-		return 0, false
-	}
-	if s = strings.TrimLeft(s, "0"); s == "" {
-		s = "0"
-	}
-	var buf [64]byte
-	if len(s) > len(buf) {
-		c, _ := otp.IDForms(id)
-		return maphash.String(r.seed, c), true
-	}
-	b := buf[:copy(buf[:], s)]
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return maphash.Bytes(r.seed, b), true
+	c := otp.CanonicalID(id)
+	return maphash.String(r.seed, c), c != ""
 }

@@ -87,7 +87,7 @@ type indexEntry struct {
 // compacted for every send.
 func indexMessage(txn *badger.Txn, m otp.Message, expires uint64) error {
 	for i, p := range m.Parts {
-		canonical, _ := otp.IDForms(p.MessageID)
+		canonical := otp.CanonicalID(p.MessageID)
 		if canonical == "" {
 			continue
 		}

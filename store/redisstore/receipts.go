@@ -281,7 +281,7 @@ func (db *DB) indexForm(ctx context.Context, ik, pk, entry string, expires time.
 // PendingReceiptTTL so that SaveSend applies it; one with an empty id
 // matches nothing and is not kept.
 func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message, matched, changed bool, err error) {
-	canonical, _ := otp.IDForms(r.MessageID)
+	canonical := otp.CanonicalID(r.MessageID)
 	if canonical == "" {
 		return otp.Message{}, false, false, nil
 	}
