@@ -94,6 +94,28 @@ func (p *tablePager) release() (int64, error) {
 	return advised, sc.Err()
 }
 
+// resident returns the bytes of file pages resident in this process (its
+// binary, badger's mapped tables and logs: the third field of
+// /proc/self/statm, in pages), or -1 if it cannot be read.
+func (p *tablePager) resident() int64 {
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	var buf [128]byte
+	n, _ := f.Read(buf[:])
+	fields := bytes.Fields(buf[:n])
+	if len(fields) < 3 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(string(fields[2]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
+}
+
 // errNoPageout means the kernel does not know MADV_PAGEOUT.
 var errNoPageout = errors.New("madvise(MADV_PAGEOUT) not supported by this kernel")
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -84,10 +85,11 @@ func mappedRSS(t *testing.T, dir, ext string) (rss int64, mappings int) {
 	return rss, mappings
 }
 
-// TestReleaseTablePages fills tables with 24 MB that do not compress, reads
-// them all back through the store's badger, and checks that their pages,
-// resident after the reads, are no longer once released.
-func TestReleaseTablePages(t *testing.T) {
+// openWithTables opens a store in a temporary directory whose tables hold
+// 24 MB that do not compress, none of it read yet, and returns it, the
+// directory as /proc/self/maps names it.
+func openWithTables(t *testing.T) (db *DB, real string) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := Open(dir, Options{})
 	if err != nil {
@@ -114,29 +116,40 @@ func TestReleaseTablePages(t *testing.T) {
 	if db, err = Open(dir, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { db.Close() }()
-	read := func() (n int) {
-		err := db.view(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("t/")})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				if err := it.Item().Value(func(v []byte) error { n += len(v); return nil }); err != nil {
-					return err
-				}
+	if real, err = filepath.EvalSymlinks(dir); err != nil {
+		t.Fatal(err)
+	}
+	return db, real
+}
+
+// readTables reads back every value openWithTables wrote and returns their
+// bytes.
+func readTables(t *testing.T, db *DB) (n int) {
+	t.Helper()
+	err := db.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("t/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := it.Item().Value(func(v []byte) error { n += len(v); return nil }); err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
-		return n
-	}
-	if n := read(); n != 24<<20 {
-		t.Fatalf("read %d bytes of values, want %d", n, 24<<20)
-	}
-	real, err := filepath.EvalSymlinks(dir)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return n
+}
+
+// TestReleaseTablePages fills tables with 24 MB that do not compress, reads
+// them all back through the store's badger, and checks that their pages,
+// resident after the reads, are no longer once released.
+func TestReleaseTablePages(t *testing.T) {
+	db, real := openWithTables(t)
+	defer func() { db.Close() }()
+	if n := readTables(t, db); n != 24<<20 {
+		t.Fatalf("read %d bytes of values, want %d", n, 24<<20)
 	}
 	if db.pager.dir != real {
 		t.Fatalf("pager's dir = %q, want %q", db.pager.dir, real)
@@ -176,7 +189,7 @@ func TestReleaseTablePages(t *testing.T) {
 		t.Fatal("the indexes were paged out too")
 	}
 	// The data is all there, read back from the files.
-	if n := read(); n != 24<<20 {
+	if n := readTables(t, db); n != 24<<20 {
 		t.Fatalf("read %d bytes of values after the release, want %d", n, 24<<20)
 	}
 	// Through the store's own loop step, with the pages resident again (a
@@ -184,10 +197,10 @@ func TestReleaseTablePages(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if db, err = Open(dir, Options{}); err != nil {
+	if db, err = Open(real, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	read()
+	readTables(t, db)
 	again, _ := tableRSS(t, real)
 	if again < 8<<20 {
 		t.Fatalf("after reading again: %d bytes resident, want the pages back", again)
@@ -197,6 +210,47 @@ func TestReleaseTablePages(t *testing.T) {
 	}
 	if last, _ := tableRSS(t, real); last > again/4 {
 		t.Fatalf("DB.releaseTablePages: %d bytes resident before, %d after", again, last)
+	}
+}
+
+// TestRun_ReleasesTablePagesOnGrowth: Run releases the table pages as soon
+// as the process's resident file pages have grown by the schedule's growth,
+// not only once its interval has passed (here an hour away).
+func TestRun_ReleasesTablePagesOnGrowth(t *testing.T) {
+	db, real := openWithTables(t)
+	defer func() { db.Close() }()
+	if _, err := db.pager.release(); err == errNoPageout {
+		t.Skip(err)
+	}
+	low := db.pager.resident()
+	if low <= 0 {
+		t.Fatalf("resident file pages: %d bytes, want some", low)
+	}
+	const growth = 4 << 20 // the reads bring in about 10 MB
+	db.pages = pagesSchedule{every: time.Hour, growth: growth, last: time.Now(), low: low}
+	readTables(t, db)
+	grown, _ := tableRSS(t, real)
+	if now := db.pager.resident(); grown < 2*growth || now-low < 2*growth {
+		t.Fatalf("after reading 24 MB: tables %d bytes resident, file pages %d -> %d bytes; want the growth seen", grown, low, now)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- db.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rss, _ := tableRSS(t, real)
+		if rss <= grown/4 {
+			t.Logf("tables: %d bytes resident after the reads, %d after Run's release", grown, rss)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tables %d bytes resident 10 s after the reads (%d then); want them released at Run's next check", rss, grown)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

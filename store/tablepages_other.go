@@ -14,3 +14,6 @@ type tablePager struct{}
 func newTablePager(string) *tablePager { return &tablePager{} }
 
 func (*tablePager) release() (int64, error) { return 0, errNoPageout }
+
+// resident is unknown here.
+func (*tablePager) resident() int64 { return -1 }
