@@ -100,8 +100,11 @@ func (r *recentIDs) holds(k uint64) bool {
 // alternate forms was, or the carrier's latest unambiguous receipts were
 // at least three in four in the submits' base. A nil r says no.
 func (r *recentIDs) exact(id string, now time.Time) bool {
+	if r == nil {
+		return false
+	}
 	forms, n := otp.IDFormList(id)
-	if r == nil || n == 0 {
+	if n == 0 {
 		return false
 	}
 	r.mu.Lock()

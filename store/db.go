@@ -365,19 +365,22 @@ type pagesSchedule struct {
 // due reports whether to release now, given the process's resident file
 // bytes (negative when unknown: then only every counts).
 func (s *pagesSchedule) due(now time.Time, resident int64) bool {
+	if now.Sub(s.last) >= s.every {
+		return true
+	}
 	if resident < 0 {
-		return now.Sub(s.last) >= s.every
+		return false
 	}
 	if s.low < 0 || resident < s.low {
 		s.low = resident
 	}
-	return now.Sub(s.last) >= s.every || resident-s.low >= s.growth
+	return resident-s.low >= s.growth
 }
 
 // released records a release at now, after which resident file bytes
-// were resident.
+// were resident (-1: unknown).
 func (s *pagesSchedule) released(now time.Time, resident int64) {
-	s.last, s.low = now, max(resident, -1)
+	s.last, s.low = now, resident
 }
 
 // pageTables releases the table pages if the schedule says so. It reports

@@ -224,8 +224,8 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 
 // keepPending stores r until its message is saved. A final state already
 // waiting is never replaced, as on a message: the first final receipt
-// decides (an Exact r only marks it Exact). When the carrier then holds more than pendingMax receipts, the
-// oldest are deleted.
+// decides (an Exact r only marks it Exact). When the carrier then holds
+// more than pendingMax receipts, the oldest are deleted.
 func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
 	k := prefixPending + r.Carrier + "/" + canonical
 	var old pendingReceipt
