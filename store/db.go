@@ -240,7 +240,8 @@ func Open(dir string, opts Options) (*DB, error) {
 		WithValueLogFileSize(128 << 20).
 		WithNumCompactors(2).
 		WithLogger(badgerLogger{lg}).
-		WithLoggingLevel(badger.WARNING)
+		WithLoggingLevel(badger.WARNING).
+		WithMetricsEnabled(false) // its expvar counters cost every read and write; nothing reads them
 	// Compactions build their tables in the heap, several at once, each
 	// in a buffer twice the table's size; badger doubles the table size at
 	// each level (2, 4, 8 MB...). Tables of 2 MB at every level cut those
