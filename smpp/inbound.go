@@ -68,15 +68,14 @@ func (s *session) deliver(id pdu.ID, seq uint32, frame []byte) {
 	if id == pdu.DataSMID {
 		resp = pdu.DataSMRespID
 	}
-	cmd := fmt.Sprintf("%#08x", uint32(id))
 	in, err := parseInbound(id, frame[pdu.HeaderLen:])
 	if err != nil {
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "undecodable deliver_sm or data_sm", keyCommandID, cmd, keyError, err, keySeq, seq)
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "undecodable deliver_sm or data_sm", keyCommandID, commandHex(id), keyError, err, keySeq, seq)
 		s.nack(seq, StatusInvCmdLen)
 		return
 	}
 	if in.badTLV {
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "broken tlv stream: tlvs before it kept", keyCommandID, cmd, keySeq, seq)
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "broken tlv stream: tlvs before it kept", keyCommandID, commandHex(id), keySeq, seq)
 	}
 	now := time.Now()
 	r, stat, err := parseReceipt(in.esmClass, in.shortMessage, in.tlvs, now, s.cfg.ReceiptLocation)
@@ -86,11 +85,11 @@ func (s *session) deliver(id pdu.ID, seq uint32, frame []byte) {
 		return
 	case err != nil:
 		// Never log the text: it quotes the start of the message, the code.
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "unparsable receipt acked", keyCommandID, cmd, keyError, err, keySeq, seq, keyLength, len(in.text()))
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "unparsable receipt acked", keyCommandID, commandHex(id), keyError, err, keySeq, seq, keyLength, len(in.text()))
 		s.respond(resp, seq, StatusOK)
 		return
 	case len(r.MessageID) > MaxReceiptIDLen:
-		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt id too long: refused", keyCommandID, cmd, keySeq, seq, keyLength, len(r.MessageID))
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "receipt id too long: refused", keyCommandID, commandHex(id), keySeq, seq, keyLength, len(r.MessageID))
 		s.cfg.Observer.Receipt(s.cfg.Carrier, "refused")
 		s.respond(resp, seq, StatusInvMsgID)
 		return
@@ -103,6 +102,9 @@ func (s *session) deliver(id pdu.ID, seq uint32, frame []byte) {
 	s.cfg.Observer.Receipt(s.cfg.Carrier, string(r.State))
 	s.enqueue(receiptJob{resp: resp, seq: seq, r: r})
 }
+
+// commandHex names a command id for a log line, as 0x00000005.
+func commandHex(id pdu.ID) string { return fmt.Sprintf("%#08x", uint32(id)) }
 
 // deliverMO queues an MO for the MO handler, or acks it when there is none.
 func (s *session) deliverMO(in inboundPDU, resp pdu.ID, seq uint32, now time.Time) {

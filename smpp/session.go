@@ -550,7 +550,7 @@ func (s *session) dispatch(frame []byte) {
 		s.log.Debug("alert_notification ignored")
 	default:
 		// outbind, a request meant for an SMSC, or an unknown id.
-		s.log.Debug("unsupported command", keyCommandID, fmt.Sprintf("%#08x", uint32(id)))
+		s.log.Debug("unsupported command", keyCommandID, commandHex(id))
 		s.nack(seq, StatusInvCmdID)
 	}
 }
@@ -573,7 +573,7 @@ func (s *session) response(id pdu.ID, seq uint32, frame []byte) {
 	}
 	s.mu.Unlock()
 	if c == nil {
-		s.log.Debug("unmatched response", keyCommandID, fmt.Sprintf("%#08x", uint32(id)), keySeq, seq)
+		s.log.Debug("unmatched response", keyCommandID, commandHex(id), keySeq, seq)
 		return
 	}
 	if c.submit && s.cfg.OnSubmitAnswered != nil {
