@@ -47,8 +47,20 @@ const (
 )
 
 // receiptKeys are the fields of the receipt text (SMPP 3.4 Appendix B),
-// longest first where one is a prefix of another.
-var receiptKeys = []string{"submit date", "done date", "dlvrd", "stat", "text", "sub", "err", "id"}
+// longest first where one is a prefix of another; the field* constants
+// are their indexes.
+var receiptKeys = [...]string{"submit date", "done date", "dlvrd", "stat", "text", "sub", "err", "id"}
+
+const (
+	fieldDoneDate = 1
+	fieldStat     = 3
+	fieldErr      = 6
+	fieldID       = 7
+)
+
+// receiptText holds a receipt text's fields by their index in receiptKeys;
+// a field that is missing is "".
+type receiptText [len(receiptKeys)]string
 
 // ParseReceipt reads a delivery receipt from a deliver_sm's (or data_sm's)
 // esm_class, short_message and TLVs, with a done date in UTC; see
@@ -97,19 +109,19 @@ func parseReceipt(esmClass byte, sm []byte, tlvs map[uint16][]byte, now time.Tim
 	fields := receiptFields(string(text))
 	_, hasID := tlvs[uint16(tagReceiptedMessageID)]
 	_, hasState := tlvs[uint16(tagMessageState)]
-	isText := startsWithID(text) && fields["stat"] != ""
+	isText := startsWithID(text) && fields[fieldStat] != ""
 	if esmClass&esmTypeMask != esmTypeReceipt && !hasID && !hasState && !isText {
 		return otp.Receipt{}, "", ErrNotReceipt
 	}
-	word := firstToken(fields["stat"])
+	word := firstToken(fields[fieldStat])
 	state, known := stateFromStat(word)
 	if !known {
 		stat = word
 	}
 	r = otp.Receipt{
-		MessageID: firstToken(fields["id"]),
+		MessageID: firstToken(fields[fieldID]),
 		State:     state,
-		Error:     firstToken(fields["err"]),
+		Error:     firstToken(fields[fieldErr]),
 		DoneAt:    now.UTC(),
 	}
 	if b, ok := tlvs[uint16(tagReceiptedMessageID)]; ok {
@@ -127,11 +139,11 @@ func parseReceipt(esmClass byte, sm []byte, tlvs map[uint16][]byte, now time.Tim
 			r.Error = fmt.Sprintf("%03d", int(b[1])<<8|int(b[2]))
 		}
 	}
-	if t, ok := parseReceiptDate(fields["done date"], loc); ok {
+	if t, ok := parseReceiptDate(fields[fieldDoneDate], loc); ok {
 		switch {
 		case t.After(now):
 			t = now.UTC()
-		case len(firstToken(fields["done date"])) == 10 && now.Sub(t) < time.Minute:
+		case len(firstToken(fields[fieldDoneDate])) == 10 && now.Sub(t) < time.Minute:
 			// A date to the minute says "some time in that minute": when
 			// that minute is the current one, the receipt's arrival is the
 			// closer reading (and is never before the submit).
@@ -155,52 +167,54 @@ func startsWithID(b []byte) bool {
 	return len(b) >= 3 && (b[0]|0x20) == 'i' && (b[1]|0x20) == 'd' && b[2] == ':'
 }
 
-// receiptFields splits a receipt text into its key:value fields. A key
-// counts only at the start or after white space; the first occurrence of a
-// key wins (a "text:" field quoting the message cannot override the real
-// fields before it), and a value runs to the next key.
-func receiptFields(s string) map[string]string {
-	lower := asciiLower(s) // same byte offsets as s, unlike strings.ToLower
-	type hit struct {
-		key        string
-		start, val int
-	}
-	var hits []hit
-	seen := make(map[string]bool, len(receiptKeys))
-	for i := 0; i < len(lower); i++ {
-		if i > 0 && !isSpace(lower[i-1]) {
+// receiptFields splits a receipt text into its key:value fields, by their
+// index in receiptKeys. A key (any case) counts only at the start or after
+// white space; the first occurrence of a key wins (a "text:" field quoting
+// the message cannot override the real fields before it), and a value runs
+// to the next key. The values are substrings of s: nothing is allocated.
+func receiptFields(s string) (out receiptText) {
+	var seen [len(receiptKeys)]bool
+	open, from := -1, 0 // the field whose value runs from s[from:], if any
+	for i := 0; i < len(s); i++ {
+		if i > 0 && !isSpace(s[i-1]) {
 			continue
 		}
-		for _, k := range receiptKeys {
-			if strings.HasPrefix(lower[i:], k) && len(lower) > i+len(k) && lower[i+len(k)] == ':' {
-				hits = append(hits, hit{key: k, start: i, val: i + len(k) + 1})
+		for k, key := range receiptKeys {
+			if len(s) > i+len(key) && s[i+len(key)] == ':' && hasPrefixFold(s[i:], key) {
+				if open >= 0 {
+					out[open] = strings.TrimSpace(s[from:i])
+				}
+				open = -1
+				if !seen[k] {
+					seen[k] = true
+					open, from = k, i+len(key)+1
+				}
 				break
 			}
 		}
 	}
-	out := make(map[string]string, len(hits))
-	for j, h := range hits {
-		end := len(s)
-		if j+1 < len(hits) {
-			end = hits[j+1].start
-		}
-		if seen[h.key] {
-			continue
-		}
-		seen[h.key] = true
-		out[h.key] = strings.TrimSpace(s[h.val:end])
+	if open >= 0 {
+		out[open] = strings.TrimSpace(s[from:])
 	}
 	return out
 }
 
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
+// hasPrefixFold reports whether s starts with key, a lower-case ASCII
+// word, with s's letters A-Z taken as lower case.
+func hasPrefixFold(s, key string) bool {
+	if len(s) < len(key) {
+		return false
+	}
+	for j := 0; j < len(key); j++ {
+		c := s[j]
 		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+			c += 'a' - 'A'
+		}
+		if c != key[j] {
+			return false
 		}
 	}
-	return string(b)
+	return true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == 0 }
