@@ -54,3 +54,14 @@ func TestPagesSchedule(t *testing.T) {
 		t.Error("8 MiB over that reading: not due")
 	}
 }
+
+// TestOpen_PagesSchedule: a store releases its table pages every second,
+// and sooner after 8 MiB of growth (README, "Memory"), from its first
+// reading on.
+func TestOpen_PagesSchedule(t *testing.T) {
+	db := openTest(t, Options{})
+	want := pagesSchedule{every: time.Second, growth: 8 << 20, low: -1}
+	if db.pages != want {
+		t.Fatalf("Open's schedule: got %+v, want %+v", db.pages, want)
+	}
+}
