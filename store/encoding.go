@@ -13,17 +13,24 @@ import (
 
 // getValue decodes the value under key into v and reports whether it exists.
 func getValue(txn *badger.Txn, key string, v any) (bool, error) {
+	_, ok, err := getValueExpiry(txn, key, v)
+	return ok, err
+}
+
+// getValueExpiry is getValue that also returns the entry's expiry (unix
+// seconds; 0 never).
+func getValueExpiry(txn *badger.Txn, key string, v any) (expires uint64, ok bool, err error) {
 	item, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	if err := item.Value(func(b []byte) error { return unmarshalValue(b, v) }); err != nil {
-		return false, fmt.Errorf("decode %q: %w", maskKey(key), err)
+		return 0, false, fmt.Errorf("decode %q: %w", maskKey(key), err)
 	}
-	return true, nil
+	return item.ExpiresAt(), true, nil
 }
 
 // setValue writes v under key, expiring at expires (unix seconds; 0 never).

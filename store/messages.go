@@ -229,7 +229,7 @@ func (db *DB) ApplyReceipt(ctx context.Context, r otp.Receipt) (msg otp.Message,
 func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) error {
 	k := prefixPending + r.Carrier + "/" + canonical
 	var old pendingReceipt
-	ok, err := getValue(txn, k, &old)
+	oldExpires, ok, err := getValueExpiry(txn, k, &old)
 	if err != nil {
 		return err
 	}
@@ -240,11 +240,7 @@ func (db *DB) keepPending(txn *badger.Txn, r otp.Receipt, canonical string) erro
 		// The same id again, now known to be exact: from here on only the
 		// message of that exact id takes what waits.
 		old.Exact = true
-		item, err := txn.Get([]byte(k))
-		if err != nil {
-			return err
-		}
-		return setValue(txn, k, old, item.ExpiresAt())
+		return setValue(txn, k, old, oldExpires)
 	}
 	pr := pendingReceipt{Carrier: r.Carrier, MessageID: r.MessageID, State: r.State, Error: r.Error, DoneAt: r.DoneAt, Exact: r.Exact}
 	expires := db.now().Add(db.pendingTTL)
