@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,19 @@ func TestGateway_Metrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// Every commit carries at least one write (the heartbeat counts as one).
+	var writes, commits float64
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "otpgate_store_commit_writes_sum "); ok {
+			writes, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "otpgate_store_commit_writes_count "); ok {
+			commits, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if commits < 1 || writes < commits {
+		t.Errorf("otpgate_store_commit_writes: %v writes in %v commits; want at least one write per commit", writes, commits)
 	}
 	for _, secret := range []string{"9870000001", "98700", otpCode, keyA, "pw-a"} {
 		for _, line := range strings.Split(text, "\n") {

@@ -14,6 +14,7 @@ import (
 // ops holds the collectors of this file.
 type ops struct {
 	commitDuration prometheus.Histogram
+	commitWrites   prometheus.Histogram
 	writeFailures  prometheus.Counter
 	routes         *sampled // otpgate_route_carriers_bound{route}
 	callbackQueue  *sampled // otpgate_callback_queue_depth
@@ -24,6 +25,9 @@ func newOps(reg *prometheus.Registry) ops {
 		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "otpgate_store_commit_duration_seconds",
 			Help:    "Time of each store commit (a group of writes, or the idle heartbeat), synced to disk, failed ones included.",
 			Buckets: latencyBuckets}),
+		commitWrites: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "otpgate_store_commit_writes",
+			Help:    "Writes carried by each store commit (the idle heartbeat is one): the group commit's batch size; writes per commit = _sum / _count.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}), // 1 to 256, the writer's cap
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "otpgate_store_write_failures_total",
 			Help: "Writes whose commit failed (full disk, I/O error); the idle heartbeat counts as one write."}),
 		routes: newSampled("otpgate_route_carriers_bound",
@@ -32,7 +36,7 @@ func newOps(reg *prometheus.Registry) ops {
 		callbackQueue: newSampled("otpgate_callback_queue_depth",
 			"Receipt and MO callbacks waiting in the store for delivery or a retry."),
 	}
-	reg.MustRegister(o.commitDuration, o.writeFailures, o.routes, o.callbackQueue)
+	reg.MustRegister(o.commitDuration, o.commitWrites, o.writeFailures, o.routes, o.callbackQueue)
 	return o
 }
 
@@ -41,6 +45,7 @@ func newOps(reg *prometheus.Registry) ops {
 // not block.
 func (m *Registry) StoreCommit(d time.Duration, writes int, err error) {
 	m.ops.commitDuration.Observe(d.Seconds())
+	m.ops.commitWrites.Observe(float64(writes))
 	if err != nil {
 		m.ops.writeFailures.Add(float64(writes))
 	}
