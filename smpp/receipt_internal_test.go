@@ -19,6 +19,24 @@ func TestReceiptFields(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	for _, c := range []struct {
+		text string
+		want receiptText
+	}{
+		// NUL separates like white space (it stays in the value before it:
+		// firstToken drops it); the last value is trimmed too.
+		{"id:1\x00stat:DELIVRD err:000  ", receiptText{fieldID: "1\x00", fieldStat: "DELIVRD", fieldErr: "000"}},
+		// A key at the very end has an empty value; a word without its
+		// colon is no key.
+		{"stat:DELIVRD id", receiptText{fieldStat: "DELIVRD id"}},
+		{"stat:DELIVRD err:", receiptText{fieldStat: "DELIVRD"}},
+		// "sub" is a prefix of "submit date": each is read as itself.
+		{"sub:001 submit date:2401011200", receiptText{5: "001", 0: "2401011200"}},
+	} {
+		if got := receiptFields(c.text); got != c.want {
+			t.Errorf("%q:\ngot  %q\nwant %q", c.text, got, c.want)
+		}
+	}
 }
 
 // BenchmarkParseReceipt: one receipt text as the bundled simulator writes
