@@ -46,21 +46,28 @@ const (
 	esmTypeReceipt byte = 0x04 // SMSC delivery receipt
 )
 
-// receiptKeys are the fields of the receipt text (SMPP 3.4 Appendix B),
-// longest first where one is a prefix of another; the field* constants
-// are their indexes.
-var receiptKeys = [...]string{"submit date", "done date", "dlvrd", "stat", "text", "sub", "err", "id"}
-
+// The fields of the receipt text (SMPP 3.4 Appendix B), in the order
+// receiptFields tries them: longest first where one is a prefix of
+// another.
 const (
-	fieldDoneDate = 1
-	fieldStat     = 3
-	fieldErr      = 6
-	fieldID       = 7
+	fieldSubmitDate = iota
+	fieldDoneDate
+	fieldDlvrd
+	fieldStat
+	fieldText
+	fieldSub
+	fieldErr
+	fieldID
+	numFields
 )
+
+// receiptKeys are the fields' keys, by field.
+var receiptKeys = [numFields]string{fieldSubmitDate: "submit date", fieldDoneDate: "done date", fieldDlvrd: "dlvrd",
+	fieldStat: "stat", fieldText: "text", fieldSub: "sub", fieldErr: "err", fieldID: "id"}
 
 // receiptText holds a receipt text's fields by their index in receiptKeys;
 // a field that is missing is "".
-type receiptText [len(receiptKeys)]string
+type receiptText [numFields]string
 
 // ParseReceipt reads a delivery receipt from a deliver_sm's (or data_sm's)
 // esm_class, short_message and TLVs, with a done date in UTC; see
@@ -167,13 +174,13 @@ func startsWithID(b []byte) bool {
 	return len(b) >= 3 && (b[0]|0x20) == 'i' && (b[1]|0x20) == 'd' && b[2] == ':'
 }
 
-// receiptFields splits a receipt text into its key:value fields, by their
-// index in receiptKeys. A key (any case) counts only at the start or after
+// receiptFields splits a receipt text into its key:value fields, by field
+// (receiptKeys). A key (any case) counts only at the start or after
 // white space; the first occurrence of a key wins (a "text:" field quoting
 // the message cannot override the real fields before it), and a value runs
 // to the next key. The values are substrings of s: nothing is allocated.
 func receiptFields(s string) (out receiptText) {
-	var seen [len(receiptKeys)]bool
+	var seen [numFields]bool
 	open, from := -1, 0 // the field whose value runs from s[from:], if any
 	for i := 0; i < len(s); i++ {
 		if i > 0 && !isSpace(s[i-1]) {

@@ -31,7 +31,7 @@ func TestReceiptFields(t *testing.T) {
 		{"stat:DELIVRD id", receiptText{fieldStat: "DELIVRD id"}},
 		{"stat:DELIVRD err:", receiptText{fieldStat: "DELIVRD"}},
 		// "sub" is a prefix of "submit date": each is read as itself.
-		{"sub:001 submit date:2401011200", receiptText{5: "001", 0: "2401011200"}},
+		{"sub:001 submit date:2401011200", receiptText{fieldSub: "001", fieldSubmitDate: "2401011200"}},
 	} {
 		if got := receiptFields(c.text); got != c.want {
 			t.Errorf("%q:\ngot  %q\nwant %q", c.text, got, c.want)

@@ -364,7 +364,8 @@ type pagesSchedule struct {
 }
 
 // due reports whether to release now, given the process's resident file
-// bytes (negative when unknown: then only every counts).
+// bytes (negative when unknown: then only every counts). A known reading
+// under the low becomes the low.
 func (s *pagesSchedule) due(now time.Time, resident int64) bool {
 	if now.Sub(s.last) >= s.every {
 		return true
