@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/proccpu"
 )
 
 // Stretch is one stretch of a soak (Options.Stretch): its sends, and the
@@ -50,14 +52,14 @@ func runStretches(ctx context.Context, cfg Options, peak *rssPeak, send func(i i
 	var all []time.Duration
 	var out []Stretch
 	_, cpu0 := gatewayProcess(ctx, cfg)
-	own0 := ownCPU()
+	own0 := proccpu.Seconds()
 	for off := 0; off < cfg.Count && ctx.Err() == nil; off += cfg.Stretch {
 		n := min(cfg.Stretch, cfg.Count-off)
 		p, lats := runPhaseLats(ctx, fmt.Sprintf("send %d", len(out)+1), cfg, n, func(i int) (int, bool) { return send(off + i) })
 		st := Stretch{Phase: p}
 		rss, cpu := gatewayProcess(ctx, cfg)
 		st.RSSBytes, st.CPUSeconds, cpu0 = rss, max(cpu-cpu0, 0), cpu
-		own := ownCPU()
+		own := proccpu.Seconds()
 		st.ToolCPUSeconds, own0 = own-own0, own
 		peak.note(rss)
 		st.PeakRSSBytes = peak.take()

@@ -1,14 +1,15 @@
 //go:build unix
 
-package loadtest
+package proccpu
 
 import (
 	"syscall"
 	"time"
 )
 
-// ownCPU is this process's user and system CPU time in seconds.
-func ownCPU() float64 {
+// Seconds is this process's user and system CPU time in seconds (0 when
+// the kernel does not say).
+func Seconds() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
