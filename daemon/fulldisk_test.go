@@ -91,7 +91,7 @@ func TestFullDisk_Gateway(t *testing.T) {
 	before := phase.Load()
 	waitFor("sends answered 200", func() bool { return before.ok.Load() >= 50 })
 
-	// 1. Others fill the disk to below the store's reserve (about 89 MiB
+	// 1. Others fill the disk to below the store's reserve (about 137 MiB
 	// plus its tables), leaving room for what badger has in flight.
 	low := new(counts)
 	phase.Store(low)

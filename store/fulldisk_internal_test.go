@@ -66,7 +66,7 @@ func inChild(t *testing.T, size int64) (mnt string, child bool) {
 // which writes its log and tables through memory maps, must never touch a
 // page the filesystem cannot back (SIGBUS).
 func TestFullDisk_Store(t *testing.T) {
-	if mnt, child := inChild(t, 320<<20); child {
+	if mnt, child := inChild(t, 448<<20); child {
 		fullDiskChild(t, mnt)
 	}
 }

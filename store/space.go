@@ -36,8 +36,10 @@ import (
 // allocated (2 × badger's batch limit, 15% of memTableSize), a compaction
 // of every table (a compaction writes at most what it reads, and
 // concurrent compactions read different tables: the tables' total size),
-// and reserveSlack for badger's small files. With no tables that is about
-// 89 MiB, and it grows with the tables.
+// the compaction of the tables those flushes write (numMemtables ×
+// memTableSize again: they are not among the tables measured), and
+// reserveSlack for badger's small files. With no tables that is about 137
+// MiB, and it grows with the tables.
 //
 // What the reserve cannot cover is another process that fills the
 // filesystem while a flush or a compaction is running: that one can still
@@ -52,7 +54,7 @@ const reserveSlack = 4 << 20
 const walSize = 2 * memTableSize
 
 // baseReserve is the reserve without the tables.
-const baseReserve = walSize + numMemtables*memTableSize + 2*(memTableSize*15/100) + reserveSlack
+const baseReserve = walSize + 2*numMemtables*memTableSize + 2*(memTableSize*15/100) + reserveSlack
 
 // tablesEvery is how often the guard reads the tables' size again.
 const tablesEvery = time.Second
