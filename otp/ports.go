@@ -26,19 +26,6 @@ type Store interface {
 	UpdateOTP(ctx context.Context, key string, fn func(rec *Record, found bool) (Change, error)) error
 }
 
-// VerifyStore is a Store that can consume a code and mark its request
-// verified (ReceiptStore.MarkVerified) in one durable write. Verify uses
-// it when the service's Store and ReceiptStore are one value that
-// implements it; otherwise the mark is a second write, made in the
-// background after the answer.
-type VerifyStore interface {
-	// UpdateOTPVerified is UpdateOTP whose fn also returns a request id:
-	// when fn returns a nil error and a non-empty id, the store writes
-	// MarkVerified's mark of that id in the same transaction as fn's
-	// change, so that Message reports Verified once it returns.
-	UpdateOTPVerified(ctx context.Context, key string, fn func(rec *Record, found bool) (Change, string, error)) error
-}
-
 // ReceiptStore records delivery receipts against messages. A store that
 // is also a CallbackQueue queues, in the same write as each change of a
 // message's delivery state (Message.Summary) to a state other than

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,6 @@ type Service struct {
 	settings atomic.Pointer[Settings]
 	store    Store
 	receipts ReceiptStore
-	marking  VerifyStore // the store when it is also receipts and marks in the verify's write; else nil
 	sender   Sender
 	limiter  Limiter
 	guard    *guard.Guard // nil: no pumping guard
@@ -82,11 +80,6 @@ func NewService(s *Settings, d Options) (*Service, error) {
 	}
 	if svc.rand == nil {
 		svc.rand = defaultRand
-	}
-	// The mark must land where Message reads it: only a store that is
-	// both (one pointer) marks in the verify's own write.
-	if vs, ok := d.Store.(VerifyStore); ok && reflect.TypeOf(d.Store).Kind() == reflect.Pointer && any(d.Store) == any(d.Receipts) {
-		svc.marking = vs
 	}
 	svc.settings.Store(s)
 	return svc, nil
@@ -333,7 +326,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	key := RecordKey(c.ID, num.E164())
 	p := st.Policy
 	var conv conversion // for the guard, from the run of fn that committed
-	check := func(r *Record, found bool) (Change, error) {
+	err = s.store.UpdateOTP(ctx, key, func(r *Record, found bool) (Change, error) {
 		if !found {
 			return Keep, ErrNotFound
 		}
@@ -367,18 +360,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		r.CodeHash, r.ExpiresAt, r.RequestID = nil, time.Time{}, ""
 		r.Attempts, r.LastFailAt = 0, time.Time{}
 		return p.settle(r), nil
-	}
-	if s.marking != nil {
-		err = s.marking.UpdateOTPVerified(ctx, key, func(r *Record, found bool) (Change, string, error) {
-			c, err := check(r, found)
-			if err != nil {
-				return c, "", err
-			}
-			return c, res.RequestID, nil
-		})
-	} else {
-		err = s.store.UpdateOTP(ctx, key, check)
-	}
+	})
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrMaxAttempts), errors.Is(err, ErrInvalidOTP):
@@ -387,9 +369,6 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		return res, fmt.Errorf("%w: verify: %w", ErrUnavailable, err)
 	}
 	s.converted(c.ID, num, conv)
-	if s.marking != nil {
-		return res, nil // marked in the same write
-	}
 	// The status API's "verified" need not hold up the answer: Run marks
 	// it in the background, where concurrent verifies share a commit.
 	if s.enqueueVerified(res.RequestID) {

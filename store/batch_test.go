@@ -52,16 +52,6 @@ func BenchmarkGroupCommit(b *testing.B) {
 			}
 			return err
 		}},
-		// A verify's writes: the mark apart (MarkVerified, as over a store
-		// that keeps it apart) or in the record's own write.
-		{"MarkVerified", func(db *store.DB, n int64) error { return db.MarkVerified(context.Background(), fmt.Sprint("r", n)) }},
-		{"UpdateOTPVerified", func(db *store.DB, n int64) error {
-			return db.UpdateOTPVerified(context.Background(), fmt.Sprint("c/", n), func(r *otp.Record, _ bool) (otp.Change, string, error) {
-				r.Attempts++
-				r.KeepUntil = keep
-				return otp.Put, fmt.Sprint("r", n), nil
-			})
-		}},
 		{"UpdateOTPOneKey", func(db *store.DB, _ int64) error { return update(db, "c/0") }},
 	} {
 		b.Run(bm.name, func(b *testing.B) {

@@ -405,17 +405,14 @@ func (db *DB) MarkVerified(ctx context.Context, requestID string) error {
 	if requestID == "" {
 		return fmt.Errorf("store: mark verified: %w", otp.ErrRequestNotFound)
 	}
-	err := db.update(ctx, func(txn *badger.Txn) error { return db.putVerified(txn, requestID) })
+	expires := unixCeil(db.now().Add(db.messageTTL))
+	err := db.update(ctx, func(txn *badger.Txn) error {
+		e := badger.NewEntry([]byte(prefixVerified+requestID), nil)
+		e.ExpiresAt = expires
+		return txn.SetEntry(e)
+	})
 	if err != nil {
 		return fmt.Errorf("store: mark verified: %w", err)
 	}
 	return nil
-}
-
-// putVerified writes the marker of MarkVerified: under v/<request id>,
-// living MessageTTL from now, at least as long as the message it marks.
-func (db *DB) putVerified(txn *badger.Txn, requestID string) error {
-	e := badger.NewEntry([]byte(prefixVerified+requestID), nil)
-	e.ExpiresAt = unixCeil(db.now().Add(db.messageTTL))
-	return txn.SetEntry(e)
 }

@@ -38,23 +38,6 @@ func (db *DB) UpdateOTP(ctx context.Context, key string, fn func(rec *otp.Record
 	if fn == nil {
 		return errors.New("store: update otp: nil fn")
 	}
-	return db.updateOTP(ctx, key, func(rec *otp.Record, found bool) (otp.Change, string, error) {
-		change, err := fn(rec, found)
-		return change, "", err
-	})
-}
-
-// UpdateOTPVerified implements otp.VerifyStore: it is UpdateOTP that,
-// when fn returns a nil error and a request id, writes MarkVerified's
-// marker of that id in the same transaction.
-func (db *DB) UpdateOTPVerified(ctx context.Context, key string, fn func(rec *otp.Record, found bool) (otp.Change, string, error)) error {
-	if fn == nil {
-		return errors.New("store: update otp: nil fn")
-	}
-	return db.updateOTP(ctx, key, fn)
-}
-
-func (db *DB) updateOTP(ctx context.Context, key string, fn func(rec *otp.Record, found bool) (otp.Change, string, error)) error {
 	var fnErr error
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		rec, found, err := db.getRecord(txn, key)
@@ -65,16 +48,8 @@ func (db *DB) updateOTP(ctx context.Context, key string, fn func(rec *otp.Record
 			rec = otp.Record{}
 		}
 		rec.Key = key
-		var (
-			change   otp.Change
-			verified string
-		)
-		change, verified, fnErr = fn(&rec, found) // runs again on a conflict: fnErr is the last run's
-		if fnErr == nil && verified != "" {
-			if err := db.putVerified(txn, verified); err != nil {
-				return err
-			}
-		}
+		var change otp.Change
+		change, fnErr = fn(&rec, found) // runs again on a conflict: fnErr is the last run's
 		switch change {
 		case otp.Put:
 			rec.Key = key

@@ -22,7 +22,6 @@ var storeCases = []testCase{
 	{"UpdateOTP_Keep", testUpdateKeep},
 	{"UpdateOTP_Delete", testUpdateDelete},
 	{"UpdateOTP_ErrorIsCommitted", testUpdateErrorCommitted},
-	{"UpdateOTPVerified", testUpdateOTPVerified},
 	{"Expiry_KeepUntilPast", testExpiryKeepUntilPast},
 	{"Expiry_ByClock", testExpiryByClock},
 	{"Concurrent_NoLostUpdates", testConcurrentNoLostUpdates},
@@ -240,63 +239,6 @@ func testUpdateErrorCommitted(t *testing.T, e *env) {
 		if rec := e.getOTP(t, "k"); rec.Attempts != i+1 {
 			t.Fatalf("got Attempts %d, want %d", rec.Attempts, i+1)
 		}
-	}
-}
-
-// testUpdateOTPVerified (a backend that is an otp.VerifyStore): fn's
-// change is made as UpdateOTP makes it, and the request id fn names is
-// marked verified in the same write, unless fn failed.
-func testUpdateOTPVerified(t *testing.T, e *env) {
-	vs, ok := e.b.(otp.VerifyStore)
-	if !ok {
-		t.Skip("this backend marks verified requests apart (no otp.VerifyStore)")
-	}
-	keep := e.clk.now().Add(time.Hour)
-	for _, id := range []string{"r1", "r2", "r3"} {
-		e.saveSend(t, "k/"+id, Message(id, "a", id), SetRecord(keep, 0))
-	}
-	verify := func(key, mark string, change otp.Change, err error) error {
-		return vs.UpdateOTPVerified(context.Background(), key, func(r *otp.Record, found bool) (otp.Change, string, error) {
-			if !found {
-				t.Fatalf("%s: no record", key)
-			}
-			r.Attempts++
-			return change, mark, err
-		})
-	}
-	// A wrong guess: its attempt is written, its request not marked.
-	if err := verify("k/r1", "r1", otp.Put, otp.ErrInvalidOTP); !errors.Is(err, otp.ErrInvalidOTP) {
-		t.Fatalf("a failing fn: got %v, want ErrInvalidOTP", err)
-	}
-	if rec := e.getOTP(t, "k/r1"); rec.Attempts != 1 {
-		t.Fatalf("after a failing fn: Attempts %d, want 1", rec.Attempts)
-	}
-	if m := e.message(t, "r1"); m.Verified {
-		t.Fatal("a failing fn marked its request verified")
-	}
-	// The right code: the record is deleted and its request marked.
-	if err := verify("k/r1", "r1", otp.Delete, nil); err != nil {
-		t.Fatal(err)
-	}
-	e.notFound(t, "k/r1")
-	if m := e.message(t, "r1"); !m.Verified {
-		t.Fatal("after UpdateOTPVerified: r1 not Verified")
-	}
-	// A change with no request id marks nothing; one marks only its own.
-	if err := verify("k/r2", "", otp.Put, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := verify("k/r3", "r3", otp.Keep, nil); err != nil {
-		t.Fatal(err)
-	}
-	if rec := e.getOTP(t, "k/r2"); rec.Attempts != 1 {
-		t.Fatalf("r2: Attempts %d, want 1", rec.Attempts)
-	}
-	if rec := e.getOTP(t, "k/r3"); rec.Attempts != 0 {
-		t.Fatalf("r3 kept: Attempts %d, want 0", rec.Attempts)
-	}
-	if m2, m3 := e.message(t, "r2"), e.message(t, "r3"); m2.Verified || !m3.Verified {
-		t.Fatalf("got r2 Verified %v, r3 Verified %v; want false, true", m2.Verified, m3.Verified)
 	}
 }
 
