@@ -52,6 +52,8 @@ func BenchmarkGroupCommit(b *testing.B) {
 			}
 			return err
 		}},
+		// A verify's second write: the mark the status API reads.
+		{"MarkVerified", func(db *store.DB, n int64) error { return db.MarkVerified(context.Background(), fmt.Sprint("r", n)) }},
 		{"UpdateOTPOneKey", func(db *store.DB, _ int64) error { return update(db, "c/0") }},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
