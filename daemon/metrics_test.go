@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,15 +49,8 @@ func TestGateway_Metrics(t *testing.T) {
 		}
 	}
 	// Every commit carries at least one write (the heartbeat counts as one).
-	var writes, commits float64
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, "otpgate_store_commit_writes_sum "); ok {
-			writes, _ = strconv.ParseFloat(v, 64)
-		}
-		if v, ok := strings.CutPrefix(line, "otpgate_store_commit_writes_count "); ok {
-			commits, _ = strconv.ParseFloat(v, 64)
-		}
-	}
+	writes := metricValue(t, text, "otpgate_store_commit_writes_sum")
+	commits := metricValue(t, text, "otpgate_store_commit_writes_count")
 	if commits < 1 || writes < commits {
 		t.Errorf("otpgate_store_commit_writes: %v writes in %v commits; want at least one write per commit", writes, commits)
 	}
