@@ -53,8 +53,12 @@ const reserveSlack = 4 << 20
 // walSize is the size of a WAL file: badger maps it at twice the memtable.
 const walSize = 2 * memTableSize
 
-// baseReserve is the reserve without the tables.
-const baseReserve = walSize + 2*numMemtables*memTableSize + 2*(memTableSize*15/100) + reserveSlack
+// flushBytes is at most what flushing every memtable writes as tables.
+const flushBytes = numMemtables * memTableSize
+
+// baseReserve is the reserve without the tables: a WAL, the flushes, the
+// compaction of what they flush, two batches, the slack.
+const baseReserve = walSize + flushBytes + flushBytes + 2*(memTableSize*15/100) + reserveSlack
 
 // tablesEvery is how often the guard reads the tables' size again.
 const tablesEvery = time.Second
@@ -216,7 +220,7 @@ func (g *spaceGuard) check(now time.Time) error {
 // closeCheck tells whether badger can be closed: closing flushes the
 // memtables to tables through maps.
 func (g *spaceGuard) closeCheck() error {
-	need := int64(numMemtables*memTableSize + reserveSlack)
+	need := int64(flushBytes + reserveSlack)
 	if free, ok := g.free(); ok && free < need {
 		return fmt.Errorf("%w: %s has %d MiB free, %d MiB needed to flush", ErrNoSpace, g.dir, free>>20, need>>20)
 	}
