@@ -23,13 +23,13 @@ import (
 // Because one goroutine runs all writes in order, a closure reads what the
 // closures before it in the same transaction wrote (badger transactions
 // read their own writes), so per-key read-modify-write stays atomic without
-// locks and without conflicts.
+// locks and without conflicts (badger's conflict detection is off, db.go).
 //
 // A closure that fails must leave nothing behind, but badger has no
 // savepoints and a failing closure may already have written part of its
 // change. The batch is then rebuilt: the transaction is discarded and the
 // closures that had succeeded are run again in a new one (closures may run
-// more than once, as with a conflict retry, see otp.Store). The failing
+// more than once, see otp.Store). The failing
 // caller gets its error; the others are committed as usual. A closure that
 // makes the transaction too big (badger.ErrTxnTooBig) ends the batch early:
 // the closures before it are committed, and it starts the next one.
@@ -225,21 +225,16 @@ func (b *batch) rebuild() {
 	}
 }
 
-// commit commits the transaction, rebuilding and retrying it when badger
-// reports a conflict (only value-log GC writes outside the writer), and
-// answers every op of the batch with the outcome. The free-space guard may
-// refuse the commit first. The batch is empty after.
+// commit commits the transaction and answers every op of the batch with
+// the outcome. The free-space guard may refuse the commit first. The batch
+// is empty after.
 func (b *batch) commit() {
 	var err error
 	if b.txn != nil && len(b.ops) > 0 {
 		start := time.Now()
 		err = b.db.space.check(start)
-		for attempt := 0; err == nil && len(b.ops) > 0; attempt++ {
+		if err == nil {
 			err = b.txn.Commit()
-			if !errors.Is(err, badger.ErrConflict) || attempt >= maxRetries {
-				break
-			}
-			b.rebuild()
 		}
 		if err != nil && !errors.Is(err, ErrUnavailable) {
 			err = fmt.Errorf("%w: commit: %w", ErrUnavailable, err)

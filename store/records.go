@@ -49,7 +49,7 @@ func (db *DB) UpdateOTP(ctx context.Context, key string, fn func(rec *otp.Record
 		}
 		rec.Key = key
 		var change otp.Change
-		change, fnErr = fn(&rec, found) // runs again on a conflict: fnErr is the last run's
+		change, fnErr = fn(&rec, found) // runs again when the batch is rebuilt: fnErr is the last run's
 		switch change {
 		case otp.Put:
 			rec.Key = key
