@@ -116,6 +116,27 @@ func (t *blockTable) remove(drop func(b *block) bool) []*block {
 	return out
 }
 
+// removeKey deletes the block under key if it is of rule, and returns it;
+// nil when there is none. Every verification asks, and seldom finds one:
+// a miss takes only the read lock.
+func (t *blockTable) removeKey(key []byte, rule string) *block {
+	t.mu.RLock()
+	b := t.m[string(key)]
+	t.mu.RUnlock()
+	if b == nil || b.info.Rule != rule {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b = t.m[string(key)]; b == nil || b.info.Rule != rule {
+		return nil // removed or replaced meanwhile
+	}
+	delete(t.m, b.key)
+	t.n.Store(int64(len(t.m)))
+	t.gen.Add(1)
+	return b
+}
+
 // reconcile makes the table the fleet's blocks, unless it changed since
 // generation gen (then it does nothing and returns false). A block of the
 // table that is also the fleet's keeps its counts; one that is not yet

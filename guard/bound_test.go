@@ -109,3 +109,42 @@ func BenchmarkGuard_AdmitSent(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGuard_Verified is the guard's share of a verify-otp in a soak:
+// codes sent over ten minutes to 65,536 numbers of 16 ranges, each verified
+// at the end (so every range has judged sends, all converting, and no
+// block to lift).
+func BenchmarkGuard_Verified(b *testing.B) {
+	cfg := guard.Defaults()
+	cfg.Mode = guard.ModeMonitor
+	g, err := guard.New(cfg, guard.Options{Now: t0})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 1 << 16
+	nums := make([]string, n)
+	sent := make([]time.Time, n)
+	for i := range nums {
+		nums[i] = fmt.Sprintf("98%02d%06d", i%16, i/16)
+		sent[i] = t0.Add(time.Duration(i) * 10 * time.Minute / n)
+		tk, err := g.Admit(sent[i], in("c1", nums[i]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.Sent(tk, "carrier-a")
+	}
+	now := t0.Add(10 * time.Minute)
+	if len(g.Blocks(now)) == 0 { // as in the load tool's soak: monitor blocks of consecutive numbers
+		b.Fatal("no block raised: a verification would not look for one to lift")
+	}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1) % n
+			g.Verified(now, guard.Verification{Client: "c1", Country: "IN", CC: "91", National: nums[i],
+				SentAt: sent[i], Carrier: "carrier-a"})
+		}
+	})
+}

@@ -632,7 +632,7 @@ func (g *Guard) Verified(now time.Time, v Verification) {
 			judged, verified = g.fleetConversion(key, judged, verified)
 		}
 		if judged > 0 && judged >= cv.MinSends && float64(verified) >= cv.MinRate*float64(judged) {
-			g.recover(key, RuleConversion, conversionReason(verified, judged, cv, ""))
+			g.recover(key, RuleConversion, verified, judged, cv, "")
 		}
 		if v.Carrier != "" {
 			judged, verified, hot = 0, 0, false
@@ -650,28 +650,27 @@ func (g *Guard) Verified(now time.Time, v Verification) {
 				judged, verified = g.fleetConversion(ckey, judged, verified)
 			}
 			if judged > 0 && judged >= cv.CarrierMinSends && float64(verified) >= cv.MinRate*float64(judged) {
-				g.recover(rangeKey(keyBuf[:0], "", v.CC, prefix), RuleCarrierConversion,
-					conversionReason(verified, judged, cv, v.Carrier))
+				g.recover(rangeKey(keyBuf[:0], "", v.CC, prefix), RuleCarrierConversion, verified, judged, cv, v.Carrier)
 			}
 		}
 	}
 }
 
-// recover lifts the block of rule under key, if any: its range converts again.
-func (g *Guard) recover(key []byte, rule, reason string) {
+// recover lifts the block of rule under key, if any: its range converts
+// again, verified of judged sends (through carrier, when it is one). It runs
+// on every verification, so the reason is written only for a block lifted.
+func (g *Guard) recover(key []byte, rule string, verified, judged int, cv Conversion, carrier string) {
 	if g.blocks.n.Load() == 0 {
 		return
 	}
-	k := string(key)
-	gone := g.blocks.remove(func(b *block) bool { return b.key == k && b.info.Rule == rule })
-	if len(gone) > 0 {
-		g.deleteShared("recover", []string{k})
+	b := g.blocks.removeKey(key, rule)
+	if b == nil {
+		return
 	}
-	for _, b := range gone {
-		g.log.Info(logRecovered, keyRule, rule, keyRange, b.info.Range, keyClient, b.info.Client, keyReason, reason,
-			keyRefused, b.refused.Load())
-		g.obs.GuardBlocks(int(g.blocks.n.Load()))
-	}
+	g.deleteShared("recover", []string{b.key})
+	g.log.Info(logRecovered, keyRule, rule, keyRange, b.info.Range, keyClient, b.info.Client,
+		keyReason, conversionReason(verified, judged, cv, carrier), keyRefused, b.refused.Load())
+	g.obs.GuardBlocks(int(g.blocks.n.Load()))
 }
 
 // rangePrefix is national without its last digits digits (all of it but

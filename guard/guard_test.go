@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,6 +258,44 @@ func TestGuard_Conversion(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "guard lifted a block") {
 		t.Fatal("no log line for the recovery")
+	}
+	lifted := regexp.MustCompile(`msg="guard lifted a block[^\n]* reason="[0-9]+ of [0-9]+ sends verified \([0-9]+%, minimum 10%\)`)
+	if !lifted.MatchString(f.logs.String()) {
+		t.Fatalf("the recovery's log line does not give its figures:\n%s", f.logs.String())
+	}
+}
+
+// TestGuard_ConvertingKeepsOtherBlocks: a range blocked for velocity
+// (monitor mode: its sends go on) whose codes all get verified converts
+// well, and that lifts only a conversion block: the velocity block stays.
+func TestGuard_ConvertingKeepsOtherBlocks(t *testing.T) {
+	cfg := guard.Defaults()
+	cfg.Mode = guard.ModeMonitor
+	cfg.RangeDigits = []int{4}
+	f := newGuard(t, cfg)
+	var sent []guard.Send
+	var times []time.Time
+	for i := range 80 {
+		now := t0.Add(time.Duration(i) * time.Second)
+		s := in("c1", fmt.Sprintf("98765%05d", i))
+		if err := f.send(now, s); err != nil {
+			t.Fatalf("send %d: %v (monitor mode refuses nothing)", i, err)
+		}
+		sent, times = append(sent, s), append(times, now)
+	}
+	now := t0.Add(5 * time.Minute) // past the grace: every send is judged
+	bs := f.g.Blocks(now)
+	if len(bs) != 1 || bs[0].Rule != guard.RuleVelocity {
+		t.Fatalf("blocks %+v, want one velocity block", bs)
+	}
+	for i, s := range sent {
+		f.verify(now, times[i], s)
+	}
+	if got := f.g.Blocks(now); len(got) != 1 || got[0].Rule != guard.RuleVelocity {
+		t.Fatalf("after the verifications: blocks %+v, want the velocity block kept", got)
+	}
+	if strings.Contains(f.logs.String(), "guard lifted a block") {
+		t.Fatalf("a block was lifted:\n%s", f.logs.String())
 	}
 }
 
