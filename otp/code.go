@@ -88,7 +88,7 @@ func hashCode(secret []byte, key string, code string) []byte {
 // The time first makes the ids of a gateway increase: the store keeps
 // messages under their ids for days, and ids that sort by time land at the
 // end of its tables instead of all over them, which makes each compaction
-// of those tables rewrite far less (README, "Performance"). Ids stay
+// of those tables rewrite far less (docs/performance.md). Ids stay
 // unguessable (56 random bits; status answers only the client that sent)
 // and unique: two sends in the same millisecond collide with a
 // probability of 2^-56.

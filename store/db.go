@@ -67,7 +67,7 @@ const (
 	// nearly all of level 1: waiting for 6 tables instead of 3 halves how
 	// often that happens. A read consults the bloom filter of every
 	// level-0 table (up to 6, 12 at the stall, instead of 3 and 8).
-	// Interleaved soaks against 3 and 8: README, "Performance".
+	// Interleaved soaks against 3 and 8: docs/performance.md.
 	numL0Tables      = 6
 	numL0TablesStall = 12
 )
