@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,10 +261,30 @@ func TestGuard_Conversion(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "guard lifted a block") {
 		t.Fatal("no log line for the recovery")
 	}
-	lifted := regexp.MustCompile(`msg="guard lifted a block[^\n]* reason="[0-9]+ of [0-9]+ sends verified \([0-9]+%, minimum 10%\)`)
-	if !lifted.MatchString(f.logs.String()) {
-		t.Fatalf("the recovery's log line does not give its figures:\n%s", f.logs.String())
+	checkLifted(t, f.logs.String(), guard.RuleConversion, "")
+}
+
+var liftedLine = regexp.MustCompile(`msg="guard lifted a block[^"]*" rule=(\S+) [^\n]* reason="([0-9]+) of ([0-9]+) sends( through carrier \S+)? verified \(([0-9]+)%, minimum 10%\)`)
+
+// checkLifted finds the log line that lifted a block of rule and checks
+// the figures of its reason: verified of judged sends, at least the 10 %
+// minimum, through carrier when it is one.
+func checkLifted(t *testing.T, logs, rule, carrier string) {
+	t.Helper()
+	for _, m := range liftedLine.FindAllStringSubmatch(logs, -1) {
+		if m[1] != rule {
+			continue
+		}
+		verified, _ := strconv.Atoi(m[2])
+		judged, _ := strconv.Atoi(m[3])
+		pct, _ := strconv.Atoi(m[5])
+		via := strings.TrimPrefix(m[4], " through carrier ")
+		if judged == 0 || verified > judged || 10*verified < judged || pct != int(math.Round(100*float64(verified)/float64(judged))) || via != carrier {
+			t.Fatalf("lifted a %s block with %q; want verified of judged sends over 10 %% through carrier %q", rule, m[0], carrier)
+		}
+		return
 	}
+	t.Fatalf("no log line lifting a %s block:\n%s", rule, logs)
 }
 
 // TestGuard_ConvertingKeepsOtherBlocks: a range blocked for velocity
@@ -272,6 +294,10 @@ func TestGuard_ConvertingKeepsOtherBlocks(t *testing.T) {
 	cfg := guard.Defaults()
 	cfg.Mode = guard.ModeMonitor
 	cfg.RangeDigits = []int{4}
+	// 80 sends judged (at least 50) and all verified (at least 10 %): the
+	// range converts, so each verification looks for a block to lift.
+	cfg.Conversion = guard.Conversion{Window: 30 * time.Minute, Grace: 2 * time.Minute, MinSends: 50,
+		CarrierMinSends: 200, MinRate: 0.1}
 	f := newGuard(t, cfg)
 	var sent []guard.Send
 	var times []time.Time
@@ -309,14 +335,17 @@ func TestGuard_CarrierConversion(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	now := t0
 	var refused error
-	sends := 0
+	var sent []guard.Send
+	var times []time.Time
 	for i := 0; i < 2000 && refused == nil; i++ {
 		now = now.Add(2 * time.Second)
-		refused = f.send(now, in(fmt.Sprintf("c%d", i%40), fmt.Sprintf("987650%04d", rng.IntN(10000))))
-		sends++
+		s := in(fmt.Sprintf("c%d", i%40), fmt.Sprintf("987650%04d", rng.IntN(10000)))
+		if refused = f.send(now, s); refused == nil {
+			sent, times = append(sent, s), append(times, now)
+		}
 	}
 	if ruleOf(refused) != guard.RuleCarrierConversion {
-		t.Fatalf("got %v after %d sends, want a carrier_conversion refusal", refused, sends)
+		t.Fatalf("got %v after %d sends admitted, want a carrier_conversion refusal", refused, len(sent))
 	}
 	bs := f.g.Blocks(now)
 	if len(bs) == 0 || bs[0].Client != "*" || bs[0].Carrier != "a" {
@@ -325,6 +354,15 @@ func TestGuard_CarrierConversion(t *testing.T) {
 	if err := f.send(now, in("new-client", "9876501234")); ruleOf(err) != guard.RuleCarrierConversion {
 		t.Fatalf("another client: got %v, want the carrier block", err)
 	}
+	// The codes were verified after all: the carrier's range converts again
+	// and the block lifts, for every client.
+	for i, s := range sent {
+		f.verify(now, times[i], s)
+	}
+	if bs := f.g.Blocks(now); len(bs) != 0 {
+		t.Fatalf("still blocked after the verifications: %+v", bs)
+	}
+	checkLifted(t, f.logs.String(), guard.RuleCarrierConversion, "a")
 }
 
 func TestGuard_Budget(t *testing.T) {

@@ -14,14 +14,15 @@ type Store interface {
 	// SaveSend, in one transaction, loads the record under key, lets fn
 	// update it (found reports whether a live record exists) and writes it,
 	// and writes msg, applying any receipt that arrived for msg's parts
-	// before this call. It returns msg as stored. The transaction is retried
-	// on conflict, so fn may run more than once.
+	// before this call. It returns msg as stored. fn may run more than once
+	// (a store retries the transaction on a conflict, or runs it again when
+	// it rebuilds a group commit).
 	SaveSend(ctx context.Context, key string, msg Message, fn func(rec *Record, found bool)) (Message, error)
 	// UpdateOTP loads the record under key inside one transaction and calls
 	// fn with it (found reports whether a live record exists). What fn
 	// returns decides what is written: Keep writes nothing, Put writes *rec,
-	// Delete removes the key. The transaction is retried on conflict, so fn
-	// may run more than once and must not have side effects. UpdateOTP
+	// Delete removes the key. fn may run more than once (as for SaveSend)
+	// and must not have side effects. UpdateOTP
 	// returns fn's error once the change is committed.
 	UpdateOTP(ctx context.Context, key string, fn func(rec *Record, found bool) (Change, error)) error
 }
