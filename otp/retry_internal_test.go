@@ -2,6 +2,7 @@ package otp
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -12,8 +13,8 @@ func TestTextCache(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		c.put(fmt.Sprint(i), SMS{Text: "text", Masked: "masked"}, now.Add(time.Minute), now)
 	}
-	if len(c.byID) != 3 || len(c.order) != 3 {
-		t.Fatalf("holds %d texts (%d ids in order), want the newest 3", len(c.byID), len(c.order))
+	if len(c.byID) != 3 || c.n != 3 {
+		t.Fatalf("holds %d texts (%d entries in the ring), want the newest 3", len(c.byID), c.n)
 	}
 	if _, ok := c.take("1", now); ok {
 		t.Fatal("the oldest text was not dropped past max")
@@ -27,9 +28,102 @@ func TestTextCache(t *testing.T) {
 	if _, ok := c.take("3", now); ok {
 		t.Fatal("a text was returned twice (a message is retried once)")
 	}
+	for i, e := range c.ring {
+		if e.text != "" && (e.id == "3" || e.id == "") {
+			t.Fatalf("ring[%d] still holds the taken text: %+v", i, e)
+		}
+	}
 	// Expired entries go at the next put, whatever the size.
 	c.put("5", SMS{Text: "text", Masked: "masked"}, now.Add(2*time.Hour), now.Add(time.Hour))
-	if len(c.byID) != 1 {
-		t.Fatalf("holds %d texts after the others expired, want 1", len(c.byID))
+	if len(c.byID) != 1 || c.n != 1 {
+		t.Fatalf("holds %d texts (%d entries) after the others expired, want 1", len(c.byID), c.n)
 	}
+	for i, e := range c.ring {
+		if e.id != "5" && (e.text != "" || e.masked != "" || e.tlvs != nil || e.expires != 0) {
+			t.Fatalf("ring[%d] still holds %+v: a dropped text stays in memory", i, e)
+		}
+	}
+	// Dropped texts (with their codes) leave the ring at once, not when
+	// their slot is next written.
+	c = newTextCache(4)
+	c.put("a", SMS{Text: "code 1"}, now.Add(time.Minute), now)
+	c.put("b", SMS{Text: "code 2"}, now.Add(time.Minute), now)
+	c.put("c", SMS{Text: "code 3"}, now.Add(time.Hour), now.Add(2*time.Minute))
+	for i, e := range c.ring {
+		if e.id != "c" && e.text != "" {
+			t.Fatalf("ring[%d] still holds %+v after it expired", i, e)
+		}
+	}
+}
+
+// TestTextCache_Ring: round after round of the ring, with texts taken here
+// and there, every live text of the newest max is found, under its own id,
+// and no other.
+func TestTextCache_Ring(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	const max = 7
+	c := newTextCache(max)
+	for i := 0; i < 100; i++ {
+		c.put(fmt.Sprint(i), SMS{Text: fmt.Sprint("text ", i)}, now.Add(time.Minute), now)
+		if i%5 == 0 {
+			if e, ok := c.take(fmt.Sprint(i-2), now); i >= 2 && (!ok || e.text != fmt.Sprint("text ", i-2)) {
+				t.Fatalf("after put %d: take %d got %+v %v", i, i-2, e, ok)
+			}
+		}
+		if len(c.byID) > max || c.n > max {
+			t.Fatalf("after put %d: %d ids, %d entries; want at most %d", i, len(c.byID), c.n, max)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		e, ok := c.take(fmt.Sprint(i), now)
+		want := i >= 100-max && !(i%5 == 3 && i <= 93) // the newest 7, less those taken (3, 8, ... 93)
+		if ok != want || (ok && e.text != fmt.Sprint("text ", i)) {
+			t.Fatalf("take %d: got %+v %v, want found %v", i, e, ok, want)
+		}
+	}
+	// An id put twice: the older entry's eviction leaves the newer found.
+	c = newTextCache(2)
+	c.put("a", SMS{Text: "old"}, now.Add(time.Minute), now)
+	c.put("a", SMS{Text: "new"}, now.Add(time.Minute), now)
+	c.put("b", SMS{Text: "b"}, now.Add(time.Minute), now) // evicts the old "a"
+	if e, ok := c.take("a", now); !ok || e.text != "new" {
+		t.Fatalf("got %+v %v, want the newer text of a", e, ok)
+	}
+}
+
+// TestTextCache_Memory: a full cache (retryTexts entries, past many rounds
+// of the ring) costs the heap at most 150 bytes an entry besides its
+// strings. A map of entries held 228.
+func TestTextCache_Memory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates")
+	}
+	now := time.Unix(1_700_000_000, 0)
+	const n = 3 * retryTexts
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%026d", i)
+	}
+	sms := SMS{Text: "Your code is 123456", Masked: "Your code is ******"}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	h0 := heap()
+	c := newTextCache(retryTexts)
+	for i, id := range ids {
+		c.put(id, sms, now.Add(time.Hour), now)
+		if i%3 == 0 {
+			c.take(ids[i/2], now) // some retried, most not
+		}
+	}
+	per := float64(heap()-h0) / retryTexts
+	t.Logf("%.0f bytes an entry", per)
+	if c.n != retryTexts || per > 150 {
+		t.Fatalf("%d entries, %.0f bytes an entry; want %d and at most 150", c.n, per, retryTexts)
+	}
+	runtime.KeepAlive(c)
+	runtime.KeepAlive(ids)
 }
