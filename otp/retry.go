@@ -20,8 +20,10 @@ const (
 	retryQueue = 1024  // failed messages waiting for a retry
 )
 
-// textCache keeps the texts of live codes by request id, oldest first out,
-// in a ring of max entries allocated once, indexed by a map of positions.
+// textCache keeps the texts of the newest max sends by request id, oldest
+// first out, in a ring allocated once and indexed by a map of positions. A
+// text taken for its retry leaves at once; its slot counts until it is the
+// oldest.
 // (A map of the entries themselves, churned by a put and a removal per
 // send, held 228 bytes an entry against 133 for the ring and index, in
 // TestTextCache_Memory.)
@@ -30,7 +32,7 @@ type textCache struct {
 	max      int
 	ring     []cachedText // len max once the first text is put
 	start, n int          // the oldest entry's position; entries in use from there, taken ones included
-	byID     map[string]int32
+	byID     map[string]int
 }
 
 type cachedText struct {
@@ -40,8 +42,8 @@ type cachedText struct {
 	expires      int64 // Unix nanoseconds
 }
 
-func newTextCache(max int) *textCache {
-	return &textCache{max: max, byID: make(map[string]int32)}
+func newTextCache(size int) *textCache {
+	return &textCache{max: max(size, 1), byID: make(map[string]int)}
 }
 
 // put keeps text until expires, dropping from the oldest end the entries
@@ -58,7 +60,7 @@ func (c *textCache) put(id string, sms SMS, expires, now time.Time) {
 		if e.id != "" && c.n < c.max && t < e.expires {
 			break
 		}
-		if i, ok := c.byID[e.id]; ok && int(i) == c.start {
+		if i, ok := c.byID[e.id]; ok && i == c.start {
 			delete(c.byID, e.id)
 		}
 		*e = cachedText{} // the text, and its code, leave memory
@@ -67,7 +69,7 @@ func (c *textCache) put(id string, sms SMS, expires, now time.Time) {
 	}
 	i := (c.start + c.n) % c.max
 	c.ring[i] = cachedText{id: id, text: sms.Text, masked: sms.Masked, tlvs: sms.TLVs, expires: expires.UnixNano()}
-	c.byID[id] = int32(i)
+	c.byID[id] = i
 	c.n++
 }
 
