@@ -124,33 +124,31 @@ func BenchmarkGuard_Verified(b *testing.B) {
 		b.Fatal(err)
 	}
 	const n = 1 << 16
-	nums := make([]string, n)
-	sent := make([]time.Time, n)
-	for i := range nums {
-		nums[i] = fmt.Sprintf("98%02d%06d", i%16, i/16)
-		sent[i] = t0.Add(time.Duration(i) * 10 * time.Minute / n)
-		tk, err := g.Admit(sent[i], in("c1", nums[i]))
+	vs := make([]guard.Verification, n)
+	for i := range vs {
+		s := in("c1", fmt.Sprintf("98%02d%06d", i%16, i/16))
+		sent := t0.Add(time.Duration(i) * 10 * time.Minute / n)
+		tk, err := g.Admit(sent, s)
 		if err != nil {
 			b.Fatal(err)
 		}
 		g.Sent(tk, "carrier-a")
+		vs[i] = guard.Verification{Client: s.Client, Country: s.Country, CC: s.CC, National: s.National,
+			SentAt: sent, Carrier: "carrier-a"}
 	}
 	now := t0.Add(10 * time.Minute)
 	if len(g.Blocks(now)) == 0 {
 		b.Fatal("no block raised: a verification would not look for one to lift")
 	}
-	for i := range nums {
-		g.Verified(now, guard.Verification{Client: "c1", Country: "IN", CC: "91", National: nums[i],
-			SentAt: sent[i], Carrier: "carrier-a"})
+	for _, v := range vs {
+		g.Verified(now, v)
 	}
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			i := seq.Add(1) % n
-			g.Verified(now, guard.Verification{Client: "c1", Country: "IN", CC: "91", National: nums[i],
-				SentAt: sent[i], Carrier: "carrier-a"})
+			g.Verified(now, vs[seq.Add(1)%n])
 		}
 	})
 }

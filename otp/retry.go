@@ -16,7 +16,7 @@ import (
 // memory, bounded, for this: after a restart, or for the sends past the
 // newest retryTexts, there is no retry.
 const (
-	retryTexts = 65536 // texts kept for retries: a ring of 5 MB and an index of about 3 MB, plus the texts
+	retryTexts = 65536 // texts kept for retries (textCache), the newest sends
 	retryQueue = 1024  // failed messages waiting for a retry
 )
 
