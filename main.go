@@ -119,6 +119,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	var level slog.LevelVar
 	level.Set(daemon.ParseLevel(cfg.Log.Level))
 	logger := slog.New(daemon.NewLogHandler(stderr, cfg.Log.Format, &level))
+	daemon.SetProcs(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
