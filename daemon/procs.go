@@ -55,32 +55,36 @@ func cpuQuota(root, self string) bool {
 	for line := range strings.Lines(self) {
 		id, rest, _ := strings.Cut(strings.TrimSpace(line), ":")
 		controllers, path, ok := strings.Cut(rest, ":")
-		if !ok {
-			continue
-		}
-		var dirs []string
-		var file string
 		switch {
+		case !ok:
 		case id == "0" && controllers == "":
-			dirs, file = []string{root}, "cpu.max"
+			if limitedUp(root, path, "cpu.max") {
+				return true
+			}
 		case slices.Contains(strings.Split(controllers, ","), "cpu"):
-			dirs = []string{filepath.Join(root, controllers), filepath.Join(root, "cpu"), filepath.Join(root, "cpu,cpuacct")}
-			file = "cpu.cfs_quota_us"
-		default:
-			continue
-		}
-		for _, dir := range dirs {
-			for p := path; ; p = filepath.Dir(p) {
-				if limited(filepath.Join(dir, p, file)) {
-					return true
-				}
-				if p == "/" || p == "." || p == "" {
-					break
-				}
+			// v1 mounts a hierarchy under its controllers' names
+			// (cpu,cpuacct) with a link named cpu to it.
+			const file = "cpu.cfs_quota_us"
+			if limitedUp(filepath.Join(root, controllers), path, file) ||
+				controllers != "cpu" && limitedUp(filepath.Join(root, "cpu"), path, file) {
+				return true
 			}
 		}
 	}
 	return false
+}
+
+// limitedUp reports whether file sets a CPU limit in the cgroup at path
+// under dir or in any cgroup above it.
+func limitedUp(dir, path, file string) bool {
+	for p := filepath.Clean("/" + path); ; p = filepath.Dir(p) {
+		if limited(filepath.Join(dir, p, file)) {
+			return true
+		}
+		if p == "/" {
+			return false
+		}
+	}
 }
 
 // limited reports whether the cgroup file at path sets a CPU limit.
@@ -93,12 +97,19 @@ func limited(path string) bool {
 	return len(f) > 0 && f[0] != "max" && f[0] != "-1"
 }
 
+// underQuota reports whether a CPU quota limits this process: the
+// runtime's default is below the CPUs (it found one), or the cgroup files
+// set one (a quota the runtime rounds up to the CPU count, as it does 1.5
+// CPUs on 2).
+func underQuota() bool {
+	self, _ := os.ReadFile("/proc/self/cgroup") // none off Linux: no quota
+	return initialProcs < runtime.NumCPU() || cpuQuota("/sys/fs/cgroup", string(self))
+}
+
 // SetProcs sets GOMAXPROCS for a gateway process (procsFor) and logs it.
 // Call it once, before the gateway starts; `otpgate run` does.
 func SetProcs(log *slog.Logger) {
-	self, _ := os.ReadFile("/proc/self/cgroup") // none off Linux: no quota
-	quota := initialProcs < runtime.NumCPU() || cpuQuota("/sys/fs/cgroup", string(self))
-	n, why := procsFor(os.Getenv("GOMAXPROCS"), initialProcs, quota)
+	n, why := procsFor(os.Getenv("GOMAXPROCS"), initialProcs, underQuota())
 	if n != initialProcs {
 		runtime.GOMAXPROCS(n)
 	}

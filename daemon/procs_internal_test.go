@@ -86,9 +86,8 @@ func TestCPUQuota(t *testing.T) {
 func TestSetProcs(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "")
 	t.Cleanup(func() { runtime.GOMAXPROCS(initialProcs) })
-	self, _ := os.ReadFile("/proc/self/cgroup")
 	want, reason := 2*initialProcs, "two per CPU"
-	if initialProcs < runtime.NumCPU() || cpuQuota("/sys/fs/cgroup", string(self)) {
+	if underQuota() {
 		want, reason = initialProcs, "quota"
 	}
 	var buf bytes.Buffer
