@@ -250,7 +250,7 @@ func TestSystemdUnit(t *testing.T) {
 		"ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
 		"ProtectControlGroups": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
 		"MemoryDenyWriteExecute": "yes", "RestrictRealtime": "yes", "RestrictSUIDSGID": "yes",
-		"UMask": "0077", "LimitNOFILE": "65536", "MemoryHigh": "1G", "MemoryMax": "1536M", "TasksMax": "256",
+		"UMask": "0077", "LimitNOFILE": "65536", "MemoryHigh": "1G", "MemoryMax": "1536M", "TasksMax": "4096",
 	}
 	for k, v := range want {
 		if got := u[k]; len(got) != 1 || got[0] != v {

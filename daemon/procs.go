@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -36,15 +37,27 @@ var initialProcs = runtime.GOMAXPROCS(0)
 
 // procsFor returns the GOMAXPROCS the gateway runs with, and why: env is
 // the GOMAXPROCS environment variable, def the runtime's default, and
-// quota whether a cgroup limits the process's CPU.
+// quota whether a cgroup limits the process's CPU. A variable that is not
+// a positive number is ignored, as the runtime ignores it.
 func procsFor(env string, def int, quota bool) (n int, why string) {
+	const twice = "two per CPU, so that compactions cannot hold every thread"
 	switch {
-	case env != "":
+	case validProcs(env):
 		return def, "GOMAXPROCS set in the environment"
 	case quota:
 		return def, "the runtime's, under a CPU quota"
+	case env != "":
+		return procsPerCPU * def, twice + " (GOMAXPROCS in the environment is not a positive number: ignored)"
 	}
-	return procsPerCPU * def, "two per CPU, so that compactions cannot hold every thread"
+	return procsPerCPU * def, twice
+}
+
+// validProcs reports whether the runtime takes env, a GOMAXPROCS value,
+// as its thread count: a decimal number above 0 within 32 bits, as the
+// runtime parses it.
+func validProcs(env string) bool {
+	n, err := strconv.ParseInt(env, 10, 32)
+	return err == nil && n > 0
 }
 
 // cpuQuota reports whether a cgroup limits the CPU of the process whose

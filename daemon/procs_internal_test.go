@@ -27,6 +27,13 @@ func TestProcsFor(t *testing.T) {
 		{"3", 3, false, 3, "environment"}, // the runtime applied it: its default is the variable
 		{"", 2, true, 2, "quota"},
 		{"3", 3, true, 3, "environment"},
+		// values the runtime ignores: its default stands, and so doubles
+		{"0", 2, false, 4, "not a positive number"},
+		{"-2", 2, false, 4, "not a positive number"},
+		{"+3", 3, false, 3, "environment"}, // the runtime takes a sign
+		{"four", 2, false, 4, "not a positive number"},
+		{"99999999999", 2, false, 4, "not a positive number"},
+		{"four", 2, true, 2, "quota"},
 	} {
 		n, why := procsFor(tc.env, tc.def, tc.quota)
 		if n != tc.want || !strings.Contains(why, tc.why) {
