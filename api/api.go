@@ -1,12 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -305,37 +302,6 @@ func (h *handler) ready(c *gin.Context) {
 		}
 	}
 	c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ready"}`))
-}
-
-// decode reads at most MaxBodyBytes and decodes one JSON object into dst.
-// Anything else (not JSON, not an object, a field of the wrong type,
-// trailing data) is ErrUnprocessable; a larger body is errBodyTooLarge.
-func (h *handler) decode(c *gin.Context, dst any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errBodyTooLarge
-		}
-		return otp.ErrUnprocessable
-	}
-	return DecodeBody(body, dst)
-}
-
-// DecodeBody decodes one JSON object into dst (a pointer to a struct of
-// *string fields), with the errors of decode.
-func DecodeBody(body []byte, dst any) error {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return otp.ErrUnprocessable
-	}
-	// json.Unmarshal refuses trailing data (anything but white space after
-	// the object) as a Decoder followed by a check for io.EOF did, without
-	// the Decoder's buffer and second scan.
-	if err := json.Unmarshal(body, dst); err != nil {
-		return otp.ErrUnprocessable
-	}
-	return nil
 }
 
 // present reports whether every field was given as a non-empty string.

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+)
+
+// fields renders a body's members: name=value, or name=nil when absent.
+func fields(b stringBody) string {
+	var s string
+	for _, m := range b.members(nil) {
+		if *m.dst == nil {
+			s += m.name + "=nil "
+		} else {
+			s += fmt.Sprintf("%s=%q ", m.name, **m.dst)
+		}
+	}
+	return s
+}
+
+// decodeSeeds are bodies of the shapes clients send, and near misses.
+var decodeSeeds = []string{
+	`{"clientId":"demo","phoneNumber":"+14155550123","otp":"123456"}`,
+	`{"clientId":"demo","phoneNumber":"+14155550123","channel":"sms","customTextId":"default"}`,
+	"{ \"clientId\" : \"demo\" ,\n\t\"otp\":\"1\"\r}",
+	`{}`, ` { } `, `{"otp":""}`, `{"otp":"1","otp":"2"}`,
+	`{"otp":"caf` + "\u00e9" + `"}`, "{\"otp\":\"\xff\"}", "{\"otp\":\"a\x01\"}",
+	`{"otp":"a\"b"}`, `{"otp":"\u0031"}`, `{"o\u0074p":"1"}`, `{"OTP":"1"}`, `{"Otp":"1","otp":"2"}`,
+	`{"otp":null}`, `{"otp":"1","otp":null}`, `{"otp":1}`, `{"otp":"1","x":{"y":[1]}}`,
+	`{"otp":"1",}`, `{"otp":"1"`, `{"otp" "1"}`, `{"otp":"1"}}`, `{"otp":"1"} x`, `{,}`, `{"otp":"1",,"clientId":"x"}`,
+	`{"clientId":"a","phoneNumber":"b","otp":"c","channel":"d"}`,
+}
+
+// TestDecodePlain: the hand decoder takes the bodies clients send and
+// declines every other shape, leaving those to json.Unmarshal.
+func TestDecodePlain(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // the fields, or "" when the hand decoder must decline
+	}{
+		{`{"clientId":"demo","phoneNumber":"+14155550123","otp":"123456"}`, `clientId="demo" phoneNumber="+14155550123" otp="123456" `},
+		{"{ \"otp\" :\t\"1\" ,\n\"clientId\":\"\"\r}", `clientId="" phoneNumber=nil otp="1" `},
+		{`{}`, `clientId=nil phoneNumber=nil otp=nil `},
+		{`{"otp":"1","otp":"2"}`, `clientId=nil phoneNumber=nil otp="2" `},
+		{`{"otp":"caf` + "\u00e9" + `"}`, `clientId=nil phoneNumber=nil otp="café" `},
+		{`{"otp":"a\"b"}`, ""},
+		{`{"OTP":"1"}`, ""},
+		{`{"otp":null}`, ""},
+		{`{"otp":1}`, ""},
+		{`{"otp":"1","x":"y"}`, ""},
+		{"{\"otp\":\"\xff\"}", ""},
+		{"{\"otp\":\"a\x01\"}", ""},
+		{`{"otp":"1",}`, ""},
+		{`{"otp":"1"} x`, ""},
+		{`{"otp":"1"`, ""},
+	} {
+		var b verifyBody
+		ok := decodePlain([]byte(tc.in), b.members(nil))
+		if got := fields(&b); ok != (tc.want != "") || ok && got != tc.want {
+			t.Errorf("%q: ok %v, %s; want %q", tc.in, ok, got, tc.want)
+		}
+		if !ok && fields(&b) != `clientId=nil phoneNumber=nil otp=nil ` {
+			t.Errorf("%q: declined but set %s", tc.in, fields(&b))
+		}
+	}
+}
+
+// TestDecodePlain_Allocs: a verify body costs two allocations (the values'
+// bytes and their strings), against json.Unmarshal's eleven.
+func TestDecodePlain_Allocs(t *testing.T) {
+	body := []byte(decodeSeeds[0])
+	n := testing.AllocsPerRun(100, func() {
+		var b verifyBody
+		if !decodePlain(body, b.members(make([]member, 0, maxMembers))) {
+			t.Fatal("declined")
+		}
+	})
+	if n > 3 { // the two, and the verifyBody itself, which escapes
+		t.Fatalf("%v allocations per body", n)
+	}
+}
+
+// FuzzDecodeBody: whatever the body, DecodeBody gives the fields and the
+// error that json.Unmarshal gives, whether or not the hand decoder took
+// it.
+func FuzzDecodeBody(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, pair := range [][2]stringBody{{new(sendBody), new(sendBody)}, {new(verifyBody), new(verifyBody)}} {
+			got, want := pair[0], pair[1]
+			gotErr := DecodeBody(body, got)
+			wantErr := decodeBody(body, want, false)
+			if (gotErr == nil) != (wantErr == nil) || fields(got) != fields(want) {
+				t.Fatalf("%q: got %v %s; json.Unmarshal %v %s", body, gotErr, fields(got), wantErr, fields(want))
+			}
+		}
+	})
+}
+
+// TestDecode_PooledBuffers: bodies are read into reused buffers, and what
+// one request decoded stays as it was after later requests reuse its
+// buffer, through the hand decoder and through json.Unmarshal alike.
+func TestDecode_PooledBuffers(t *testing.T) {
+	var h handler
+	decode := func(body string) *verifyBody {
+		t.Helper()
+		c, _ := gin.CreateTestContext(httptest.NewRecorder())
+		c.Request = httptest.NewRequest("POST", "/", strings.NewReader(body))
+		var b verifyBody
+		if err := h.decode(c, &b); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return &b
+	}
+	var kept []*verifyBody
+	for i := range 50 {
+		code := fmt.Sprintf("%06d", i)
+		body := `{"clientId":"c","phoneNumber":"+14155550123","otp":"` + code + `"}`
+		if i%2 == 1 {
+			body = `{"clientId":"c","phoneNumber":"+14155550123","otp":"` + code + `","other":[1]}` // json.Unmarshal's
+		}
+		kept = append(kept, decode(body))
+	}
+	for i, b := range kept {
+		if want := fmt.Sprintf("%06d", i); b.OTP == nil || *b.OTP != want || *b.ClientID != "c" || *b.PhoneNumber != "+14155550123" {
+			t.Errorf("request %d: %s after later requests, want otp=%q", i, fields(b), want)
+		}
+	}
+}
+
+// BenchmarkDecode: a verify body read from the request and decoded, as
+// every verify-otp is.
+func BenchmarkDecode(b *testing.B) {
+	var h handler
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest("POST", "/", nil)
+	body := strings.NewReader(decodeSeeds[0])
+	b.ReportAllocs()
+	for b.Loop() {
+		body.Seek(0, io.SeekStart)
+		c.Request.Body = io.NopCloser(body)
+		var v verifyBody
+		if err := h.decode(c, &v); err != nil || v.OTP == nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeBody: a verify body through the hand decoder and through
+// json.Unmarshal alone.
+func BenchmarkDecodeBody(b *testing.B) {
+	body := []byte(decodeSeeds[0])
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v verifyBody
+			if err := DecodeBody(body, &v); err != nil || v.OTP == nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v verifyBody
+			if err := decodeBody(body, &v, false); err != nil || v.OTP == nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
