@@ -32,19 +32,18 @@ type member struct {
 // maxMembers is the most members a request body type has.
 const maxMembers = 4
 
-// stringBody is a request body whose members are all strings: members
-// appends them to m.
-type stringBody interface {
-	members(m []member) []member
-}
-
-func (b *sendBody) members(m []member) []member {
-	return append(m, member{"clientId", &b.ClientID}, member{"phoneNumber", &b.PhoneNumber},
-		member{"channel", &b.Channel}, member{"customTextId", &b.CustomTextID})
-}
-
-func (b *verifyBody) members(m []member) []member {
-	return append(m, member{"clientId", &b.ClientID}, member{"phoneNumber", &b.PhoneNumber}, member{"otp", &b.OTP})
+// bodyMembers appends the members of dst, a request body of string
+// members, to m; for any other dst it returns nil. (A type switch rather
+// than an interface method, so that m can stay on the caller's stack.)
+func bodyMembers(dst any, m []member) []member {
+	switch b := dst.(type) {
+	case *sendBody:
+		return append(m, member{"clientId", &b.ClientID}, member{"phoneNumber", &b.PhoneNumber},
+			member{"channel", &b.Channel}, member{"customTextId", &b.CustomTextID})
+	case *verifyBody:
+		return append(m, member{"clientId", &b.ClientID}, member{"phoneNumber", &b.PhoneNumber}, member{"otp", &b.OTP})
+	}
+	return nil
 }
 
 // bodyBufs holds buffers for request bodies, which decoding copies out of.
@@ -54,16 +53,13 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 // body's buffer is left to the GC.
 const maxPooledBody = 4 << 10
 
-// decode reads at most MaxBodyBytes and decodes one JSON object into dst.
+// decode reads at most MaxBodyBytes and decodes one JSON object into dst:
+// errBodyTooLarge for a longer body, otp.ErrUnprocessable for one that
+// cannot be read or is not such an object (DecodeBody).
 func (h *handler) decode(c *gin.Context, dst any) error {
 	bp := bodyBufs.Get().(*[]byte)
 	body, err := readBody(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes), (*bp)[:0])
-	defer func() {
-		if cap(body) <= maxPooledBody {
-			*bp = body[:0]
-			bodyBufs.Put(bp)
-		}
-	}()
+	defer putBody(bp, body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -72,6 +68,17 @@ func (h *handler) decode(c *gin.Context, dst any) error {
 		return otp.ErrUnprocessable
 	}
 	return DecodeBody(body, dst)
+}
+
+// putBody gives body, read into *bp, back to bodyBufs unless it grew past
+// maxPooledBody, and reports whether it did.
+func putBody(bp *[]byte, body []byte) bool {
+	if cap(body) > maxPooledBody {
+		return false
+	}
+	*bp = body[:0]
+	bodyBufs.Put(bp)
+	return true
 }
 
 // readBody appends what r reads to buf until io.EOF.
@@ -92,27 +99,19 @@ func readBody(r io.Reader, buf []byte) ([]byte, error) {
 }
 
 // DecodeBody decodes one JSON object into dst (a pointer to a struct of
-// *string fields), with the errors of decode. It keeps no reference to
-// body.
+// *string fields): otp.ErrUnprocessable for anything else, trailing data
+// after the object included. It keeps no reference to body.
 func DecodeBody(body []byte, dst any) error {
-	return decodeBody(body, dst, true)
-}
-
-// decodeBody is DecodeBody, with the hand decoder only when plain is true.
-func decodeBody(body []byte, dst any, plain bool) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return otp.ErrUnprocessable
 	}
-	if sb, ok := dst.(stringBody); ok && plain {
-		var m [maxMembers]member
-		if decodePlain(body, sb.members(m[:0])) {
-			return nil
-		}
+	var m [maxMembers]member
+	if ms := bodyMembers(dst, m[:0]); ms != nil && decodePlain(body, ms) {
+		return nil
 	}
 	// json.Unmarshal refuses trailing data (anything but white space after
-	// the object) as a Decoder followed by a check for io.EOF did, without
-	// the Decoder's buffer and second scan.
+	// the object).
 	if err := json.Unmarshal(body, dst); err != nil {
 		return otp.ErrUnprocessable
 	}
