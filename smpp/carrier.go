@@ -574,8 +574,10 @@ func (c *Carrier) Submit(ctx context.Context, sms otp.SMS) ([]string, error) {
 		i++
 		bo.reset()
 	}
-	c.log.Debug("submitted", keyRequestID, sms.RequestID, keyTo, sms.MaskedTo,
-		keyParts, len(ids), keyMessageID, ids, keyText, sms.Masked)
+	if c.log.Enabled(ctx, slog.LevelDebug) { // its arguments cost 7 allocations a send
+		c.log.Debug("submitted", keyRequestID, sms.RequestID, keyTo, sms.MaskedTo,
+			keyParts, len(ids), keyMessageID, ids, keyText, sms.Masked)
+	}
 	return ids, nil
 }
 

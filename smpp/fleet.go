@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/otpgate/otpgate/internal/ctxsleep"
@@ -244,7 +245,9 @@ func (c *Carrier) forward(ctx context.Context, sms otp.SMS) ([]string, error) {
 	if err != nil {
 		return nil, c.errorf("forwarded submit: %w", err)
 	}
-	c.log.Debug("submitted through another node", keyRequestID, sms.RequestID, keyTo, sms.MaskedTo,
-		keyMessageID, ids)
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.Debug("submitted through another node", keyRequestID, sms.RequestID, keyTo, sms.MaskedTo,
+			keyMessageID, ids)
+	}
 	return ids, nil
 }

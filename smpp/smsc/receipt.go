@@ -1,7 +1,9 @@
 package smsc
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -118,8 +120,10 @@ func (s *Server) deliver(r *receipt) {
 		return
 	}
 	s.stats.receiptsSent.Add(1)
-	s.log.Debug("receipt sent", "system_id", sid, "message_id", r.msg.ID, "seq", seq,
-		"state", s.cfg.ReceiptStates[r.step])
+	if s.log.Enabled(context.Background(), slog.LevelDebug) { // on every receipt: its arguments allocate
+		s.log.Debug("receipt sent", "system_id", sid, "message_id", r.msg.ID, "seq", seq,
+			"state", s.cfg.ReceiptStates[r.step])
+	}
 	c.write(s.encodeReceipt(r, seq))
 }
 
