@@ -2,9 +2,13 @@ package otp
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -51,4 +55,64 @@ func TestNewRequestID(t *testing.T) {
 	if _, err := newRequestID(iotest.ErrReader(boom), t0); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want boom", err)
 	}
+}
+
+// codeHMAC is the code hash as written out: HMAC-SHA256(secret, key || 0 ||
+// code), what the store's hashes were made with from the first release.
+func codeHMAC(secret []byte, key, code string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(key + "\x00" + code))
+	return m.Sum(nil)
+}
+
+// TestCodeHasher: the pooled HMACs give the hash written out, call after
+// call and from goroutines at once; a used one is reset, and its buffer no
+// longer holds the code.
+func TestCodeHasher(t *testing.T) {
+	secret := bytes.Repeat([]byte{7}, 32)
+	h := newCodeHasher(secret)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				key, code := fmt.Sprintf("client\x00+1415555%04d", i), fmt.Sprintf("%06d", g*1000+i)
+				if got, want := h.hash(key, code), codeHMAC(secret, key, code); !bytes.Equal(got, want) {
+					t.Errorf("hash(%q, %q) = %x, want %x", key, code, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if bytes.Equal(h.hash("k", "123456"), h.hash("k", "123457")) || bytes.Equal(h.hash("k1", "23456"), h.hash("k", "123456")) {
+		t.Error("different keys or codes hash alike")
+	}
+
+	m := h.macs.New().(*codeMAC)
+	m.sum("client\x00+14155550123", "918273")
+	if bytes.Contains(m.buf[:cap(m.buf)], []byte("918273")) {
+		t.Errorf("the code is still in the buffer: %q", m.buf[:cap(m.buf)])
+	}
+	empty := hmac.New(sha256.New, secret)
+	if !bytes.Equal(m.h.Sum(nil), empty.Sum(nil)) {
+		t.Error("the HMAC was not reset after its sum")
+	}
+}
+
+// BenchmarkCodeHasher: a code hash with a pooled HMAC and with a new one.
+func BenchmarkCodeHasher(b *testing.B) {
+	secret := bytes.Repeat([]byte{7}, 32)
+	h := newCodeHasher(secret)
+	b.Run("pooled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			h.hash("demo\x00+14155550123", "123456")
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			codeHMAC(secret, "demo\x00+14155550123", "123456")
+		}
+	})
 }

@@ -28,7 +28,7 @@ type Service struct {
 	sender   Sender
 	limiter  Limiter
 	guard    *guard.Guard // nil: no pumping guard
-	secret   []byte
+	hasher   *codeHasher  // of the secret
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
@@ -70,7 +70,7 @@ func NewService(s *Settings, d Options) (*Service, error) {
 		return nil, errors.New("otp: new service: secret shorter than 32 bytes")
 	}
 	svc := &Service{store: d.Store, receipts: d.Receipts, sender: d.Sender, limiter: d.Limiter, guard: d.Guard,
-		secret: d.Secret, log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{},
+		hasher: newCodeHasher(d.Secret), log: d.Logger, now: d.Now, rand: d.Rand, inflight: map[string]struct{}{},
 		verified: make(chan string, verifiedQueue), retries: make(chan Message, retryQueue), texts: newTextCache(retryTexts)}
 	if svc.log == nil {
 		svc.log = slog.New(slog.DiscardHandler)
@@ -189,7 +189,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		s.texts.put(reqID, sms, now.Add(st.Policy.TTL), now)
 	}
 	msg := Message{RequestID: reqID, ClientID: c.ID, Number: num.E164(), Display: num.Masked(), SubmittedAt: now}
-	hash := hashCode(s.secret, key, code.Reveal())
+	hash := s.hasher.hash(key, code.Reveal())
 	if err != nil {
 		if errors.Is(err, ErrOutcomeUnknown) {
 			guarded = false
@@ -342,7 +342,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		if r.CodeHash == nil || !now.Before(r.ExpiresAt) {
 			return p.settle(r), ErrNotFound
 		}
-		if !hmac.Equal(hashCode(s.secret, key, req.OTP), r.CodeHash) {
+		if !hmac.Equal(s.hasher.hash(key, req.OTP), r.CodeHash) {
 			r.Attempts++
 			r.LastFailAt = now
 			if r.DayFails == 0 {
