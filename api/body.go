@@ -70,12 +70,14 @@ func (h *handler) decode(c *gin.Context, dst any) error {
 	return DecodeBody(body, dst)
 }
 
-// putBody gives body, read into *bp, back to bodyBufs unless it grew past
-// maxPooledBody, and reports whether it did.
+// putBody gives body, read into *bp, back to bodyBufs, zeroed (it held a
+// number and maybe a code), unless it grew past maxPooledBody, and reports
+// whether it did.
 func putBody(bp *[]byte, body []byte) bool {
 	if cap(body) > maxPooledBody {
 		return false
 	}
+	clear(body)
 	*bp = body[:0]
 	bodyBufs.Put(bp)
 	return true

@@ -57,11 +57,14 @@ func TestNewRequestID(t *testing.T) {
 	}
 }
 
-// codeHMAC is the code hash as written out: HMAC-SHA256(secret, key || 0 ||
-// code), what the store's hashes were made with from the first release.
+// codeHMAC is the code hash as the releases before codeHasher made it:
+// HMAC-SHA256(secret, key || 0 || code) from a new HMAC. Stored hashes were
+// made so.
 func codeHMAC(secret []byte, key, code string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(key + "\x00" + code))
+	m.Write([]byte(key))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
 	return m.Sum(nil)
 }
 
@@ -84,8 +87,10 @@ func TestCodeHasher(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if bytes.Equal(h.hash("k", "123456"), h.hash("k", "123457")) || bytes.Equal(h.hash("k1", "23456"), h.hash("k", "123456")) {
-		t.Error("different keys or codes hash alike")
+	want := codeHMAC(bytes.Repeat([]byte{7}, 32), "k", "123456")
+	clear(secret) // the caller's slice changes: the hasher kept its own copy
+	if got := h.macs.New().(*codeMAC).sum("k", "123456"); !bytes.Equal(got, want) {
+		t.Errorf("a new HMAC after the caller's secret changed: %x, want %x", got, want)
 	}
 
 	m := h.macs.New().(*codeMAC)
@@ -93,9 +98,12 @@ func TestCodeHasher(t *testing.T) {
 	if bytes.Contains(m.buf[:cap(m.buf)], []byte("918273")) {
 		t.Errorf("the code is still in the buffer: %q", m.buf[:cap(m.buf)])
 	}
-	empty := hmac.New(sha256.New, secret)
+	empty := hmac.New(sha256.New, bytes.Repeat([]byte{7}, 32))
 	if !bytes.Equal(m.h.Sum(nil), empty.Sum(nil)) {
 		t.Error("the HMAC was not reset after its sum")
+	}
+	if m.sum("k", strings.Repeat("9", 1000)); m.buf != nil {
+		t.Errorf("a buffer of %d bytes kept for the pool", cap(m.buf))
 	}
 }
 
