@@ -66,6 +66,13 @@ func TestGateway_RetryUndelivered(t *testing.T) {
 		t.Fatalf("send: got %d %s", code, body)
 	}
 	reqID := requestID(t, body)
+	// The send must have gone out through a, the route's first carrier (it
+	// failed once in CI with nothing at a: this says where it went).
+	waitFor(t, 10*time.Second, "the SMS at a or b", func() bool { return simA.Stats().Accepted+simB.Stats().Accepted > 0 })
+	if simA.Stats().Accepted == 0 {
+		_, st := call(t, "GET", g.url+"/api/v3/otp-verification/status/"+reqID, keyA, "")
+		t.Fatalf("the send went out through b, not a: %s", st)
+	}
 	first := codeFor(t, simA, "919876543210", 1)
 	again := codeFor(t, simB, "919876543210", 1)
 	if first != again {

@@ -54,6 +54,11 @@ func testLogger(tb testing.TB) *slog.Logger {
 				}
 			}
 		}
+		if tb.Failed() { // what the gateway did, for a failure seen only in CI
+			lines := strings.Split(strings.TrimSpace(sink.buf.String()), "\n")
+			lines = lines[max(0, len(lines)-80):]
+			tb.Logf("the gateway's last %d log lines:\n%s", len(lines), strings.Join(lines, "\n"))
+		}
 	})
 	return slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
