@@ -326,6 +326,9 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	key := RecordKey(c.ID, num.E164())
 	p := st.Policy
 	var conv conversion // for the guard, from the run of fn that committed
+	// The guess is hashed here, once: fn runs on the store's one writer
+	// (and again when a batch is rebuilt).
+	guess := s.hasher.hash(key, req.OTP)
 	err = s.store.UpdateOTP(ctx, key, func(r *Record, found bool) (Change, error) {
 		if !found {
 			return Keep, ErrNotFound
@@ -342,7 +345,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		if r.CodeHash == nil || !now.Before(r.ExpiresAt) {
 			return p.settle(r), ErrNotFound
 		}
-		if !hmac.Equal(s.hasher.hash(key, req.OTP), r.CodeHash) {
+		if !hmac.Equal(guess, r.CodeHash) {
 			r.Attempts++
 			r.LastFailAt = now
 			if r.DayFails == 0 {
