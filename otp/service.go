@@ -218,10 +218,17 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	for _, id := range sent.MessageIDs {
 		msg.Parts = append(msg.Parts, Part{MessageID: id, State: StateAccepted})
 	}
-	if _, err := s.save(ctx, key, st.Policy, msg, hash, now); err != nil {
+	saved, err := s.save(ctx, key, st.Policy, msg, hash, now)
+	if err != nil {
 		// The SMS is out but its code could not be stored: it will not
 		// verify. The send stays counted.
 		return res, fmt.Errorf("%w: save send: %w", ErrUnavailable, err)
+	}
+	// A receipt that came before the save (a fast carrier, a busy store)
+	// was kept pending and applied by it: a failure it reports is
+	// retried as if it had come after.
+	if state, _, _ := saved.Summary(); state.Failed() {
+		s.RetryFailed(saved)
 	}
 	return res, nil
 }

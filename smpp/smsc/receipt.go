@@ -18,6 +18,10 @@ type receipt struct {
 	nacks  int    // responses received with a non-zero status
 	step   int    // index of the state (Options.ReceiptStates) to send next
 	mo     *MO
+	// then, when set, writes the submit_sm_resp held back for this
+	// receipt (Options.ReceiptFirst): called once, by the first answer to
+	// its deliver_sm. Guarded by Server.mu.
+	then func()
 }
 
 // systemID is the system_id whose sessions may carry r; "" means any.
@@ -74,6 +78,24 @@ func (s *Server) scheduleReceipt(origin *conn, m Message, n uint64) {
 	}
 	r := &receipt{msg: m, n: n, origin: origin}
 	s.after(s.cfg.ReceiptDelay, func() { s.deliver(r) })
+}
+
+// receiptFirst delivers the receipt of m at once and has respond (the
+// submit_sm_resp) written when the client answers it (ReceiptFirst). It
+// reports false, having done nothing, when m gets no receipt or no
+// session can carry one now.
+func (s *Server) receiptFirst(origin *conn, m Message, n uint64, respond func()) bool {
+	if !s.wantsReceipt(m.RegisteredDelivery) {
+		return false
+	}
+	s.mu.Lock()
+	c := s.pickConn(m.SystemID, origin)
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	s.deliver(&receipt{msg: m, n: n, origin: origin, then: respond})
+	return true
 }
 
 // pickConn chooses the session to carry a receipt for systemID: the one the
@@ -159,6 +181,10 @@ func (c *conn) receiptResp(id, seq, status uint32) {
 	s.mu.Lock()
 	r := c.inflight[seq]
 	delete(c.inflight, seq)
+	var then func()
+	if r != nil {
+		then, r.then = r.then, nil
+	}
 	resp := Response{Command: "deliver_sm_resp", Status: status, Seq: seq, SystemID: c.systemID}
 	if id == idDataSMResp {
 		resp.Command = "data_sm_resp"
@@ -172,6 +198,9 @@ func (c *conn) receiptResp(id, seq, status uint32) {
 	}
 	s.resps = append(keepNewest(s.resps, s.cfg.KeepMessages), resp)
 	s.mu.Unlock()
+	if then != nil {
+		then()
+	}
 	if r == nil {
 		s.log.Debug("deliver_sm_resp for no receipt", "remote", c.remote, "seq", seq, "command", resp.Command)
 		return

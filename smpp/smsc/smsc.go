@@ -92,6 +92,13 @@ type Options struct {
 	// ReceiptRetry is the wait before re-sending a receipt that the client
 	// answered with a non-zero status; 0 means DefaultReceiptRetry.
 	ReceiptRetry time.Duration
+	// ReceiptFirst sends the receipt of an accepted submit_sm at once and
+	// holds the submit_sm_resp until the client has answered the
+	// receipt's deliver_sm, as an SMSC whose delivery report overtakes
+	// its own response: the client gets a receipt for a message id it
+	// has not been told yet. With no session to carry the receipt the
+	// response goes at once, the receipt after ReceiptDelay.
+	ReceiptFirst bool
 	// EnquireLink is the interval of the simulator's own enquire_link to
 	// every bound client; 0 never sends one.
 	EnquireLink time.Duration

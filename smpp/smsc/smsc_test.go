@@ -535,6 +535,46 @@ func TestServer_ReceiptResentAfterNack(t *testing.T) {
 	}
 }
 
+// TestServer_ReceiptFirst: the receipt comes at once, before the
+// submit_sm_resp, which waits for the client's first answer to it (a
+// refusal too); without a session to carry the receipt the response is
+// not held.
+func TestServer_ReceiptFirst(t *testing.T) {
+	s := newServer(t, smsc.Options{ReceiptFirst: true, ReceiptDelay: time.Hour, ReceiptRetry: time.Hour})
+	c := bound(t, s)
+	seq := c.sendSubmit(sm{text: pdutext.GSM7("code 123456"), registered: 1})
+	p := c.read()
+	if p.Header().ID != pdu.DeliverSMID || !strings.HasPrefix(p.Fields()[pdufield.ShortMessage].String(), "id:0000000001 ") {
+		t.Fatalf("got %v %q, want the receipt of 0000000001 first", p.Header().ID, p.Fields()[pdufield.ShortMessage])
+	}
+	for _, o := range c.sync() {
+		t.Fatalf("got %v before the receipt was answered, want nothing", o.Header().ID)
+	}
+	nack := pdu.NewDeliverSMRespSeq(p.Header().Seq)
+	nack.Header().Status = 0x08
+	c.send(nack)
+	r := c.read()
+	if r.Header().ID != pdu.SubmitSMRespID || r.Header().Seq != seq || r.Fields()[pdufield.MessageID].String() != "0000000001" {
+		t.Fatalf("got %v seq %d, want the submit_sm_resp of seq %d with id 0000000001", r.Header().ID, r.Header().Seq, seq)
+	}
+	if st := s.Stats(); st.Accepted != 1 || st.ReceiptsSent != 1 || st.ReceiptsNacked != 1 {
+		t.Errorf("Stats: got %+v", st)
+	}
+
+	tx := dial(t, s) // a transmitter: no session of sys can take a receipt now but c
+	c.send(pdu.NewUnbind())
+	if p := c.read(); p.Header().ID != pdu.UnbindRespID {
+		t.Fatalf("got %v, want UnbindResp", p.Header().ID)
+	}
+	c.expectEOF()
+	if st := tx.bind(pdu.NewBindTransmitter(), "sys", "secret"); st != 0 {
+		t.Fatalf("bind: %#x", st)
+	}
+	if st, id := tx.submit(sm{text: pdutext.GSM7("x"), registered: 1}); st != 0 || id != "0000000002" {
+		t.Fatalf("submit through a transmitter: got %#x %q, want its response at once", st, id)
+	}
+}
+
 func TestServer_ReceiptRequeuedAfterDrop(t *testing.T) {
 	s := newServer(t, smsc.Options{ReceiptDelay: time.Millisecond})
 	c := bound(t, s)
