@@ -111,6 +111,34 @@ func testRetryUndelivered(t *testing.T, optsA smsc.Options) {
 	}
 }
 
+// TestGateway_RetryAfterLateAck: carrier a answers the submit after
+// submit_timeout (409, outcome unknown) and sends its UNDELIV receipt
+// before that answer. The receipt is kept pending, the late ack applies
+// it, and the code, still live, goes once through b.
+func TestGateway_RetryAfterLateAck(t *testing.T) {
+	simA := startSim(t, smsc.Options{ReceiptState: "UNDELIV", ReceiptFirst: true})
+	simB := startSim(t, smsc.Options{})
+	cfg := retryConfig(t, simA, simB)
+	cfg.SubmitTimeout = daemon.Duration(300 * time.Millisecond)
+	g := startGateway(t, cfg)
+	waitCarrierBound(t, g, "a")
+	waitCarrierBound(t, g, "b")
+	simA.SetAckDelay(800 * time.Millisecond)
+	if code, body := send(t, g, "+91-9876543210"); code != 409 {
+		t.Fatalf("send: got %d %s, want 409", code, body)
+	}
+	first := codeFor(t, simA, "919876543210", 1)
+	if again := codeFor(t, simB, "919876543210", 1); again != first {
+		t.Fatal("the retry carried another code than the one sent first")
+	}
+	if code, body := verify(t, g, "+91-9876543210", first); code != 200 {
+		t.Fatalf("verify: got %d %s", code, body)
+	}
+	if n := len(simB.Messages()) + len(simA.Messages()); n != 2 {
+		t.Fatalf("%d SMS in all, want 2 (one retry)", n)
+	}
+}
+
 // TestGateway_NoRetry: no retry when retry_undelivered is off, nor when
 // the code was verified before the failure's receipt came.
 func TestGateway_NoRetry(t *testing.T) {

@@ -38,20 +38,27 @@ func (d *Server) runLateAcks(ctx context.Context, rs otp.ReceiptStore) {
 		case <-ctx.Done():
 			return
 		case a := <-d.lateAcks:
-			err := rs.RecordLateAck(ctx, a)
+			msg, changed, err := rs.RecordLateAck(ctx, a)
 			for try := 1; errors.Is(err, otp.ErrRequestNotFound) && try < lateAckTries; try++ {
 				select {
 				case <-ctx.Done():
 					return
 				case <-time.After(lateAckRetry):
 				}
-				err = rs.RecordLateAck(ctx, a)
+				msg, changed, err = rs.RecordLateAck(ctx, a)
 			}
 			if err != nil {
 				d.log.Warn("late submit ack not recorded", keyCarrier, a.Carrier, keyRequestID, a.RequestID, keyError, err)
 				continue
 			}
 			d.log.Info("late submit ack recorded", keyCarrier, a.Carrier, keyRequestID, a.RequestID, keyPart, a.Part)
+			// A failure receipt that came before the ack was kept pending
+			// and applied now: retried as if it had come after.
+			if st, _, _ := msg.Summary(); changed && st.Failed() {
+				if svc := d.svc.Load(); svc != nil {
+					svc.RetryFailed(msg)
+				}
+			}
 		}
 	}
 }

@@ -57,9 +57,11 @@ type ReceiptStore interface {
 	MarkVerified(ctx context.Context, requestID string) error
 	// RecordLateAck gives a message whose send ended without an answer
 	// (ErrOutcomeUnknown) the carrier's message id that came later, so
-	// that its receipt matches. It returns ErrRequestNotFound while the
+	// that its receipt matches, and applies a receipt that came before.
+	// It returns the message as stored and whether this call changed its
+	// delivery state (Message.Summary), or ErrRequestNotFound while the
 	// message is not stored yet.
-	RecordLateAck(ctx context.Context, a Ack) error
+	RecordLateAck(ctx context.Context, a Ack) (msg Message, changed bool, err error)
 	// RecordRetry makes a the current attempt of the message of requestID,
 	// keeping the one it replaces in Earlier, indexes a's parts and applies
 	// receipts that came before. It returns the message as stored, or

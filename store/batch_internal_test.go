@@ -140,7 +140,8 @@ func TestBatch_Interleaved(t *testing.T) {
 		{"right", func() error { return db.UpdateOTP(ctx, "c/1", guess(true)) }},
 		{"rightAgain", func() error { return db.UpdateOTP(ctx, "c/1", guess(true)) }},
 		{"lateAckUnknown", func() error {
-			return db.RecordLateAck(ctx, otp.Ack{RequestID: "nope", Carrier: "a", MessageID: "1", Parts: 1})
+			_, _, err := db.RecordLateAck(ctx, otp.Ack{RequestID: "nope", Carrier: "a", MessageID: "1", Parts: 1})
+			return err
 		}},
 		{"send2", func() error {
 			_, err := db.SaveSend(ctx, "c/2", otp.Message{RequestID: "r2", Carrier: "a",

@@ -290,12 +290,17 @@ func (db *DB) Message(ctx context.Context, requestID string) (otp.Message, error
 // its receipt matches) and applies a receipt that came before. A message
 // that went out through another carrier (the late ack is of a copy sent
 // before a failover), or whose part already has an id, is left unchanged.
-// It returns otp.ErrRequestNotFound while the message is not saved yet.
-func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
+// It returns the message as stored and whether its delivery state changed,
+// or otp.ErrRequestNotFound while the message is not saved yet.
+func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) (otp.Message, bool, error) {
 	if a.Part < 0 || a.Part >= a.Parts || a.Parts > 255 || a.MessageID == "" {
-		return fmt.Errorf("store: late ack: bad part %d/%d", a.Part, a.Parts)
+		return otp.Message{}, false, fmt.Errorf("store: late ack: bad part %d/%d", a.Part, a.Parts)
 	}
-	var applied []string // pending keys applied (and deleted) by the last run
+	var (
+		stored  otp.Message
+		changed bool
+		applied []string // pending keys applied (and deleted) by the last run
+	)
 	err := db.update(ctx, func(txn *badger.Txn) error {
 		applied = applied[:0]
 		k := prefixMessage + a.RequestID
@@ -303,6 +308,7 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 		if err != nil {
 			return err
 		}
+		stored, changed = m, false
 		if m.Carrier == "" && len(m.Parts) == 0 {
 			m.Carrier = a.Carrier
 			m.Parts = make([]otp.Part, a.Parts)
@@ -327,15 +333,17 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 		one := m
 		one.Parts = make([]otp.Part, len(m.Parts))
 		one.Parts[a.Part] = m.Parts[a.Part]
+		now, _, _ := m.Summary()
+		stored, changed = m, now != prev
 		return indexMessage(txn, one, expires)
 	})
 	if err != nil {
-		return fmt.Errorf("store: late ack: %w", err)
+		return otp.Message{}, false, fmt.Errorf("store: late ack: %w", err)
 	}
 	for _, k := range applied { // committed: gone from disk
 		db.pending.forget(k)
 	}
-	return nil
+	return stored, changed, nil
 }
 
 // RecordRetry implements otp.ReceiptStore.

@@ -492,11 +492,12 @@ func (db *DB) expiry(ctx context.Context, key string) time.Time {
 // the message of a.RequestID the carrier's message id, indexes it (so that
 // its receipt matches) and applies a receipt that came before. A message
 // that went out through another carrier, or whose part already has an id,
-// is left unchanged. It returns otp.ErrRequestNotFound while the message is
+// is left unchanged. It returns the message as stored and whether its
+// delivery state changed, or otp.ErrRequestNotFound while the message is
 // not saved yet.
-func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
+func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) (otp.Message, bool, error) {
 	if a.Part < 0 || a.Part >= a.Parts || a.Parts > 255 || a.MessageID == "" {
-		return fmt.Errorf("redisstore: late ack: bad part %d/%d", a.Part, a.Parts)
+		return otp.Message{}, false, fmt.Errorf("redisstore: late ack: bad part %d/%d", a.Part, a.Parts)
 	}
 	m, _, changed, err := db.updateMessage(ctx, a.RequestID, func(m *otp.Message) (bool, bool) {
 		if m.Carrier == "" && len(m.Parts) == 0 {
@@ -513,15 +514,18 @@ func (db *DB) RecordLateAck(ctx context.Context, a otp.Ack) error {
 		return true, true
 	})
 	if err != nil {
-		return fmt.Errorf("redisstore: late ack: %w", err)
+		return otp.Message{}, false, fmt.Errorf("redisstore: late ack: %w", err)
 	}
 	if !changed {
-		return nil
+		return m, false, nil
 	}
-	if _, err := db.indexParts(ctx, m, []int{a.Part}, db.expiry(ctx, db.messageKey(a.RequestID))); err != nil {
-		return fmt.Errorf("redisstore: late ack: %w", err)
+	prev, _, _ := m.Summary()
+	stored, err := db.indexParts(ctx, m, []int{a.Part}, db.expiry(ctx, db.messageKey(a.RequestID)))
+	if err != nil {
+		return otp.Message{}, false, fmt.Errorf("redisstore: late ack: %w", err)
 	}
-	return nil
+	now, _, _ := stored.Summary()
+	return stored, now != prev, nil
 }
 
 // RecordRetry implements otp.ReceiptStore.

@@ -47,7 +47,7 @@ func testMessageNotFound(t *testing.T, e *env) {
 	if m, err := e.b.Message(ctx, "nope"); !errors.Is(err, otp.ErrRequestNotFound) {
 		t.Fatalf("Message after MarkVerified of an unknown id: got %+v, %v, want ErrRequestNotFound", m, err)
 	}
-	if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "nope", Carrier: "a", MessageID: "1", Parts: 1}); !errors.Is(err, otp.ErrRequestNotFound) {
+	if _, _, err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "nope", Carrier: "a", MessageID: "1", Parts: 1}); !errors.Is(err, otp.ErrRequestNotFound) {
 		t.Fatalf("RecordLateAck: got %v, want ErrRequestNotFound", err)
 	}
 	a := otp.Attempt{Carrier: "b", Parts: []otp.Part{{MessageID: "2", State: otp.StateAccepted}}, SubmittedAt: e.clk.now()}
@@ -392,15 +392,22 @@ func testLateAck(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.send(t, Message("r1", "")) // no carrier, no parts
 	e.pending(t, otp.Receipt{Carrier: "a", MessageID: "B2", State: otp.StateDelivered, Error: "000"})
+	var got otp.Message
 	for i, id := range []string{"A1", "B2"} {
-		if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r1", Carrier: "a", MessageID: id, Part: i, Parts: 2}); err != nil {
+		m, changed, err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r1", Carrier: "a", MessageID: id, Part: i, Parts: 2})
+		if err != nil {
 			t.Fatalf("RecordLateAck %s: %v", id, err)
 		}
+		if changed {
+			t.Fatalf("RecordLateAck %s: changed, want the message still ACCEPTED (part 0 in flight)", id)
+		}
+		got = m
 	}
 	m := e.message(t, "r1")
 	want := Message("r1", "a", "A1", "B2")
 	want.Parts[1].State, want.Parts[1].Error = otp.StateDelivered, "000"
 	sameMessage(t, m, want)
+	sameMessage(t, got, want) // as it returned it
 	if cbs := e.dueNow(t); len(cbs) != 0 {
 		t.Fatalf("got %d callbacks while part 1 is in flight, want 0", len(cbs))
 	}
@@ -415,19 +422,23 @@ func testLateAck(t *testing.T, e *env) {
 	// callback.
 	e.send(t, Message("r2", ""))
 	e.pending(t, otp.Receipt{Carrier: "a", MessageID: "C1", State: otp.StateUndeliverable, Error: "011"})
-	if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r2", Carrier: "a", MessageID: "C1", Parts: 1}); err != nil {
+	m2, changed, err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r2", Carrier: "a", MessageID: "C1", Parts: 1})
+	if err != nil {
 		t.Fatalf("RecordLateAck: %v", err)
 	}
-	var got []otp.Callback
+	if st, _, _ := m2.Summary(); !changed || st != otp.StateUndeliverable || m2.RequestID != "r2" {
+		t.Fatalf("RecordLateAck: got %s %+v changed %v, want r2 UNDELIVERABLE and changed", st, m2, changed)
+	}
+	var cbs []otp.Callback
 	for _, cb := range e.dueNow(t) {
 		if cb.RequestID == "r2" {
-			got = append(got, cb)
+			cbs = append(cbs, cb)
 		}
 	}
-	if len(got) != 1 {
-		t.Fatalf("got %d callbacks of r2, want 1", len(got))
+	if len(cbs) != 1 {
+		t.Fatalf("got %d callbacks of r2, want 1", len(cbs))
 	}
-	sameCallback(t, got[0], otp.NewCallback(e.message(t, "r2"), got[0].ID, e.clk.now()))
+	sameCallback(t, cbs[0], otp.NewCallback(e.message(t, "r2"), cbs[0].ID, e.clk.now()))
 
 	// The first part's failure decides the message: the late ack of the
 	// second part, which leaves the state as it was, queues nothing more.
@@ -435,8 +446,12 @@ func testLateAck(t *testing.T, e *env) {
 	e.send(t, Message("r3", ""))
 	e.pending(t, otp.Receipt{Carrier: "a", MessageID: "D1", State: otp.StateRejected})
 	for i, id := range []string{"D1", "D2"} {
-		if err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r3", Carrier: "a", MessageID: id, Part: i, Parts: 2}); err != nil {
+		_, changed, err := e.b.RecordLateAck(ctx, otp.Ack{RequestID: "r3", Carrier: "a", MessageID: id, Part: i, Parts: 2})
+		if err != nil {
 			t.Fatalf("RecordLateAck %s: %v", id, err)
+		}
+		if changed != (i == 0) {
+			t.Fatalf("RecordLateAck %s: changed %v, want %v (only the first part's failure changes the state)", id, changed, i == 0)
 		}
 	}
 	if cb := only(t, e.dueNow(t)); cb.RequestID != "r3" || cb.State != otp.StateRejected {
@@ -454,9 +469,14 @@ func testLateAckUnchanged(t *testing.T, e *env) {
 		{RequestID: "r1", Carrier: "a", MessageID: "X", Parts: 1},
 		{RequestID: "r1", Carrier: "b", MessageID: "X", Parts: 1},
 	} {
-		if err := e.b.RecordLateAck(ctx, a); err != nil {
+		m, changed, err := e.b.RecordLateAck(ctx, a)
+		if err != nil {
 			t.Fatalf("RecordLateAck %+v: %v", a, err)
 		}
+		if changed {
+			t.Fatalf("RecordLateAck %+v: changed", a)
+		}
+		sameMessage(t, m, want)
 		sameMessage(t, e.message(t, "r1"), want)
 	}
 	if _, matched, _ := e.apply(t, otp.Receipt{Carrier: "a", MessageID: "X", State: otp.StateDelivered}); matched {
@@ -468,7 +488,7 @@ func testLateAckUnchanged(t *testing.T, e *env) {
 		{RequestID: "r2", Carrier: "a", MessageID: "X", Part: -1, Parts: 2},
 		{RequestID: "r2", Carrier: "a", MessageID: "", Part: 0, Parts: 1},
 	} {
-		if err := e.b.RecordLateAck(ctx, a); err == nil {
+		if _, _, err := e.b.RecordLateAck(ctx, a); err == nil {
 			t.Fatalf("RecordLateAck %+v: got nil error", a)
 		}
 	}
