@@ -242,7 +242,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	g.Go(func() error { d.notify.Run(gctx, db.Live); return nil })
 	startCallbacks(gctx, g, db, svc, d.log, d.Metrics)
 	g.Go(func() error { limiter.Run(gctx, time.Minute); return nil })
-	g.Go(func() error { d.runLateAcks(gctx, db); return nil })
+	g.Go(func() error { d.runLateAcks(gctx, d.receipts); return nil })
 	if adminSrv != nil {
 		g.Go(func() error { return serveAdmin(adminSrv, adminLn) })
 	}

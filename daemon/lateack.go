@@ -32,33 +32,26 @@ func (d *Server) lateAck(a smpp.LateAck) {
 }
 
 // runLateAcks records queued late acknowledgements until ctx ends.
-func (d *Server) runLateAcks(ctx context.Context, rs otp.ReceiptStore) {
+func (d *Server) runLateAcks(ctx context.Context, rs *otp.Receipts) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case a := <-d.lateAcks:
-			msg, changed, err := rs.RecordLateAck(ctx, a)
+			err := rs.RecordLateAck(ctx, a)
 			for try := 1; errors.Is(err, otp.ErrRequestNotFound) && try < lateAckTries; try++ {
 				select {
 				case <-ctx.Done():
 					return
 				case <-time.After(lateAckRetry):
 				}
-				msg, changed, err = rs.RecordLateAck(ctx, a)
+				err = rs.RecordLateAck(ctx, a)
 			}
 			if err != nil {
 				d.log.Warn("late submit ack not recorded", keyCarrier, a.Carrier, keyRequestID, a.RequestID, keyError, err)
 				continue
 			}
 			d.log.Info("late submit ack recorded", keyCarrier, a.Carrier, keyRequestID, a.RequestID, keyPart, a.Part)
-			// A failure receipt that came before the ack was kept pending
-			// and applied now: retried as if it had come after.
-			if st, _, _ := msg.Summary(); changed && st.Failed() {
-				if svc := d.svc.Load(); svc != nil {
-					svc.RetryFailed(msg)
-				}
-			}
 		}
 	}
 }

@@ -16,8 +16,9 @@ type Receipts struct {
 	// nobody sent): for a metric.
 	Unmatched func(carrier string)
 	// Failed, when set, is called with a message that a receipt just made
-	// UNDELIVERABLE, EXPIRED or REJECTED (for Service.RetryFailed). It must
-	// not block.
+	// UNDELIVERABLE, EXPIRED or REJECTED, whether it came after its message
+	// was saved (HandleReceipt) or before a late ack (RecordLateAck): for
+	// Service.RetryFailed. It must not block.
 	Failed func(Message)
 }
 
@@ -36,11 +37,7 @@ func (h *Receipts) HandleReceipt(ctx context.Context, r Receipt) error {
 	if err != nil {
 		return err
 	}
-	if changed && h.Failed != nil {
-		if st, _, _ := msg.Summary(); st.Failed() {
-			h.Failed(msg)
-		}
-	}
+	h.failed(msg, changed)
 	if !matched {
 		h.log.Debug("receipt matches no message yet: kept pending", keyCarrier, r.Carrier, keyMessageID, r.MessageID)
 		if h.Unmatched != nil {
@@ -48,4 +45,27 @@ func (h *Receipts) HandleReceipt(ctx context.Context, r Receipt) error {
 		}
 	}
 	return nil
+}
+
+// RecordLateAck records a carrier's late acknowledgement
+// (ReceiptStore.RecordLateAck). A failure receipt that came before it, kept
+// pending and applied now, goes to Failed as HandleReceipt's would.
+func (h *Receipts) RecordLateAck(ctx context.Context, a Ack) error {
+	msg, changed, err := h.store.RecordLateAck(ctx, a)
+	if err != nil {
+		return err
+	}
+	h.failed(msg, changed)
+	return nil
+}
+
+// failed hands msg to Failed when changed made it UNDELIVERABLE, EXPIRED or
+// REJECTED.
+func (h *Receipts) failed(msg Message, changed bool) {
+	if !changed || h.Failed == nil {
+		return
+	}
+	if st, _, _ := msg.Summary(); st.Failed() {
+		h.Failed(msg)
+	}
 }
