@@ -239,8 +239,10 @@ func Open(dir string, opts Options) (*DB, error) {
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(128 << 20).
 		WithNumCompactors(2).
+		// Not WithLoggingLevel: it replaces the logger with badger's own,
+		// which writes plain text to stderr; badgerLogger drops what is
+		// below a warning itself.
 		WithLogger(badgerLogger{lg}).
-		WithLoggingLevel(badger.WARNING).
 		WithMetricsEnabled(false). // its expvar counters cost every read and write; nothing reads them
 		// Every transaction that writes is the writer goroutine's, one
 		// after the other (batch.go), and value-log GC writes around
