@@ -67,8 +67,9 @@ type Options struct {
 	// Codes returns the code last sent to a number, given as the E.164
 	// digits the carrier sees ("919000000001"); nil skips the verify phase.
 	Codes func(e164 string) (code string, ok bool)
-	// Client makes the requests; nil means a client that keeps one
-	// connection per concurrent request.
+	// Client makes the requests; nil means the tool's own HTTP/1.1
+	// client (wire.go) for a plain http URL, which keeps one connection
+	// per concurrent request, and net/http's otherwise.
 	Client *http.Client
 	// Stretch, when > 0, runs the sends (Count of them) in stretches of
 	// this many and reports each: a soak shows whether rate, latency and
@@ -81,6 +82,8 @@ type Options struct {
 	// DataDir is the gateway's data_dir, measured after each stretch; ""
 	// skips it.
 	DataDir string
+
+	wire *wireClient // set by normalize when Client is nil and URL is plain http
 }
 
 // Run sends Count (or for Duration) OTPs to distinct numbers, then verifies
@@ -91,6 +94,9 @@ type Options struct {
 func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 	if err := cfg.normalize(); err != nil {
 		return Report{}, err
+	}
+	if cfg.wire != nil {
+		defer cfg.wire.close()
 	}
 	var rep Report
 	// The sends that got 200, by index: ints, which the GC does not scan,
@@ -108,7 +114,7 @@ func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 	}
 	send := func(i int) (int, bool) {
 		number := numberAt(i)
-		st := post(ctx, cfg.Client, cfg.URL+sendPath, cfg.APIKey, sendBody(number))
+		st := cfg.post(ctx, sendPath, cfg.APIKey, sendBody(number))
 		if st == http.StatusOK {
 			sentMu.Lock()
 			sent = append(sent, i)
@@ -140,7 +146,7 @@ func Run(ctx context.Context, cfg Options, out io.Writer) (Report, error) {
 		}
 		body := fmt.Appendf(nil, `{"clientId":%s,"phoneNumber":%s,"otp":%s}`,
 			strconv.Quote(cfg.ClientID), strconv.Quote(number), strconv.Quote(code))
-		return post(ctx, cfg.Client, cfg.URL+verifyPath, cfg.APIKey, body), true
+		return cfg.post(ctx, verifyPath, cfg.APIKey, body), true
 	})
 	rep.Verify.NoCode = int(noCode.Load())
 	if _, cpu := gatewayProcess(ctx, cfg); cpu > cpu0 {
@@ -186,6 +192,10 @@ func (c *Options) normalize() error {
 	}
 	c.First = (c.First%numberSpace + numberSpace) % numberSpace
 	if c.Client == nil {
+		if w, err := newWireClient(c.URL, c.Concurrency); err == nil {
+			c.wire = w
+			return nil
+		}
 		c.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: c.Concurrency, MaxConnsPerHost: c.Concurrency, DisableCompression: true}}
 	}
@@ -262,6 +272,15 @@ func (p *Phase) setLatencies(all []time.Duration) {
 	p.PerSecond = float64(p.Requests) / p.Elapsed.Seconds()
 	q := func(f float64) time.Duration { return all[int(f*float64(len(all)-1))] }
 	p.P50, p.P90, p.P99, p.Max = q(0.50), q(0.90), q(0.99), all[len(all)-1]
+}
+
+// post makes one request to the gateway's path and returns its HTTP
+// status, or 0 when there was no answer.
+func (c *Options) post(ctx context.Context, path, key string, body []byte) int {
+	if c.wire != nil {
+		return c.wire.post(ctx, path, key, body)
+	}
+	return post(ctx, c.Client, c.URL+path, key, body)
 }
 
 // post makes one request and returns its HTTP status, or 0 when there was
