@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -141,25 +142,29 @@ func TestRun_Report(t *testing.T) {
 	ctx := context.Background()
 	waitBound(t, sim)
 
-	t.Run("OK", func(t *testing.T) {
-		var out bytes.Buffer
-		rep, err := loadtest.Run(ctx, loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey,
-			Count: 100, Concurrency: 8, Codes: hs.Code, TextID: "8"}, &out)
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		for _, p := range []loadtest.Phase{rep.Send, rep.Verify} {
-			if p.Requests != 100 || p.OK != 100 || p.Statuses[200] != 100 || p.Errors() != 0 {
-				t.Errorf("%s: got %d requests, %d ok, statuses %v; want 100 all 200", p.Name, p.Requests, p.OK, p.Statuses)
+	// The tool's own HTTP client (the default for a plain http URL), and
+	// net/http's when one is given.
+	for name, client := range map[string]*http.Client{"OK": nil, "OK_NetHTTP": {Timeout: 30 * time.Second}} {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			rep, err := loadtest.Run(ctx, loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: loadtest.DefaultAPIKey,
+				Count: 100, Concurrency: 8, Codes: hs.Code, TextID: "8", Client: client}, &out)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
 			}
-			if !(p.P50 > 0 && p.P50 <= p.P90 && p.P90 <= p.P99 && p.P99 <= p.Max) || p.PerSecond <= 0 {
-				t.Errorf("%s: quantiles out of order: %+v", p.Name, p)
+			for _, p := range []loadtest.Phase{rep.Send, rep.Verify} {
+				if p.Requests != 100 || p.OK != 100 || p.Statuses[200] != 100 || p.Errors() != 0 {
+					t.Errorf("%s: got %d requests, %d ok, statuses %v; want 100 all 200", p.Name, p.Requests, p.OK, p.Statuses)
+				}
+				if !(p.P50 > 0 && p.P50 <= p.P90 && p.P90 <= p.P99 && p.P99 <= p.Max) || p.PerSecond <= 0 {
+					t.Errorf("%s: quantiles out of order: %+v", p.Name, p)
+				}
 			}
-		}
-		if !strings.Contains(out.String(), "phase") {
-			t.Errorf("no table in output:\n%s", out.String())
-		}
-	})
+			if !strings.Contains(out.String(), "phase") {
+				t.Errorf("no table in output:\n%s", out.String())
+			}
+		})
+	}
 
 	t.Run("WrongKey", func(t *testing.T) {
 		rep, err := loadtest.Run(ctx, loadtest.Options{URL: url, ClientID: loadtest.DefaultClientID, APIKey: "nope",

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -32,7 +33,8 @@ const wireTimeout = 30 * time.Second
 // so that no request is written to a connection the server is closing.
 const wireIdle = 10 * time.Second
 
-// maxWireHeader bounds a response's header, as net/http's client does.
+// maxWireHeader bounds a response's header (each line must also fit the
+// connection's 4 KiB buffer).
 const maxWireHeader = 1 << 20
 
 // errWire is a response the wire client cannot read.
@@ -51,8 +53,16 @@ type wireConn struct {
 	c    net.Conn
 	br   *bufio.Reader
 	buf  []byte    // the request being written
-	used time.Time // when its last answer was read
+	used time.Time // when its last answer was read; zero until then
 }
+
+// errStale is a reused connection that the server had closed: the request
+// was not written whole, or the connection ended (or was reset) before an
+// answer's first line.
+var errStale = errors.New("loadtest: kept-alive connection closed by the server")
+
+// errNoAnswer is a connection that failed before an answer's first line.
+var errNoAnswer = errors.New("loadtest: no answer")
 
 // newWireClient returns a client for base (http://host[:port]) that keeps
 // up to conns idle connections, or an error for a URL it cannot speak to
@@ -73,13 +83,23 @@ func newWireClient(base string, conns int) (*wireClient, error) {
 }
 
 // post sends body to path with the API key and returns the answer's
-// status, or 0 when there was none (the connection is then dropped).
+// status, or 0 when there was none (the connection is then dropped). A
+// kept-alive connection that the server closed while it sat idle is
+// replaced and the request sent again on a new one, once: the server read
+// nothing of it (net/http's client drops such connections as they close).
 func (w *wireClient) post(ctx context.Context, path, key string, body []byte) int {
 	c, err := w.get(ctx)
 	if err != nil {
 		return 0
 	}
 	st, keep, err := c.roundTrip(ctx, w.host, path, key, body)
+	if errors.Is(err, errStale) {
+		c.c.Close()
+		if c, err = w.dial(ctx); err != nil {
+			return 0
+		}
+		st, keep, err = c.roundTrip(ctx, w.host, path, key, body)
+	}
 	if err != nil || !keep {
 		c.c.Close()
 		if err != nil {
@@ -108,13 +128,18 @@ func (w *wireClient) get(ctx context.Context) (*wireConn, error) {
 			continue
 		default:
 		}
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", w.addr)
-		if err != nil {
-			return nil, err
-		}
-		return &wireConn{c: nc, br: bufio.NewReaderSize(nc, 4096)}, nil
+		return w.dial(ctx)
 	}
+}
+
+// dial opens a new connection.
+func (w *wireClient) dial(ctx context.Context) (*wireConn, error) {
+	d := net.Dialer{Timeout: wireTimeout}
+	nc, err := d.DialContext(ctx, "tcp", w.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &wireConn{c: nc, br: bufio.NewReaderSize(nc, 4096)}, nil
 }
 
 // close closes the idle connections.
@@ -130,8 +155,13 @@ func (w *wireClient) close() {
 }
 
 // roundTrip writes one request and reads its answer whole. keep says
-// whether the connection can carry another.
+// whether the connection can carry another. On a reused connection, a
+// write refused by the peer (EPIPE, ECONNRESET), or an end or reset before
+// the answer's first line, is errStale.
 func (c *wireConn) roundTrip(ctx context.Context, host, path, key string, body []byte) (status int, keep bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
 	deadline := time.Now().Add(wireTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -140,7 +170,14 @@ func (c *wireConn) roundTrip(ctx context.Context, host, path, key string, body [
 		return 0, false, err
 	}
 	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer func() {
+		if !stop() && err == nil {
+			// ctx ended as the answer came: the deadline may be set in
+			// the past at any moment, so the connection cannot be reused.
+			keep = false
+		}
+	}()
+	reused := !c.used.IsZero()
 	b := c.buf[:0]
 	b = append(b, "POST "...)
 	b = append(b, path...)
@@ -154,17 +191,25 @@ func (c *wireConn) roundTrip(ctx context.Context, host, path, key string, body [
 	b = append(b, body...)
 	c.buf = b
 	if _, err := c.c.Write(b); err != nil {
+		if reused && ctx.Err() == nil && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+			return 0, false, errStale
+		}
 		return 0, false, err
 	}
-	return readResponse(c.br)
+	status, keep, err = readResponse(c.br)
+	if reused && ctx.Err() == nil && errors.Is(err, errNoAnswer) && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		err = errStale
+	}
+	return status, keep, err
 }
 
 // readResponse reads one HTTP/1.1 response from br and discards its body:
-// by Content-Length, chunked, or up to the end of the connection.
+// by Content-Length, chunked, or up to the end of the connection. An error
+// before the answer's first line is whole wraps errNoAnswer.
 func readResponse(br *bufio.Reader) (status int, keep bool, err error) {
 	line, err := readLine(br)
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
 	// "HTTP/1.1 200 OK"
 	proto, rest, ok := bytes.Cut(line, []byte(" "))
@@ -197,7 +242,7 @@ func readResponse(br *bufio.Reader) (status int, keep bool, err error) {
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || (length >= 0 && n != length) {
+			if err != nil || len(value) == 0 || value[0] < '0' || value[0] > '9' || (length >= 0 && n != length) {
 				return 0, false, errWire
 			}
 			length = n
@@ -207,8 +252,10 @@ func readResponse(br *bufio.Reader) (status int, keep bool, err error) {
 			}
 			chunked = true
 		case bytes.EqualFold(name, []byte("Connection")):
-			if bytes.EqualFold(value, []byte("close")) {
-				keep = false
+			for tok := range bytes.SplitSeq(value, []byte(",")) {
+				if bytes.EqualFold(bytes.TrimSpace(tok), []byte("close")) {
+					keep = false
+				}
 			}
 		}
 	}
