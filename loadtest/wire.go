@@ -56,12 +56,8 @@ type wireConn struct {
 	used time.Time // when its last answer was read; zero until then
 }
 
-// errStale is a reused connection that the server had closed: the request
-// was not written whole, or the connection ended (or was reset) before an
-// answer's first line.
-var errStale = errors.New("loadtest: kept-alive connection closed by the server")
-
-// errNoAnswer is a connection that failed before an answer's first line.
+// errNoAnswer is a connection that failed before an answer's first line:
+// the request could not be written, or nothing came back.
 var errNoAnswer = errors.New("loadtest: no answer")
 
 // newWireClient returns a client for base (http://host[:port]) that keeps
@@ -93,27 +89,36 @@ func (w *wireClient) post(ctx context.Context, path, key string, body []byte) in
 		return 0
 	}
 	st, keep, err := c.roundTrip(ctx, w.host, path, key, body)
-	if errors.Is(err, errStale) {
+	if !c.used.IsZero() && stale(ctx, err) {
 		c.c.Close()
 		if c, err = w.dial(ctx); err != nil {
 			return 0
 		}
 		st, keep, err = c.roundTrip(ctx, w.host, path, key, body)
 	}
-	if err != nil || !keep {
-		c.c.Close()
-		if err != nil {
-			return 0
+	if err != nil {
+		st, keep = 0, false
+	}
+	// Once ctx has ended, its AfterFunc may set a past deadline on the
+	// connection at any moment: it is not reused.
+	if keep && ctx.Err() == nil {
+		c.used = time.Now()
+		select {
+		case w.idle <- c:
+			return st
+		default:
 		}
-		return st
 	}
-	c.used = time.Now()
-	select {
-	case w.idle <- c:
-	default:
-		c.c.Close()
-	}
+	c.c.Close()
 	return st
+}
+
+// stale says whether err, from a kept-alive connection, is the server
+// having closed it while it sat idle: the write refused, or the end (or a
+// reset) before any answer. The server then read none of the request.
+func stale(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && errors.Is(err, errNoAnswer) &&
+		(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 // get takes an idle connection that is still fresh, or dials one.
@@ -155,29 +160,18 @@ func (w *wireClient) close() {
 }
 
 // roundTrip writes one request and reads its answer whole. keep says
-// whether the connection can carry another. On a reused connection, a
-// write refused by the peer (EPIPE, ECONNRESET), or an end or reset before
-// the answer's first line, is errStale.
+// whether the connection can carry another. An error before the answer's
+// first line (the write's included) wraps errNoAnswer. The request ends
+// at wireTimeout, or when ctx does (its deadline included).
 func (c *wireConn) roundTrip(ctx context.Context, host, path, key string, body []byte) (status int, keep bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
-	deadline := time.Now().Add(wireTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := c.c.SetDeadline(deadline); err != nil {
+	if err := c.c.SetDeadline(time.Now().Add(wireTimeout)); err != nil {
 		return 0, false, err
 	}
 	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
-	defer func() {
-		if !stop() && err == nil {
-			// ctx ended as the answer came: the deadline may be set in
-			// the past at any moment, so the connection cannot be reused.
-			keep = false
-		}
-	}()
-	reused := !c.used.IsZero()
+	defer stop()
 	b := c.buf[:0]
 	b = append(b, "POST "...)
 	b = append(b, path...)
@@ -191,16 +185,9 @@ func (c *wireConn) roundTrip(ctx context.Context, host, path, key string, body [
 	b = append(b, body...)
 	c.buf = b
 	if _, err := c.c.Write(b); err != nil {
-		if reused && ctx.Err() == nil && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
-			return 0, false, errStale
-		}
-		return 0, false, err
+		return 0, false, fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
-	status, keep, err = readResponse(c.br)
-	if reused && ctx.Err() == nil && errors.Is(err, errNoAnswer) && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-		err = errStale
-	}
-	return status, keep, err
+	return readResponse(c.br)
 }
 
 // readResponse reads one HTTP/1.1 response from br and discards its body:
@@ -217,7 +204,8 @@ func readResponse(br *bufio.Reader) (status int, keep bool, err error) {
 		return 0, false, errWire
 	}
 	status, err = strconv.Atoi(string(rest[:3]))
-	if err != nil || status < 100 || (len(rest) > 3 && rest[3] != ' ') {
+	// 1xx too: the tool asks for no 100-continue or upgrade.
+	if err != nil || status < 200 || (len(rest) > 3 && rest[3] != ' ') {
 		return 0, false, errWire
 	}
 	keep = string(proto) == "HTTP/1.1"
@@ -260,10 +248,7 @@ func readResponse(br *bufio.Reader) (status int, keep bool, err error) {
 		}
 	}
 	switch {
-	case status < 200 || status == http.StatusNoContent || status == http.StatusNotModified:
-		if status < 200 {
-			return 0, false, errWire // the tool asks for no 100-continue or upgrade
-		}
+	case status == http.StatusNoContent || status == http.StatusNotModified:
 		return status, keep, nil
 	case chunked:
 		if length >= 0 {
