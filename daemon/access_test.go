@@ -52,14 +52,7 @@ func failUntil429(tb testing.TB, g *gateway, xff string, max int) int {
 // requestLines returns the daemon's "request" log lines.
 func requestLines(tb testing.TB) []map[string]any {
 	tb.Helper()
-	s, ok := sinks.Load(tb)
-	if !ok {
-		tb.Fatal("no log sink")
-	}
-	sink := s.(*logSink)
-	sink.mu.Lock()
-	text := sink.buf.String()
-	sink.mu.Unlock()
+	text := logsOf(tb)
 	var out []map[string]any
 	for _, l := range strings.Split(text, "\n") {
 		var m map[string]any

@@ -35,10 +35,22 @@ func (s *logSink) forbid(secret string) {
 
 var sinks sync.Map // testing.TB -> *logSink
 
-func testLogger(tb testing.TB) *slog.Logger {
-	sink := &logSink{secrets: []string{keyA, keyB, "pw-a"}}
-	sinks.Store(tb, sink)
+// sinkFor returns tb's log sink, made on first use with its check at
+// cleanup: every line JSON, no forbidden secret in any. forbidInLogs may
+// come before the gateway starts, and every gateway a test starts writes
+// to the one sink, so a secret forbidden at any point is checked in all
+// their lines.
+func sinkFor(tb testing.TB) *logSink {
+	if s, ok := sinks.Load(tb); ok {
+		return s.(*logSink)
+	}
+	s, loaded := sinks.LoadOrStore(tb, &logSink{secrets: []string{keyA, keyB, "pw-a"}})
+	sink := s.(*logSink)
+	if loaded {
+		return sink
+	}
 	tb.Cleanup(func() {
+		sinks.Delete(tb)
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		for _, line := range strings.Split(strings.TrimSpace(sink.buf.String()), "\n") {
@@ -60,13 +72,31 @@ func testLogger(tb testing.TB) *slog.Logger {
 			tb.Logf("the gateway's last %d log lines:\n%s", len(lines), strings.Join(lines, "\n"))
 		}
 	})
-	return slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return sink
 }
 
+func testLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(sinkFor(tb), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// forbidInLogs fails tb at its end if any line logged through
+// testLogger(tb), before or after this call, holds secret.
 func forbidInLogs(tb testing.TB, secret string) {
-	if s, ok := sinks.Load(tb); ok {
-		s.(*logSink).forbid(secret)
+	sinkFor(tb).forbid(secret)
+}
+
+// logsOf returns what the gateways of tb logged so far; tb must have
+// started one.
+func logsOf(tb testing.TB) string {
+	tb.Helper()
+	s, ok := sinks.Load(tb)
+	if !ok {
+		tb.Fatal("no log sink: no gateway started with testLogger")
 	}
+	sink := s.(*logSink)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	return sink.buf.String()
 }
 
 func TestGateway_SendVerify(t *testing.T) {

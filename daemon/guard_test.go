@@ -18,18 +18,6 @@ import (
 	"github.com/otpgate/otpgate/smpp/smsc"
 )
 
-// logsOf returns what the daemon of tb logged so far.
-func logsOf(tb testing.TB) string {
-	s, ok := sinks.Load(tb)
-	if !ok {
-		return ""
-	}
-	sink := s.(*logSink)
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	return sink.buf.String()
-}
-
 // smsTo counts the SMS the simulator accepted to numbers starting with
 // prefix (E.164 digits), but those in except.
 func smsTo(sim *smsc.Server, prefix string, except map[string]bool) int {

@@ -203,7 +203,7 @@ func TestNotifier_NoSocket(t *testing.T) {
 }
 
 // TestNotifier_DeadSocket: a NOTIFY_SOCKET nobody listens on is logged,
-// not fatal.
+// once for a run of failed notifications, not fatal.
 func TestNotifier_DeadSocket(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone.sock"))
 	n := daemon.NewNotifier(testLogger(t))
@@ -211,6 +211,9 @@ func TestNotifier_DeadSocket(t *testing.T) {
 	n.Reloading()
 	n.Ready()
 	n.Stopping()
+	if got := strings.Count(logsOf(t), `"msg":"notify systemd failed"`); got != 1 {
+		t.Fatalf("%d \"notify systemd failed\" lines for 4 failed notifications, want 1:\n%s", got, logsOf(t))
+	}
 }
 
 // unitFile parses systemd/otpgate.service into key → values (a key may

@@ -370,7 +370,7 @@ func TestSession_CloseUnbinds(t *testing.T) {
 	_, seq, _ := p.readUntil(pdu.UnbindID)
 	p.write(frame(uint32(pdu.UnbindRespID), 0, seq, nil))
 	recv(t, done, "close to return")
-	if !errors.Is(s.Err(), errClosed) && s.Err() == nil {
+	if !errors.Is(s.Err(), errClosed) {
 		t.Fatalf("got %v, want closed", s.Err())
 	}
 }
