@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -203,6 +204,16 @@ func (Secret) String() string { return "[REDACTED]" }
 // GoString hides the secret from %#v.
 func (Secret) GoString() string { return "[REDACTED]" }
 
+// Format hides the secret from every fmt verb, %d and %x included (which
+// would otherwise print a string's bytes), as part of a struct too.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		io.WriteString(f, s.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), "[REDACTED]")
+}
+
 // LogValue hides the secret from slog.
 func (Secret) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
 
@@ -275,11 +286,36 @@ func ParseConfig(r io.Reader) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %s", yamlProblem(err))
 	}
 	cfg.setDefaults()
 	cfg.readSecretFiles()
 	return &cfg, nil
+}
+
+// yamlProblem is err's text without the values it quotes: the YAML
+// decoder names an unknown anchor (a password starting with an unquoted
+// "*") and quotes a value that does not fit its key's type (a secret under
+// a mis-indented key), and the problem goes to check-config's output, the
+// journal and the reload log. Line numbers and key names stay.
+func yamlProblem(err error) string {
+	msg := yamlQuoted.ReplaceAllString(err.Error(), "a value")
+	return yamlAnchor.ReplaceAllString(msg, "an unknown anchor (quote a value that starts with *)")
+}
+
+var (
+	yamlQuoted = regexp.MustCompile("`[^`]*`")
+	yamlAnchor = regexp.MustCompile(`unknown anchor '[^']*'`)
+)
+
+// shownAddress is an address as a problem may show it: an address with
+// "@" (a URL with credentials, smpp://id:password@host:port or
+// redis://:password@host:port) loses what comes before its last "@".
+func shownAddress(a string) string {
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		return "…" + a[i:]
+	}
+	return a
 }
 
 // defaultConfig holds the value of every key a file leaves out; decoding
@@ -474,7 +510,7 @@ func (c *Config) validateCarriers(add adder) map[string]int {
 		}
 		if !k.Simulate {
 			if _, _, err := net.SplitHostPort(k.Address); err != nil {
-				add(p+".address", "want host:port, got %q", k.Address)
+				add(p+".address", "want host:port, got %q", shownAddress(k.Address))
 			}
 		}
 		// smpp owns the rules of the carrier's own settings; the config adds

@@ -98,7 +98,7 @@ func (c *Config) validateStore(add adder) {
 	}
 	for i, a := range r.Addrs {
 		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			add(fmt.Sprintf("store.redis.addrs[%d]", i), "want host:port, got %q", a)
+			add(fmt.Sprintf("store.redis.addrs[%d]", i), "want host:port, got %q", shownAddress(a))
 		}
 	}
 	if r.TLSCAFile != "" {
