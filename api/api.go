@@ -72,6 +72,10 @@ func New(svc *otp.Service, opts Options) http.Handler {
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// Paths are exact. gin's default redirect of a path with a trailing
+	// slash answers before any middleware: no envelope, no X-Request-Id,
+	// no request log line. Such a path is unknown (404) instead.
+	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(h.logRequests, h.recover)
 	r.NoRoute(func(c *gin.Context) { h.writeError(c, errRouteNotFound) })

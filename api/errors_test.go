@@ -168,6 +168,12 @@ func TestAPI_ErrorTable(t *testing.T) {
 			404, envelope(404, "Not Found", "Not Found", 404), "no_route"},
 		{"MethodNotAllowed", "GET", sendPath, apiKey, "",
 			405, envelope(405, "Method Not Allowed", "Method Not Allowed", 405), "method_not_allowed"},
+		// Paths are exact: no redirect, which would answer outside the
+		// envelope and the request log.
+		{"TrailingSlash", "POST", sendPath + "/", apiKey, sendBody(clientID, live, "6"),
+			404, envelope(404, "Not Found", "Not Found", 404), "no_route"},
+		{"TrailingSlashHealthz", "GET", "/healthz/", "", "",
+			404, envelope(404, "Not Found", "Not Found", 404), "no_route"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { run(t, srv.URL, c) })
