@@ -138,7 +138,8 @@ func TestVersionAndUsage(t *testing.T) {
 }
 
 // TestCheckConfig_Warnings: a password of 9 to 16 characters is a warning
-// (printed, exit 0); longer is a problem.
+// (printed, exit 0); longer is a problem. The demo's simulated carrier is
+// a warning too: its SMS texts, codes included, go to the log.
 func TestCheckConfig_Warnings(t *testing.T) {
 	demo, err := os.ReadFile("configs/demo.yaml")
 	if err != nil {
@@ -158,7 +159,8 @@ func TestCheckConfig_Warnings(t *testing.T) {
 	if code != 0 || !strings.HasSuffix(out, ": ok\n") {
 		t.Fatalf("16 characters: got %d %q %s, want ok", code, out, errs)
 	}
-	if !strings.Contains(errs, "1 warning(s)") || !strings.Contains(errs, "carriers[0].password: longer than 8 characters") {
+	if !strings.Contains(errs, "2 warning(s)") || !strings.Contains(errs, "carriers[0].password: longer than 8 characters") ||
+		!strings.Contains(errs, "carriers[0].simulate: the bundled simulator takes this carrier's SMS") {
 		t.Fatalf("16 characters: got %q, want the warning", errs)
 	}
 	code, _, errs = runCmd(t, "", "check-config", "-config", write(long+"x"))

@@ -54,6 +54,10 @@ func checkCarrierLink(p string, k CarrierConfig, add func(path, format string, a
 func (c *Config) Warnings() Problems {
 	var ws Problems
 	for i, k := range c.Carriers {
+		if k.Simulate {
+			ws = append(ws, Problem{fmt.Sprintf("carriers[%d].simulate", i),
+				"the bundled simulator takes this carrier's SMS: none leaves this machine, and its log lines carry each SMS's text, codes included; not for production"})
+		}
 		if n := len(k.Password); n > smpp.SMPPPassword && n <= smpp.MaxPassword {
 			ws = append(ws, Problem{fmt.Sprintf("carriers[%d].password", i),
 				fmt.Sprintf("longer than %d characters: SMPP 3.4 allows %d, many SMSCs accept up to %d; check with the carrier",
