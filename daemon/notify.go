@@ -23,6 +23,7 @@ type Notifier struct {
 	enabled  bool
 	interval time.Duration // watchdog ping period; 0 when the watchdog is off
 	failing  atomic.Bool   // the last send failed: log only the first of a run
+	stopping atomic.Bool   // Stopping was sent: no READY or RELOADING after it
 }
 
 // NewNotifier reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID once.
@@ -57,20 +58,32 @@ func (n *Notifier) Enabled() bool { return n.enabled }
 func (n *Notifier) WatchdogInterval() time.Duration { return n.interval }
 
 // Ready tells systemd that startup (or a reload) is complete: call it once
-// the HTTP listener is serving, and after every reload.
-func (n *Notifier) Ready() { n.notify(sd.SdNotifyReady + "\nSTATUS=serving") }
+// the HTTP listener is serving, and after every reload. After Stopping it
+// sends nothing: a reload that ends during the shutdown does not make the
+// daemon look ready again.
+func (n *Notifier) Ready() {
+	if !n.stopping.Load() {
+		n.notify(sd.SdNotifyReady + "\nSTATUS=serving")
+	}
+}
 
 // Reloading tells systemd that a reload has begun; Ready must follow when
 // it is over, whether the new config was taken or rejected. MONOTONIC_USEC
 // is required by systemd 253 and later to tell this reload from an older one.
+// After Stopping it sends nothing.
 func (n *Notifier) Reloading() {
-	n.notify(sd.SdNotifyReloading + "\n" + monotonicUsec() + "STATUS=reloading configuration")
+	if !n.stopping.Load() {
+		n.notify(sd.SdNotifyReloading + "\n" + monotonicUsec() + "STATUS=reloading configuration")
+	}
 }
 
 // Stopping tells systemd that shutdown has begun (draining requests,
 // unbinding carriers), so it waits up to TimeoutStopSec instead of
-// treating the silence as a hang.
-func (n *Notifier) Stopping() { n.notify(sd.SdNotifyStopping + "\nSTATUS=draining and unbinding") }
+// treating the silence as a hang. Watchdog pings go on after it.
+func (n *Notifier) Stopping() {
+	n.stopping.Store(true)
+	n.notify(sd.SdNotifyStopping + "\nSTATUS=draining and unbinding")
+}
 
 // Run pings the watchdog every WatchdogInterval while healthy reports true,
 // and returns when ctx is done. An unhealthy daemon skips the ping, so that

@@ -164,6 +164,24 @@ func TestNotifier_Messages(t *testing.T) {
 	})
 }
 
+// TestNotifier_NoReadyAfterStopping: a reload that ends while the daemon
+// stops (SIGTERM during its drain) sends neither RELOADING nor READY after
+// STOPPING: systemd must not see the daemon ready again.
+func TestNotifier_NoReadyAfterStopping(t *testing.T) {
+	sock := listenNotify(t)
+	t.Setenv("WATCHDOG_USEC", "")
+	n := daemon.NewNotifier(testLogger(t))
+	n.Stopping()
+	n.Reloading()
+	n.Ready()
+	n.Stopping() // a marker: the next datagram after the first STOPPING
+	for i := range 2 {
+		if f := fields(t, sock.next(t)); f["STOPPING"] != "1" {
+			t.Fatalf("message %d: got %v, want STOPPING=1 (nothing between)", i+1, f)
+		}
+	}
+}
+
 func TestNotifier_WatchdogOff(t *testing.T) {
 	listenNotify(t)
 	for _, tc := range []struct{ name, usec, pid string }{
