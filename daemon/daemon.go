@@ -130,7 +130,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	}
 	db, fleetLimiter, err := d.openStore(ctx, cfg)
 	if err != nil {
-		return err
+		return d.stoppedEarly(ctx, err)
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
@@ -140,7 +140,7 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	d.sampleMetrics(db)
 	fleet, internalSrv, internalLn, err := d.joinFleet(ctx, cfg, db, secret)
 	if err != nil {
-		return err
+		return d.stoppedEarly(ctx, err)
 	}
 	if fleet != nil {
 		defer fleet.leave() // after the carriers stopped (deferred later), before the store closes
@@ -154,8 +154,13 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	}
 	defer ln.Close()
 
-	// Carriers, GC and sweeps live until the HTTP side has drained.
+	// Carriers, GC and sweeps live until the HTTP side has drained. Every
+	// goroutine counted in d.wg (the guard's sync, every carrier of this
+	// start or of a reload) ends with bg and is waited for before the
+	// store closes (deferred earlier, so it runs later), on every return
+	// from here on.
 	bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer d.wg.Wait()
 	defer bgCancel()
 	settings, err := buildSettings(cfg)
 	if err != nil {
@@ -190,10 +195,6 @@ func (d *Server) Run(ctx context.Context) (err error) {
 	d.inbox = d.newInbox(db, settings)
 	failed, err := d.applyCarriers(cfg)
 	d.mu.Unlock()
-	// Every carrier goroutine, of this start or of a reload, is waited for
-	// before the store closes (deferred earlier, so it runs later).
-	defer d.wg.Wait()
-	defer bgCancel()
 	defer d.stopCarriers()
 	if err != nil {
 		d.stopRuns(failed)
@@ -445,6 +446,18 @@ func (d *Server) stopRun(r *carrierRun) {
 	} else {
 		d.Metrics.ForgetCarrier(r.cfg.Name)
 	}
+}
+
+// stoppedEarly is Run's answer to err from a start-up step that waits on
+// ctx (reaching Redis, joining the fleet): nil when ctx ended first, since
+// a stop asked for during the start is a clean stop (exit 0 for systemd),
+// logged; err otherwise.
+func (d *Server) stoppedEarly(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	d.log.Info("otpgate stopped while starting", keyError, err)
+	return nil
 }
 
 // stopCarriers stops every carrier and refuses later reloads; it is

@@ -364,3 +364,33 @@ func digitsOf(s string) string {
 		return -1
 	}, s)
 }
+
+// TestRun_StopWhileStarting: a stop asked for while the gateway still
+// reaches its Redis store (SIGTERM during the start) is a clean stop, nil
+// for exit 0; a store it cannot reach is an error when nobody asked.
+func TestRun_StopWhileStarting(t *testing.T) {
+	cfg := testConfig(t, cfgOpts{simAddr: deadAddr(t)})
+	cfg.Store.Backend = "redis"
+	cfg.Store.Redis.Addrs = []string{deadAddr(t)}
+	d, err := daemon.New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatalf("stopped while starting: got %v, want nil", err)
+	}
+	if !strings.Contains(logsOf(t), `"msg":"otpgate stopped while starting"`) {
+		t.Fatalf("no log line of the early stop:\n%s", logsOf(t))
+	}
+	d, err = daemon.New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := d.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("store unreachable: got %v (ctx %v), want the store's error before the minute", err, ctx.Err())
+	}
+}
