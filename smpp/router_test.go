@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,11 +184,7 @@ func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
 	cfg.Observer = obs
 	c := runCarrier(t, cfg, nil)
 	waitBound(t, c, 1)
-	r, err := smpp.NewRouter([]smpp.Route{{Countries: []string{"*"}, Carriers: []string{"a"}}},
-		map[string]*smpp.Carrier{"a": c}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := routeAllTo(t, c)
 	const n = 5
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -233,6 +230,50 @@ func TestRouter_RecoversFromSMSCThrottling(t *testing.T) {
 	if limit := uint64(25 * n); st.Throttled > limit {
 		t.Fatalf("throttled %d times for %d sends, want at most %d: retries do not back off", st.Throttled, n, limit)
 	}
+}
+
+// TestRouter_ThrottledFromTheStart: an SMSC that throttles every submit
+// from the first (an account already at its cap), to a carrier unlimited
+// on our side. Half of unlimited is unlimited, so the carrier's pace did
+// not fall and 20 senders' retries reached the SMSC about 170 times a
+// second; now its first throttle sets 20/s, halved from there. Counted,
+// not timed: the senders' 2 s deadlines bound the run.
+func TestRouter_ThrottledFromTheStart(t *testing.T) {
+	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
+	sim.SetSubmitStatus(0x58) // ESME_RTHROTTLED, always
+	c := runCarrier(t, carrierConfig("a", sim.Addr()), nil)
+	waitBound(t, c, 1)
+	r := routeAllTo(t, c)
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			sms := testSMS(fmt.Sprintf("code %04d", i))
+			sms.RequestID = fmt.Sprint("req-", i)
+			if _, err := r.Send(ctxTimeout(t, 2*time.Second), sms); err == nil {
+				t.Errorf("send %d: got nil, want an error: the SMSC took nothing", i)
+			}
+		})
+	}
+	wg.Wait()
+	// 20/s halved every 250 ms to its 1/s floor, with a bucket of one:
+	// about 25 submits in 2 s, whatever the senders do. 100 leaves room.
+	st := sim.Stats()
+	t.Logf("%d submits, %d senders, 2 s", st.Submits, n)
+	if st.Submits == 0 || st.Submits > 100 {
+		t.Fatalf("the SMSC got %d submits from %d senders in 2 s, want 1 to 100: no back-off", st.Submits, n)
+	}
+}
+
+// routeAllTo is a router sending every number through c, bound as "a".
+func routeAllTo(t *testing.T, c *smpp.Carrier) *smpp.Router {
+	t.Helper()
+	r, err := smpp.NewRouter([]smpp.Route{{Countries: []string{"*"}, Carriers: []string{"a"}}},
+		map[string]*smpp.Carrier{"a": c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestParsePrefix(t *testing.T) {

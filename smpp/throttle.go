@@ -22,8 +22,8 @@ import (
 // 20/s when unlimited), up to TPS. So the carrier runs at the SMSC's real rate instead of
 // halving blindly and idling (Kannel parks throttled messages for a
 // minute). A carrier configured as unlimited gets a finite bucket at its
-// first throttle and returns to unlimited once its rate has grown past
-// 100,000/s.
+// first throttle (the accepted rate, or 20/s when the SMSC took nothing
+// yet) and returns to unlimited once its rate has grown past 100,000/s.
 //
 // The router, when a pass over the route's carriers failed only because of
 // throttling (or unbound carriers), waits a jittered back-off (50ms
@@ -125,6 +125,11 @@ func (a *adaptive) throttled(now time.Time) {
 	m := a.measured(now)
 	next := min(m, a.cur)
 	switch {
+	case m == 0 && a.cur == rate.Inf:
+		// Throttled before any submit was accepted (just after a restart,
+		// or an account already at its cap): half of unlimited is still
+		// unlimited, so start from the least step of recovery.
+		next = unlimitedStep
 	case m == 0:
 		next = a.cur / 2 // nothing accepted lately: no rate to learn from
 	case m >= a.cur && a.cur != rate.Inf:

@@ -90,6 +90,22 @@ func TestAdaptive_UnlimitedLearnsAndReturns(t *testing.T) {
 	}
 }
 
+// TestAdaptive_UnlimitedThrottledFromTheStart: an unlimited carrier whose
+// SMSC throttles before taking any submit gets a finite rate at once (half
+// of unlimited would stay unlimited), and halves it from there.
+func TestAdaptive_UnlimitedThrottledFromTheStart(t *testing.T) {
+	a := newAdaptive(0, 1)
+	t0 := time.Unix(1000, 0)
+	a.throttled(t0)
+	if got := a.current(); got != unlimitedStep || a.lim.Limit() != got {
+		t.Fatalf("got %v (limiter %v), want %v/s", got, a.lim.Limit(), rate.Limit(unlimitedStep))
+	}
+	a.throttled(t0.Add(decreaseEvery))
+	if got := a.current(); got != unlimitedStep/2 {
+		t.Fatalf("second throttle: got %v, want %v", got, rate.Limit(unlimitedStep/2))
+	}
+}
+
 // TestAdaptive_Share: a fleet node holding half of a carrier's binds paces
 // at half its tps; a rate lowered by throttling stays within the share,
 // recovery stops at the share, and the whole comes back with all binds.
