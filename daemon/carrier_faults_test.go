@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,25 @@ func TestGateway_LateAckAndUnknownOutcome(t *testing.T) {
 	otpCode := codeFor(t, sim, "919876543210", 1)
 	if code, body := verify(t, g, "+91-9876543210", otpCode); code != 200 {
 		t.Fatalf("verify the code of the unknown-outcome send: got %d %s, want 200", code, body)
+	}
+}
+
+// TestGateway_HugeMessageID: the SMSC accepts the submit but answers a
+// 65,000-byte message_id. The SMS has gone out: send-otp answers 200 and
+// the code verifies (the id, which no receipt could match, is not
+// indexed; indexing it made badger refuse the key, and the send answered
+// 503 with its code lost).
+func TestGateway_HugeMessageID(t *testing.T) {
+	sim := startSim(t, smsc.Options{})
+	g := startGateway(t, testConfig(t, cfgOpts{simAddr: sim.Addr()}))
+	waitCarrierBound(t, g, "a")
+	sim.SetAckID(strings.Repeat("A", 65000), true)
+	if code, body := send(t, g, "+91-9876543210"); code != 200 {
+		t.Fatalf("send: got %d %s, want 200", code, body)
+	}
+	otpCode := codeFor(t, sim, "919876543210", 1)
+	if code, body := verify(t, g, "+91-9876543210", otpCode); code != 200 {
+		t.Fatalf("verify: got %d %s, want 200", code, body)
 	}
 }
 

@@ -173,12 +173,17 @@ func (s *session) receiptLoop() {
 	}
 }
 
-// printable returns at most n bytes of s with anything but ASCII letters,
-// digits and '_' replaced by '?', for logging a word a carrier sent.
+// printable returns at most n bytes of s with digits replaced by '#' and
+// anything else but ASCII letters and '_' by '?', for logging a word a
+// carrier sent: a stat word has no digits, and a carrier that put the
+// SMS's text there must not put its code in the log.
 func printable(s string, n int) string {
 	b := []byte(s[:min(len(s), n)])
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+		switch {
+		case c >= '0' && c <= '9':
+			b[i] = '#'
+		case !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'):
 			b[i] = '?'
 		}
 	}

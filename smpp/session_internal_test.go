@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 
+	"github.com/otpgate/otpgate/internal/syncbuf"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -232,6 +235,22 @@ func TestSession_HandlerErrorTemporary(t *testing.T) {
 	p.write(frame(uint32(pdu.DeliverSMID), 0, 77, deliverBody(0x04, "id:1 stat:DELIVRD")))
 	if st, seq, _ := p.readUntil(pdu.DeliverSMRespID); st != StatusRxTApp || seq != 77 {
 		t.Fatalf("got status %#x seq %d, want %#x 77", st, seq, StatusRxTApp)
+	}
+}
+
+// TestSession_StatWordLogged: an unknown stat word is logged, at most 16
+// bytes of it, with its digits masked: a carrier that put the SMS text (the
+// code) there must not put the code in the journal.
+func TestSession_StatWordLogged(t *testing.T) {
+	var logs syncbuf.Buffer
+	_, p := startPeer(t, sessionConfig{Handler: newReceipts(), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	p.write(frame(uint32(pdu.DeliverSMID), 0, 31, deliverBody(0x04, "id:A1 stat:987654_x?yz0123456789 text:code 987654")))
+	if st, seq, _ := p.readUntil(pdu.DeliverSMRespID); st != 0 || seq != 31 {
+		t.Fatalf("deliver_sm_resp: got status %#x seq %d, want 0 31", st, seq)
+	}
+	want := `"msg":"receipt stat unknown: message kept in flight","stat":"######_x?yz#####"`
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("got logs:\n%s\nwant %s", logs.String(), want)
 	}
 }
 

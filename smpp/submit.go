@@ -284,7 +284,17 @@ func submitPDU(ctx context.Context, s *session, submit []byte, onLate func([]byt
 	if id != pdu.SubmitSMRespID {
 		return "", fmt.Errorf("smpp: %w: %#08x with status 0", errUnexpectedReply, uint32(id))
 	}
-	return strings.TrimSpace(cString(frame[pdu.HeaderLen:])), nil
+	mid := strings.TrimSpace(cString(frame[pdu.HeaderLen:]))
+	if mid == "" || len(mid) > MaxReceiptIDLen {
+		// Accepted all the same: the SMS is on its way, and an error would
+		// have the router send it again. But no receipt can match it (one
+		// of over 64 characters is refused), so it is kept without an id:
+		// its state stays ACCEPTED and a failure is not retried.
+		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "submit accepted without a usable message_id: its receipt cannot be matched",
+			keyLength, len(mid))
+		return "", nil
+	}
+	return mid, nil
 }
 
 // frame encodes the submit_sm of part i of m with validity_period vp

@@ -136,6 +136,46 @@ func TestCarrier_Validity(t *testing.T) {
 	}
 }
 
+// TestCarrier_UnusableMessageID: an SMSC that accepts a submit but answers
+// an empty message_id, or one longer than SMPP's 64 characters, has taken
+// the SMS: Submit succeeds (an error would have it sent again) with an
+// empty id, which nothing indexes, and says so in the log. A 65,000-byte
+// id made the store's index key too long, after the SMS had gone out.
+func TestCarrier_UnusableMessageID(t *testing.T) {
+	for _, tt := range []struct{ name, id string }{
+		{"Empty", ""},
+		{"Blank", "   "},
+		{"TooLong", strings.Repeat("9", 65)},
+		{"Huge", strings.Repeat("A", 65000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
+			sim.SetAckID(tt.id, true)
+			var logs syncbuf.Buffer
+			c := startCarrier(t, carrierConfig("a", sim.Addr()), slog.New(slog.NewJSONHandler(&logs, nil)))
+			ids, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("Your code 1234"))
+			if err != nil || len(ids) != 1 || ids[0] != "" {
+				t.Fatalf("Submit: got %q, %v, want one empty id and no error", ids, err)
+			}
+			if st := sim.Stats(); st.Accepted != 1 || st.Submits != 1 {
+				t.Fatalf("Stats: got %d submits, %d accepted, want 1 and 1", st.Submits, st.Accepted)
+			}
+			if !strings.Contains(logs.String(), `"level":"WARN","msg":"submit accepted without a usable message_id`) {
+				t.Fatalf("no warning:\n%s", logs.String())
+			}
+		})
+	}
+	t.Run("Longest", func(t *testing.T) {
+		sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
+		id := strings.Repeat("7", smpp.MaxReceiptIDLen)
+		sim.SetAckID(id, true)
+		c := startCarrier(t, carrierConfig("a", sim.Addr()), nil)
+		if ids, err := c.Submit(ctxTimeout(t, 5*time.Second), testSMS("Your code 1234")); err != nil || len(ids) != 1 || ids[0] != id {
+			t.Fatalf("Submit: got %q, %v, want the 64-character id", ids, err)
+		}
+	})
+}
+
 func TestCarrier_ValidityRefused(t *testing.T) {
 	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
 	sim.SetRejectValidity(true)

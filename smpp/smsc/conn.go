@@ -374,7 +374,11 @@ func (c *conn) ack(seq, st uint32, m Message) {
 	s.stats.accepted.Add(1)
 	s.log.Info("sms received", "system_id", m.SystemID, "message_id", m.ID, "src", m.Src, "dst", m.Dst,
 		"text", m.Text, "part", m.Part, "parts", m.Parts)
-	resp := encodeResp(idSubmitSMResp, 0, seq, []byte(m.ID))
+	respID := m.ID
+	if id := s.ackID.Load(); id != nil {
+		respID = *id
+	}
+	resp := encodeResp(idSubmitSMResp, 0, seq, []byte(respID))
 	if s.cfg.ReceiptFirst && s.receiptFirst(c, m, n, func() { c.write(resp) }) {
 		return
 	}

@@ -220,7 +220,8 @@ type Server struct {
 	noAck          atomic.Bool
 	rejectValidity atomic.Bool
 	policy         atomic.Pointer[func(Message) uint32]
-	link           linkFaults // SetUnbindAfter, SetSilent, SetEnquireLinkDelay
+	ackID          atomic.Pointer[string] // SetAckID: the id every submit_sm_resp carries
+	link           linkFaults             // SetUnbindAfter, SetSilent, SetEnquireLinkDelay
 
 	stats counters
 
@@ -569,6 +570,18 @@ func (s *Server) SetSubmitPolicy(f func(Message) uint32) {
 		return
 	}
 	s.policy.Store(&f)
+}
+
+// SetAckID makes every following submit_sm_resp carry id as its
+// message_id, whatever the message's own ("" for an empty one): a carrier
+// that answers without a usable id. The message is recorded, and its
+// receipt sent, under its own id. Off restores the message's own id.
+func (s *Server) SetAckID(id string, on bool) {
+	if !on {
+		s.ackID.Store(nil)
+		return
+	}
+	s.ackID.Store(&id)
 }
 
 // RequireSource is a submit policy that refuses a source address whose
