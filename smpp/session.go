@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -229,6 +230,12 @@ func newSession(conn net.Conn, cfg sessionConfig) *session {
 		dead:    make(chan struct{}),
 		born:    time.Now(),
 	}
+	// Each session numbers its PDUs from a random point, not from 1: a
+	// response an SMSC (or a proxy in front of it) still sends for the
+	// previous session's submit, after the rebind, cannot then take the
+	// sequence number of this session's submit and give it another
+	// message's id.
+	s.seq.Store(rand.Uint32N(maxSeq))
 	s.hctx, s.hcancel = context.WithCancel(context.Background())
 	if cfg.Kind.canReceive() {
 		s.receipts = make(chan receiptJob, receiptQueueLen)

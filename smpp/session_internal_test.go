@@ -394,6 +394,34 @@ func TestSession_CloseUnbinds(t *testing.T) {
 	}
 }
 
+// TestSession_StaleRespAfterRebind: the SMSC (or a proxy before it) still
+// answers the previous session's unanswered submit on the next session.
+// Both sessions numbered from 1, so that response took the new submit's
+// sequence number and gave it the old message's id; each now starts at a
+// random point, and the stale response matches nothing.
+func TestSession_StaleRespAfterRebind(t *testing.T) {
+	s1, p1 := startPeer(t, sessionConfig{})
+	go s1.request(context.Background(), submitSM(), pdu.SubmitSMRespID, true) // never answered
+	_, oldSeq, _ := p1.readUntil(pdu.SubmitSMID)
+	s1.kill(errClosed)
+
+	s2, p2 := startPeer(t, sessionConfig{})
+	done := make(chan []byte, 1)
+	go func() {
+		f, err := s2.request(context.Background(), submitSM(), pdu.SubmitSMRespID, true)
+		if err != nil {
+			t.Errorf("submit on the new session: %v", err)
+		}
+		done <- f
+	}()
+	_, seq, _ := p2.readUntil(pdu.SubmitSMID)
+	p2.write(frame(uint32(pdu.SubmitSMRespID), 0, oldSeq, cstr("OLD-MSG")))
+	p2.write(frame(uint32(pdu.SubmitSMRespID), 0, seq, cstr("NEW-MSG")))
+	if f := recv(t, done, "the new submit's result"); f == nil || cString(f[16:]) != "NEW-MSG" {
+		t.Fatalf("got %q, want NEW-MSG: the stale response was taken", f)
+	}
+}
+
 func TestSession_SeqWraps(t *testing.T) {
 	s := newSession(nil, sessionConfig{})
 	s.seq.Store(maxSeq - 1)
