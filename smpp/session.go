@@ -319,6 +319,17 @@ func (s *session) bind(ctx context.Context) error {
 			if _, err := s.conn.Write(r); err != nil {
 				return fmt.Errorf("smpp: bind: write: %w", err)
 			}
+		case id == pdu.DeliverSMID || id == pdu.DataSMID:
+			// A receipt or MO before the bind_resp: refused for now
+			// (ESME_RX_T_APPN), so that the SMSC sends it again once
+			// bound, instead of waiting for an answer that never comes.
+			resp := pdu.DeliverSMRespID
+			if id == pdu.DataSMID {
+				resp = pdu.DataSMRespID
+			}
+			if _, err := s.conn.Write(encodeResp(resp, StatusRxTApp, rseq)); err != nil {
+				return fmt.Errorf("smpp: bind: write: %w", err)
+			}
 		}
 	}
 }

@@ -433,12 +433,63 @@ func TestSession_SeqWraps(t *testing.T) {
 	}
 }
 
-func TestSession_BindRejected(t *testing.T) {
+// TestSession_DeliverBeforeBindResp: an SMSC that sends a receipt before
+// its bind_resp (in the same write) gets ESME_RX_T_APPN for it, so that it
+// sends it again once bound, not silence; the bind still succeeds, and the
+// receipt sent again is taken.
+func TestSession_DeliverBeforeBindResp(t *testing.T) {
+	type answer struct{ status, seq uint32 }
+	answers := make(chan answer, 2)
+	addr := bindingSMSC(t, func(c net.Conn, id pdu.ID, seq uint32) {
+		receipt := deliverBody(0x04, "id:B7 stat:DELIVRD err:000")
+		c.Write(append(frame(uint32(pdu.DeliverSMID), 0, 500, receipt), frame(uint32(id)|0x80000000, 0, seq, cstr("smsc"))...))
+		for _, again := range []bool{false, true} {
+			if again {
+				c.Write(frame(uint32(pdu.DeliverSMID), 0, 501, receipt))
+			}
+			for {
+				f, err := readFrame(c)
+				if err != nil {
+					return
+				}
+				if id, st, seq := header(f); id == pdu.DeliverSMRespID {
+					answers <- answer{st, seq}
+					break
+				}
+			}
+		}
+		readFrame(c) // until the session closes
+	})
+	h := newReceipts()
+	var d net.Dialer
+	s, err := dialSession(context.Background(), d.DialContext, addr, nil, sessionConfig{Handler: h})
+	if err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	defer s.close()
+	if a := recv(t, answers, "the early receipt's answer"); a != (answer{StatusRxTApp, 500}) {
+		t.Fatalf("early receipt: got status %#x seq %d, want %#x 500", a.status, a.seq, StatusRxTApp)
+	}
+	if a := recv(t, answers, "the receipt sent again"); a != (answer{0, 501}) {
+		t.Fatalf("receipt after the bind: got status %#x seq %d, want 0 501", a.status, a.seq)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.got) != 1 || h.got[0].MessageID != "B7" {
+		t.Fatalf("receipts: got %+v, want B7 once", h.got)
+	}
+}
+
+// bindingSMSC listens on 127.0.0.1:0 and returns its address; it accepts
+// one connection, reads its bind and hands the connection, the bind's
+// command id and sequence number to script, which answers (or not).
+func bindingSMSC(t *testing.T, script func(c net.Conn, id pdu.ID, seq uint32)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -450,10 +501,17 @@ func TestSession_BindRejected(t *testing.T) {
 			return
 		}
 		id, _, seq := header(f)
-		c.Write(frame(uint32(id)|0x80000000, StatusInvPaswd, seq, nil))
+		script(c, id, seq)
 	}()
+	return ln.Addr().String()
+}
+
+func TestSession_BindRejected(t *testing.T) {
+	addr := bindingSMSC(t, func(c net.Conn, id pdu.ID, seq uint32) {
+		c.Write(frame(uint32(id)|0x80000000, StatusInvPaswd, seq, nil))
+	})
 	var d net.Dialer
-	_, err = dialSession(context.Background(), d.DialContext, ln.Addr().String(), nil, sessionConfig{Kind: bindTransmitter})
+	_, err := dialSession(context.Background(), d.DialContext, addr, nil, sessionConfig{Kind: bindTransmitter})
 	var se *StatusError
 	if !errors.As(err, &se) || se.Status != StatusInvPaswd {
 		t.Fatalf("got %v, want StatusError 0x0E", err)
