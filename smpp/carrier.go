@@ -592,7 +592,7 @@ func (c *Carrier) lateAck(requestID string, i, n int) func(frame []byte) {
 		if id != pdu.SubmitSMRespID || status != StatusOK {
 			return
 		}
-		if msgID := strings.TrimSpace(cString(frame[pdu.HeaderLen:])); msgID != "" {
+		if msgID, _ := respMessageID(frame); msgID != "" {
 			c.cfg.OnLateAck(LateAck{Carrier: c.cfg.Name, RequestID: requestID, MessageID: msgID, Part: i, Parts: n})
 		}
 	}

@@ -228,7 +228,7 @@ func TestCarrier_LaterPartGivesUpAtDeadline(t *testing.T) {
 // deadline still reaches OnLateAck with the request, part and message id.
 func TestCarrier_LateAck(t *testing.T) {
 	sim := newSMSC(t, smsc.Options{ReceiptDelay: -1})
-	late := make(chan smpp.LateAck, 1)
+	late := make(chan smpp.LateAck, 3)
 	cfg := carrierConfig("a", sim.Addr())
 	cfg.OnLateAck = func(a smpp.LateAck) { late <- a }
 	c := runCarrier(t, cfg, nil)
@@ -246,5 +246,24 @@ func TestCarrier_LateAck(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no late ack")
+	}
+	// A late id no receipt could match (over 64 characters) is not
+	// reported: the next late ack is the one after it.
+	sim.SetAckID(strings.Repeat("A", 65000), true)
+	if _, err := c.Submit(ctxTimeout(t, 100*time.Millisecond), testSMS("code 2345")); !errors.Is(err, smpp.ErrUnanswered) {
+		t.Fatalf("got %v, want ErrUnanswered", err)
+	}
+	eventually(t, "the second late ack sent", func() bool { return sim.Stats().Accepted == 2 }) // its id is taken when it goes
+	sim.SetAckID("", false)
+	if _, err := c.Submit(ctxTimeout(t, 100*time.Millisecond), testSMS("code 3456")); !errors.Is(err, smpp.ErrUnanswered) {
+		t.Fatalf("got %v, want ErrUnanswered", err)
+	}
+	select {
+	case a := <-late:
+		if msgs := sim.Messages(); len(msgs) != 3 || a.MessageID != msgs[2].ID {
+			t.Fatalf("late ack %q, want the third message's id", a.MessageID[:min(len(a.MessageID), 20)])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no late ack for the third submit")
 	}
 }

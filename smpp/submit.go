@@ -284,17 +284,28 @@ func submitPDU(ctx context.Context, s *session, submit []byte, onLate func([]byt
 	if id != pdu.SubmitSMRespID {
 		return "", fmt.Errorf("smpp: %w: %#08x with status 0", errUnexpectedReply, uint32(id))
 	}
-	mid := strings.TrimSpace(cString(frame[pdu.HeaderLen:]))
-	if mid == "" || len(mid) > MaxReceiptIDLen {
+	mid, n := respMessageID(frame)
+	if mid == "" {
 		// Accepted all the same: the SMS is on its way, and an error would
-		// have the router send it again. But no receipt can match it (one
-		// of over 64 characters is refused), so it is kept without an id:
-		// its state stays ACCEPTED and a failure is not retried.
+		// have the router send it again. But no receipt can match it, so it
+		// is kept without an id: its state stays ACCEPTED and a failure is
+		// not retried.
 		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "submit accepted without a usable message_id: its receipt cannot be matched",
-			keyLength, len(mid))
-		return "", nil
+			keyLength, n)
 	}
 	return mid, nil
+}
+
+// respMessageID is the message_id of a submit_sm_resp frame, "" when it is
+// blank or longer than SMPP's 64 characters (a receipt naming such an id
+// is refused, and badger refuses index keys past 65,000 bytes); n is its
+// length as sent.
+func respMessageID(frame []byte) (id string, n int) {
+	id = strings.TrimSpace(cString(frame[pdu.HeaderLen:]))
+	if len(id) > MaxReceiptIDLen {
+		return "", len(id)
+	}
+	return id, len(id)
 }
 
 // frame encodes the submit_sm of part i of m with validity_period vp

@@ -572,8 +572,9 @@ func (s *Server) SetSubmitPolicy(f func(Message) uint32) {
 	s.policy.Store(&f)
 }
 
-// SetAckID makes every following submit_sm_resp carry id as its
-// message_id, whatever the message's own ("" for an empty one): a carrier
+// SetAckID makes every submit_sm_resp written from now on (a delayed one
+// included) carry id as its message_id, whatever the message's own ("" for
+// an empty one): a carrier
 // that answers without a usable id. The message is recorded, and its
 // receipt sent, under its own id. Off restores the message's own id.
 func (s *Server) SetAckID(id string, on bool) {
