@@ -86,9 +86,14 @@ func New(svc *otp.Service, opts Options) http.Handler {
 	v3.POST("/verify-otp", h.verifyOTP)
 	v3.GET("/status/:requestId", h.status)
 
-	r.GET("/healthz", func(c *gin.Context) { c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ok"}`)) })
+	healthz := func(c *gin.Context) { c.Data(200, "application/json; charset=utf-8", []byte(`{"status":"ok"}`)) }
+	r.GET("/healthz", healthz)
 	r.GET("/openapi.yaml", serveOpenAPI)
 	r.GET("/readyz", h.ready)
+	// Load balancers that probe with HEAD: the GET's status and headers
+	// (net/http drops the body).
+	r.HEAD("/healthz", healthz)
+	r.HEAD("/readyz", h.ready)
 	return r
 }
 

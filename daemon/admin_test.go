@@ -44,6 +44,9 @@ func TestAdmin_Port(t *testing.T) {
 	if code, body := call(t, "GET", u.url+"/readyz", "", ""); code != 503 || strings.Contains(body, "reason") {
 		t.Fatalf("API /readyz: got %d %s, want 503 without a reason", code, body)
 	}
+	if code, body := call(t, "HEAD", u.url+"/readyz", "", ""); code != 503 || body != "" {
+		t.Fatalf("API HEAD /readyz: got %d %q, want 503 and no body", code, body)
+	}
 }
 
 // TestAdmin_Token: with admin.token_file every admin request needs the
