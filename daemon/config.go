@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/redact"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/smpp"
@@ -199,27 +200,21 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 type Secret string
 
 // String hides the secret.
-func (Secret) String() string { return "[REDACTED]" }
+func (Secret) String() string { return redact.Text }
 
 // GoString hides the secret from %#v.
-func (Secret) GoString() string { return "[REDACTED]" }
+func (Secret) GoString() string { return redact.Text }
 
-// Format hides the secret from every fmt verb, %d and %x included (which
-// would otherwise print a string's bytes), as part of a struct too.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, s.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), "[REDACTED]")
-}
+// Format hides the secret from every fmt verb, %d and %x included, as part
+// of a struct too.
+func (s Secret) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.GoString()) }
 
 // LogValue hides the secret from slog.
-func (Secret) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
+func (Secret) LogValue() slog.Value { return slog.StringValue(redact.Text) }
 
 // MarshalJSON hides the secret when a config struct is encoded (as a JSON
 // log handler does with a struct attribute).
-func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redact.Text + `"`), nil }
 
 // Defaults of keys left out.
 const (

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/redact"
 )
 
 // Code is an OTP code. Every way a value is commonly printed hides it:
@@ -24,7 +26,7 @@ import (
 type Code string
 
 // redacted is what a Code shows instead of its digits.
-const redacted = "[REDACTED]"
+const redacted = redact.Text
 
 // String hides the code.
 func (Code) String() string { return redacted }
@@ -34,13 +36,7 @@ func (Code) GoString() string { return `otp.Code("` + redacted + `")` }
 
 // Format hides the code from every fmt verb, %d and %x included: without
 // it, a verb that does not consult String (%d) prints the digits.
-func (c Code) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, c.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), redacted)
-}
+func (c Code) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.GoString()) }
 
 // LogValue hides the code from slog.
 func (Code) LogValue() slog.Value { return slog.StringValue(redacted) }
