@@ -59,15 +59,20 @@ type receiptJob struct {
 	mo   otp.MO      // when isMO
 }
 
+// inboundResp is the response command of id, a deliver_sm or data_sm.
+func inboundResp(id pdu.ID) pdu.ID {
+	if id == pdu.DataSMID {
+		return pdu.DataSMRespID
+	}
+	return pdu.DeliverSMRespID
+}
+
 // deliver handles a deliver_sm or data_sm on the reader goroutine: it
 // reads it, tells a receipt from an MO, and queues either for the workers,
 // which answer after the handler. What cannot be queued now is answered at
 // once with ESME_RX_T_APPN: the reader never waits for a handler.
 func (s *session) deliver(id pdu.ID, seq uint32, frame []byte) {
-	resp := pdu.DeliverSMRespID
-	if id == pdu.DataSMID {
-		resp = pdu.DataSMRespID
-	}
+	resp := inboundResp(id)
 	in, err := parseInbound(id, frame[pdu.HeaderLen:])
 	if err != nil {
 		warnLimited(s.log, s.cfg.LogLimit, slog.LevelWarn, "", "undecodable deliver_sm or data_sm", keyCommandID, commandHex(id), keyError, err, keySeq, seq)

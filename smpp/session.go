@@ -323,11 +323,7 @@ func (s *session) bind(ctx context.Context) error {
 			// A receipt or MO before the bind_resp: refused for now
 			// (ESME_RX_T_APPN), so that the SMSC sends it again once
 			// bound, instead of waiting for an answer that never comes.
-			resp := pdu.DeliverSMRespID
-			if id == pdu.DataSMID {
-				resp = pdu.DataSMRespID
-			}
-			if _, err := s.conn.Write(encodeResp(resp, StatusRxTApp, rseq)); err != nil {
+			if _, err := s.conn.Write(encodeResp(inboundResp(id), StatusRxTApp, rseq)); err != nil {
 				return fmt.Errorf("smpp: bind: write: %w", err)
 			}
 		}
